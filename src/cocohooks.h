@@ -1,0 +1,230 @@
+/*-------------------------------------------------------------------------
+ *
+ * cocohooks.h
+ *	  Declarations shared by the modules of cocohooks.
+ *
+ * The path of one row change:
+ *
+ *	row_trigger.c	  fires for a row of a hooked table, asks hook_cache.c
+ *					  which hooks want the event, builds the body with
+ *					  payload.c and an event message with event_message.c;
+ *	pending_events.c  holds post_* messages until the transaction commits;
+ *	event_queue.c	  is the shared-memory ring the messages cross into;
+ *	worker.c		  drains the ring and hands one delivery per event and
+ *					  hook to http_client.c, then logs results through
+ *					  delivery_log.c.
+ *
+ * An event message is self-contained: it carries the body and a copy of
+ * every target hook's settings, so the worker never reads the hook catalog
+ * and a message could as well come from a durable source.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef COCOHOOKS_H
+#define COCOHOOKS_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
+
+#ifndef COCOHOOKS_VERSION
+#define COCOHOOKS_VERSION "unknown"
+#endif
+
+/* The four collection events; values index arrays and are stored in messages */
+typedef enum CocoEventKind
+{
+	COCO_PRE_SAVE = 0,
+	COCO_POST_SAVE,
+	COCO_PRE_DELETE,
+	COCO_POST_DELETE,
+	COCO_NUM_EVENTS
+} CocoEventKind;
+
+extern const char *const coco_event_names[COCO_NUM_EVENTS];
+extern int	coco_event_from_name(const char *name);
+
+/* settings (module.c) */
+extern bool cocohooks_api_session;
+extern char *cocohooks_database;
+extern int	cocohooks_queue_size;	/* kB */
+extern int	cocohooks_max_concurrent_deliveries;
+extern int	cocohooks_max_host_connections;
+extern int	cocohooks_log_deliveries;
+
+typedef enum CocoLogDeliveries
+{
+	COCO_LOG_NONE,
+	COCO_LOG_FAILURES,
+	COCO_LOG_ALL
+} CocoLogDeliveries;
+
+/* true when the library was loaded through shared_preload_libraries */
+extern bool coco_preloaded;
+extern void coco_require_preload(void);
+
+/*
+ * Event message layout, as it sits in the pending buffer and in the shared
+ * queue (all parts 8-byte aligned via total_len):
+ *
+ *	CocoEventHeader
+ *	hooks blob		nhooks CocoHookSpec, each followed by its strings
+ *	collection		collection_len bytes (no terminator)
+ *	document_id		document_id_len bytes (JSON text: a string or null)
+ *	body			body_len bytes, the JSON body of the POST
+ */
+typedef struct CocoEventHeader
+{
+	uint32		total_len;		/* whole message, a multiple of 8 */
+	uint8		event;			/* CocoEventKind */
+	uint8		reserved;
+	uint16		nhooks;
+	uint32		hooks_len;
+	uint32		collection_len;
+	uint32		document_id_len;
+	uint32		body_len;
+	Oid			collection_relid;
+	uint32		reserved2;
+	uint64		seq;			/* set when the message enters the queue */
+	TimestampTz queued_at;		/* likewise */
+} CocoEventHeader;
+
+/*
+ * One target hook, as copied into every message.  Followed by url_len bytes
+ * of URL, headers_len bytes of "Name: value\0" lines and key_len bytes of the
+ * decoded signing key; the whole spec is padded to 8 bytes (spec_len).
+ */
+typedef struct CocoHookSpec
+{
+	uint32		spec_len;
+	int32		timeout_ms;
+	int64		hook_id;
+	int32		max_retries;
+	uint16		url_len;
+	uint16		key_len;
+	uint32		headers_len;
+	uint32		reserved;
+} CocoHookSpec;
+
+#define COCO_MAX_URL_LEN		4096
+#define COCO_MAX_HEADERS_LEN	16384
+#define COCO_MAX_KEY_LEN		256
+
+static inline const char *
+coco_event_hooks(const CocoEventHeader *h)
+{
+	return (const char *) h + sizeof(CocoEventHeader);
+}
+
+static inline const char *
+coco_event_collection(const CocoEventHeader *h)
+{
+	return coco_event_hooks(h) + h->hooks_len;
+}
+
+static inline const char *
+coco_event_document_id(const CocoEventHeader *h)
+{
+	return coco_event_collection(h) + h->collection_len;
+}
+
+static inline const char *
+coco_event_body(const CocoEventHeader *h)
+{
+	return coco_event_document_id(h) + h->document_id_len;
+}
+
+static inline const char *
+coco_spec_url(const CocoHookSpec *s)
+{
+	return (const char *) s + sizeof(CocoHookSpec);
+}
+
+static inline const char *
+coco_spec_headers(const CocoHookSpec *s)
+{
+	return coco_spec_url(s) + s->url_len;
+}
+
+static inline const char *
+coco_spec_key(const CocoHookSpec *s)
+{
+	return coco_spec_headers(s) + s->headers_len;
+}
+
+/* event_message.c */
+extern void coco_message_append(StringInfo buf, CocoEventKind event,
+								Oid collection_relid,
+								const char *hooks, uint32 hooks_len, int nhooks,
+								const char *collection,
+								const char *document_id,
+								const char *body, uint32 body_len);
+extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
+								  const char *url, const char *headers,
+								  uint32 headers_len, const char *key,
+								  uint32 key_len, int32 timeout_ms,
+								  int32 max_retries);
+
+/* event_queue.c */
+extern Size coco_queue_shmem_size(void);
+extern void coco_queue_shmem_request(void);
+extern void coco_queue_shmem_startup(void);
+extern bool coco_queue_available(void);
+extern TimestampTz coco_queue_epoch(void);
+extern int	coco_queue_push(const char *messages, Size len, int nmessages);
+extern void coco_queue_count_dropped(uint64 n);
+extern void coco_queue_wake_worker(void);
+extern void coco_queue_set_worker(int pgprocno);
+extern Size coco_queue_pop(char *dst, Size dst_size, int *nmessages,
+						   Size *needed);
+extern uint64 coco_queue_lose_unfinished(void);
+extern void coco_queue_finish_upto(uint64 seq);
+extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,
+										uint64 retried);
+extern void coco_queue_set_in_flight(int n);
+
+/* pending_events.c */
+extern void coco_pending_init(void);
+extern void coco_pending_add(const char *message, Size len);
+
+/* drop reporting shared by the trigger and pending_events.c */
+extern void coco_note_dropped(uint64 n);
+
+/* hook_cache.c */
+typedef struct CocoTableHooks
+{
+	Oid			relid;			/* the relation the trigger fired on */
+	bool		valid;
+	Oid			collection_relid;	/* the table hooks were registered on */
+	char	   *collection;		/* its name, no schema */
+	AttrNumber	pk_attnum;		/* in the firing relation; 0 if none */
+	Oid			pk_typoutput;
+	FmgrInfo	pk_out;
+	FmgrInfo	to_jsonb;		/* to_jsonb() bound to the row type */
+	/* per event: prebuilt CocoHookSpec list of enabled hooks */
+	int			nhooks[COCO_NUM_EVENTS];
+	char	   *hooks[COCO_NUM_EVENTS];
+	uint32		hooks_len[COCO_NUM_EVENTS];
+} CocoTableHooks;
+
+extern void coco_hook_cache_init(void);
+extern CocoTableHooks *coco_hook_cache_lookup(Relation rel, Oid tgoid);
+
+/* payload.c */
+extern char *coco_row_json(CocoTableHooks *th, Relation rel, HeapTuple tuple);
+extern char *coco_document_id_json(CocoTableHooks *th, Relation rel,
+								   HeapTuple tuple);
+extern void coco_build_body(StringInfo buf, CocoEventKind event,
+							const char *collection, bool is_update,
+							const char *document, const char *document_id,
+							const char *old_data);
+
+/* worker.c */
+extern void coco_worker_register(void);
+extern PGDLLEXPORT void cocohooks_worker_main(Datum main_arg);
+
+#endif							/* COCOHOOKS_H */

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * delivery_log.h
+ *	  Rows for cocohooks.deliveries, written by the worker in batches.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef COCOHOOKS_DELIVERY_LOG_H
+#define COCOHOOKS_DELIVERY_LOG_H
+
+#include "cocohooks.h"
+
+typedef struct CocoLogRow
+{
+	int64		hook_id;
+	const char *event;
+	const char *collection;
+	const char *document_id;	/* text, or NULL */
+	bool		success;
+	long		status_code;	/* 0: no HTTP response */
+	const char *error;			/* NULL on success */
+	int			attempts;
+	double		duration_ms;
+	TimestampTz queued_at;
+	TimestampTz finished_at;
+	const char *webhook_id;
+} CocoLogRow;
+
+extern void coco_log_write(CocoLogRow *rows, int nrows);
+
+#endif							/* COCOHOOKS_DELIVERY_LOG_H */

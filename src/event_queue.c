@@ -1,0 +1,387 @@
+/*-------------------------------------------------------------------------
+ *
+ * event_queue.c
+ *	  The shared-memory ring that carries event messages from the backends
+ *	  to the background worker, and the counters shown by cocohooks.stats.
+ *
+ * The ring is a byte buffer of cocohooks.queue_size.  head and tail count
+ * bytes written and read since server start; (head - tail) is the space in
+ * use.  Messages are whole multiples of 8 bytes and may wrap at the end of
+ * the buffer.  Any number of backends push under the exclusive lock; the
+ * worker pops batches under the same lock and copies them out, so no
+ * pointer into the ring is held once the lock is released.
+ *
+ * Every message gets the next sequence number as it enters the ring.  The
+ * worker reports, through finished_seq, the highest number up to which all
+ * events are finished and logged; wait_for_deliveries() sleeps on a
+ * condition variable until that passes the number it saw at its start.
+ *
+ * A full ring never blocks a writer: push stops at the first message that
+ * does not fit, and the caller counts what was left as dropped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+
+typedef struct CocoQueue
+{
+	LWLock	   *lock;
+	/* protected by lock */
+	uint64		head;			/* bytes ever written */
+	uint64		tail;			/* bytes ever read */
+	uint64		last_seq;		/* sequence number of the newest message */
+	uint64		popped_seq;		/* sequence number of the newest popped */
+	/* set once at startup */
+	uint64		size;			/* capacity of data[] in bytes */
+	TimestampTz epoch;			/* when this memory was set up */
+	/* lock-free */
+	pg_atomic_uint32 worker_pgprocno;	/* INVALID_PGPROCNO when none */
+	pg_atomic_uint64 finished_seq;
+	ConditionVariable finished_cv;
+	pg_atomic_uint64 queued;
+	pg_atomic_uint64 delivered;
+	pg_atomic_uint64 failed;
+	pg_atomic_uint64 retried;
+	pg_atomic_uint64 dropped;
+	pg_atomic_uint32 in_flight;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} CocoQueue;
+
+#define INVALID_WORKER_PROCNO PG_UINT32_MAX
+
+static CocoQueue *queue = NULL;
+
+PG_FUNCTION_INFO_V1(cocohooks_stats);
+PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
+
+static uint64
+ring_size(void)
+{
+	return TYPEALIGN(8, (uint64) cocohooks_queue_size * 1024);
+}
+
+Size
+coco_queue_shmem_size(void)
+{
+	return add_size(offsetof(CocoQueue, data), ring_size());
+}
+
+void
+coco_queue_shmem_request(void)
+{
+	RequestAddinShmemSpace(coco_queue_shmem_size());
+	RequestNamedLWLockTranche("cocohooks", 1);
+}
+
+void
+coco_queue_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	queue = ShmemInitStruct("cocohooks event queue", coco_queue_shmem_size(),
+							&found);
+	if (!found)
+	{
+		memset(queue, 0, offsetof(CocoQueue, data));
+		queue->lock = &(GetNamedLWLockTranche("cocohooks"))->lock;
+		queue->size = ring_size();
+		queue->epoch = GetCurrentTimestamp();
+		pg_atomic_init_u32(&queue->worker_pgprocno, INVALID_WORKER_PROCNO);
+		pg_atomic_init_u64(&queue->finished_seq, 0);
+		ConditionVariableInit(&queue->finished_cv);
+		pg_atomic_init_u64(&queue->queued, 0);
+		pg_atomic_init_u64(&queue->delivered, 0);
+		pg_atomic_init_u64(&queue->failed, 0);
+		pg_atomic_init_u64(&queue->retried, 0);
+		pg_atomic_init_u64(&queue->dropped, 0);
+		pg_atomic_init_u32(&queue->in_flight, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+bool
+coco_queue_available(void)
+{
+	return queue != NULL;
+}
+
+/* Time the queue was set up; with a sequence number it names an event. */
+TimestampTz
+coco_queue_epoch(void)
+{
+	return queue->epoch;
+}
+
+static void
+ring_write(uint64 pos, const char *src, Size len)
+{
+	Size		off = pos % queue->size;
+	Size		first = Min(len, queue->size - off);
+
+	memcpy(queue->data + off, src, first);
+	if (first < len)
+		memcpy(queue->data, src + first, len - first);
+}
+
+static void
+ring_read(uint64 pos, char *dst, Size len)
+{
+	Size		off = pos % queue->size;
+	Size		first = Min(len, queue->size - off);
+
+	memcpy(dst, queue->data + off, first);
+	if (first < len)
+		memcpy(dst + first, queue->data, len - first);
+}
+
+/*
+ * Push consecutive messages (len bytes holding nmessages).  Returns how many
+ * entered the queue; they are the first ones, since order is kept.  The
+ * caller counts the rest as dropped.  Never blocks beyond the lock and never
+ * raises an error, so it is safe in a commit callback.
+ */
+int
+coco_queue_push(const char *messages, Size len, int nmessages)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Size		done = 0;
+	int			pushed = 0;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	while (done < len)
+	{
+		CocoEventHeader hdr;
+
+		memcpy(&hdr, messages + done, sizeof(hdr));
+		if (queue->size - (queue->head - queue->tail) < hdr.total_len)
+			break;
+		hdr.seq = ++queue->last_seq;
+		hdr.queued_at = now;
+		ring_write(queue->head, (const char *) &hdr, sizeof(hdr));
+		ring_write(queue->head + sizeof(hdr), messages + done + sizeof(hdr),
+				   hdr.total_len - sizeof(hdr));
+		queue->head += hdr.total_len;
+		done += hdr.total_len;
+		pushed++;
+	}
+	LWLockRelease(queue->lock);
+
+	if (pushed > 0)
+	{
+		pg_atomic_fetch_add_u64(&queue->queued, pushed);
+		coco_queue_wake_worker();
+	}
+	(void) nmessages;
+	return pushed;
+}
+
+void
+coco_queue_count_dropped(uint64 n)
+{
+	if (queue && n > 0)
+		pg_atomic_fetch_add_u64(&queue->dropped, n);
+}
+
+void
+coco_queue_wake_worker(void)
+{
+	uint32		procno = pg_atomic_read_u32(&queue->worker_pgprocno);
+
+	/*
+	 * A stale number (the worker just exited) only sets some other
+	 * process's latch, which every latch user tolerates.
+	 */
+	if (procno != INVALID_WORKER_PROCNO)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+void
+coco_queue_set_worker(int pgprocno)
+{
+	pg_atomic_write_u32(&queue->worker_pgprocno,
+						pgprocno < 0 ? INVALID_WORKER_PROCNO : (uint32) pgprocno);
+}
+
+/*
+ * Pop whole messages into dst, up to dst_size bytes.  Returns the bytes
+ * copied; when the first message alone does not fit, returns 0 and sets
+ * *needed to its size.
+ */
+Size
+coco_queue_pop(char *dst, Size dst_size, int *nmessages, Size *needed)
+{
+	Size		copied = 0;
+	int			n = 0;
+
+	*needed = 0;
+
+	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	while (queue->tail < queue->head)
+	{
+		CocoEventHeader hdr;
+
+		ring_read(queue->tail, (char *) &hdr, sizeof(hdr));
+		if (copied + hdr.total_len > dst_size)
+		{
+			if (copied == 0)
+				*needed = hdr.total_len;
+			break;
+		}
+		ring_read(queue->tail, dst + copied, hdr.total_len);
+		queue->tail += hdr.total_len;
+		queue->popped_seq = hdr.seq;
+		copied += hdr.total_len;
+		n++;
+	}
+	LWLockRelease(queue->lock);
+
+	*nmessages = n;
+	return copied;
+}
+
+/*
+ * At worker start: events a previous worker popped but did not finish are
+ * gone with it.  Count them as dropped and let waiters past them.
+ */
+uint64
+coco_queue_lose_unfinished(void)
+{
+	uint64		popped;
+	uint64		finished;
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	popped = queue->popped_seq;
+	LWLockRelease(queue->lock);
+
+	finished = pg_atomic_read_u64(&queue->finished_seq);
+	if (popped <= finished)
+		return 0;
+	pg_atomic_fetch_add_u64(&queue->dropped, popped - finished);
+	coco_queue_finish_upto(popped);
+	return popped - finished;
+}
+
+/* Every event up to seq is finished and its log row committed. */
+void
+coco_queue_finish_upto(uint64 seq)
+{
+	if (seq <= pg_atomic_read_u64(&queue->finished_seq))
+		return;
+	pg_atomic_write_u64(&queue->finished_seq, seq);
+	ConditionVariableBroadcast(&queue->finished_cv);
+}
+
+void
+coco_queue_count_deliveries(uint64 delivered, uint64 failed, uint64 retried)
+{
+	if (delivered)
+		pg_atomic_fetch_add_u64(&queue->delivered, delivered);
+	if (failed)
+		pg_atomic_fetch_add_u64(&queue->failed, failed);
+	if (retried)
+		pg_atomic_fetch_add_u64(&queue->retried, retried);
+}
+
+void
+coco_queue_set_in_flight(int n)
+{
+	pg_atomic_write_u32(&queue->in_flight, (uint32) n);
+}
+
+Datum
+cocohooks_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	uint64		head;
+	uint64		tail;
+
+	coco_require_preload();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	head = queue->head;
+	tail = queue->tail;
+	LWLockRelease(queue->lock);
+
+	values[0] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->queued));
+	values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->delivered));
+	values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->failed));
+	values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->retried));
+	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->dropped));
+	values[5] = Int32GetDatum((int32) pg_atomic_read_u32(&queue->in_flight));
+	values[6] = Int64GetDatum((int64) (head - tail));
+	values[7] = Int64GetDatum((int64) queue->size);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * wait_for_deliveries(timeout interval): true once every event queued before
+ * the call has finished, false if the timeout passes first.
+ */
+Datum
+cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
+{
+	Interval   *timeout;
+	int64		timeout_us;
+	TimestampTz deadline;
+	uint64		target;
+	bool		done = false;
+
+	coco_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	timeout = PG_GETARG_INTERVAL_P(0);
+	timeout_us = timeout->time +
+		((int64) timeout->day + (int64) timeout->month * DAYS_PER_MONTH) * USECS_PER_DAY;
+	if (timeout_us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	target = queue->last_seq;
+	LWLockRelease(queue->lock);
+
+	ConditionVariablePrepareToSleep(&queue->finished_cv);
+	for (;;)
+	{
+		long		remaining_ms;
+
+		if (pg_atomic_read_u64(&queue->finished_seq) >= target)
+		{
+			done = true;
+			break;
+		}
+		remaining_ms = (long) ((deadline - GetCurrentTimestamp() + 999) / 1000);
+		if (remaining_ms <= 0)
+			break;
+		/* bounded slices, so a missed broadcast costs at most 100 ms */
+		(void) ConditionVariableTimedSleep(&queue->finished_cv,
+										   Min(remaining_ms, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+
+	PG_RETURN_BOOL(done);
+}

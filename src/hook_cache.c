@@ -1,0 +1,437 @@
+/*-------------------------------------------------------------------------
+ *
+ * hook_cache.c
+ *	  Per-backend cache of what the row trigger needs to know about a table:
+ *	  its collection, primary key, row-to-JSON function and enabled hooks.
+ *
+ * The write path must not scan catalogs per row, so everything is read once
+ * per table and kept until a relcache invalidation says it may be stale:
+ * one for the table itself (ALTER TABLE, a new primary key) drops its entry;
+ * one for cocohooks.hooks, which a statement trigger on that table sends on
+ * every change, drops them all.  Entries are keyed by the relation the
+ * trigger fires on, so each partition of a partitioned collection has its
+ * own entry pointing at the collection.
+ *
+ * Each entry owns a memory context under CacheMemoryContext, replaced on
+ * rebuild.  Lookups may raise errors (catalog access).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_trigger.h"
+#include "common/base64.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+/* column numbers of cocohooks.hooks, as the install script creates it */
+#define Anum_hooks_id			1
+#define Anum_hooks_collection	2
+#define Anum_hooks_event		3
+#define Anum_hooks_url			4
+#define Anum_hooks_headers		5
+#define Anum_hooks_secret		6
+#define Anum_hooks_enabled		7
+#define Anum_hooks_timeout_ms	8
+#define Anum_hooks_max_retries	9
+#define Natts_hooks				10
+
+typedef struct CacheEntry
+{
+	Oid			relid;			/* hash key */
+	MemoryContext cxt;
+	CocoTableHooks hooks;
+} CacheEntry;
+
+static HTAB *table_cache = NULL;
+static Oid	hooks_relid = InvalidOid;
+static Oid	hooks_index_relid = InvalidOid;
+
+static void
+invalidate_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	CacheEntry *entry;
+
+	if (table_cache == NULL)
+		return;
+
+	if (relid == InvalidOid || relid == hooks_relid)
+	{
+		if (relid == InvalidOid)
+			hooks_relid = hooks_index_relid = InvalidOid;
+		hash_seq_init(&status, table_cache);
+		while ((entry = hash_seq_search(&status)) != NULL)
+			entry->hooks.valid = false;
+		return;
+	}
+
+	hash_seq_init(&status, table_cache);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		if (entry->relid == relid || entry->hooks.collection_relid == relid)
+			entry->hooks.valid = false;
+	}
+}
+
+void
+coco_hook_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
+}
+
+static void
+ensure_cache(void)
+{
+	HASHCTL		ctl;
+
+	if (table_cache != NULL)
+		return;
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(CacheEntry);
+	ctl.hcxt = CacheMemoryContext;
+	table_cache = hash_create("cocohooks table cache", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Finds cocohooks.hooks and its collection index; false if not installed. */
+static bool
+find_catalog(void)
+{
+	Oid			nsp;
+
+	if (OidIsValid(hooks_relid) && OidIsValid(hooks_index_relid))
+		return true;
+	nsp = get_namespace_oid("cocohooks", true);
+	if (!OidIsValid(nsp))
+		return false;
+	hooks_relid = get_relname_relid("hooks", nsp);
+	hooks_index_relid = get_relname_relid("hooks_collection_idx", nsp);
+	return OidIsValid(hooks_relid) && OidIsValid(hooks_index_relid);
+}
+
+/*
+ * The table a trigger was created on: the relation itself, or for a clone
+ * on a partition, the table at the top of its chain of parent triggers.
+ */
+static Oid
+trigger_origin(Relation rel, Oid tgoid)
+{
+	Relation	tgrel;
+	Oid			relid = RelationGetRelid(rel);
+	int			depth = 0;
+
+	tgrel = table_open(TriggerRelationId, AccessShareLock);
+	while (OidIsValid(tgoid) && depth++ < 1000)
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+		Oid			parent = InvalidOid;
+
+		ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(tgoid));
+		scan = systable_beginscan(tgrel, TriggerOidIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_trigger tg = (Form_pg_trigger) GETSTRUCT(tup);
+
+			relid = tg->tgrelid;
+			parent = tg->tgparentid;
+		}
+		systable_endscan(scan);
+		tgoid = parent;
+	}
+	table_close(tgrel, AccessShareLock);
+	return relid;
+}
+
+/* Sets pk_attnum and its output function, when the relation has a one-column key. */
+static void
+load_primary_key(CocoTableHooks *th, Relation rel)
+{
+	HeapTuple	idxtup;
+	Oid			pkindex;
+
+	th->pk_attnum = 0;
+	(void) RelationGetIndexList(rel);	/* fills rd_pkindex */
+	pkindex = rel->rd_pkindex;
+	if (!OidIsValid(pkindex))
+		return;
+	idxtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkindex));
+	if (!HeapTupleIsValid(idxtup))
+		return;
+	if (((Form_pg_index) GETSTRUCT(idxtup))->indnkeyatts == 1)
+	{
+		AttrNumber	attnum = ((Form_pg_index) GETSTRUCT(idxtup))->indkey.values[0];
+		Oid			typoutput;
+		bool		isvarlena;
+
+		if (attnum > 0)
+		{
+			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid,
+							  &typoutput, &isvarlena);
+			fmgr_info_cxt(typoutput, &th->pk_out, CurrentMemoryContext);
+			th->pk_attnum = attnum;
+		}
+	}
+	ReleaseSysCache(idxtup);
+}
+
+/*
+ * to_jsonb() takes anyelement and reads its argument type from the call
+ * expression; give it one that says "this table's row type".
+ */
+static void
+load_to_jsonb(CocoTableHooks *th, Relation rel)
+{
+	Node	   *arg = (Node *) makeNullConst(rel->rd_rel->reltype, -1, InvalidOid);
+
+	fmgr_info_cxt(F_TO_JSONB, &th->to_jsonb, CurrentMemoryContext);
+	th->to_jsonb.fn_expr = (Node *) makeFuncExpr(F_TO_JSONB, JSONBOID,
+												 list_make1(arg), InvalidOid,
+												 InvalidOid, COERCE_EXPLICIT_CALL);
+}
+
+/* "Name: value\0" lines from the hook's headers object */
+static void
+headers_to_lines(Jsonb *headers, StringInfo out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		have_key = false;
+
+	if (!JB_ROOT_IS_OBJECT(headers))
+		return;
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
+			appendStringInfoString(out, ": ");
+			have_key = true;
+		}
+		else if (tok == WJB_VALUE && have_key)
+		{
+			if (v.type == jbvString)
+				appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
+			appendStringInfoChar(out, '\0');
+			have_key = false;
+		}
+	}
+}
+
+/* The signing key from 'whsec_<base64>'; length 0 when there is none. */
+static int
+decode_secret(const char *secret, char *key, int keysize)
+{
+	const char *b64;
+	int			len;
+
+	if (secret == NULL || strncmp(secret, "whsec_", 6) != 0)
+		return 0;
+	b64 = secret + 6;
+	len = strlen(b64);
+	if (pg_b64_dec_len(len) > keysize)
+		return 0;
+	len = pg_b64_decode(b64, len, key, keysize);
+	return len < 0 ? 0 : len;
+}
+
+static int
+compare_hook_ids(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct HookRow
+{
+	int64		id;				/* first, for sorting */
+	int			event;
+	char	   *url;
+	Jsonb	   *headers;
+	char	   *secret;
+	int32		timeout_ms;
+	int32		max_retries;
+} HookRow;
+
+/* Reads the enabled hooks of the collection into per-event spec lists. */
+static void
+load_hooks(CocoTableHooks *th)
+{
+	Relation	hooksrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	HookRow    *rows;
+	int			nrows = 0;
+	int			maxrows = 8;
+	StringInfoData specs[COCO_NUM_EVENTS];
+
+	for (int e = 0; e < COCO_NUM_EVENTS; e++)
+	{
+		th->nhooks[e] = 0;
+		th->hooks[e] = NULL;
+		th->hooks_len[e] = 0;
+	}
+	if (!find_catalog())
+		return;
+
+	rows = palloc(sizeof(HookRow) * maxrows);
+	hooksrel = table_open(hooks_relid, AccessShareLock);
+	ScanKeyInit(&key, Anum_hooks_collection, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(th->collection_relid));
+	scan = systable_beginscan(hooksrel, hooks_index_relid, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(hooksrel);
+		Datum		values[Natts_hooks];
+		bool		isnull[Natts_hooks];
+		HookRow    *row;
+		int			event;
+
+		heap_deform_tuple(tup, desc, values, isnull);
+		if (isnull[Anum_hooks_enabled - 1] ||
+			!DatumGetBool(values[Anum_hooks_enabled - 1]))
+			continue;
+		event = coco_event_from_name(TextDatumGetCString(values[Anum_hooks_event - 1]));
+		if (event < 0)
+			continue;
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc(rows, sizeof(HookRow) * maxrows);
+		}
+		row = &rows[nrows++];
+		row->id = DatumGetInt64(values[Anum_hooks_id - 1]);
+		row->event = event;
+		row->url = TextDatumGetCString(values[Anum_hooks_url - 1]);
+		row->headers = isnull[Anum_hooks_headers - 1] ? NULL :
+			DatumGetJsonbPCopy(values[Anum_hooks_headers - 1]);
+		row->secret = isnull[Anum_hooks_secret - 1] ? NULL :
+			TextDatumGetCString(values[Anum_hooks_secret - 1]);
+		row->timeout_ms = DatumGetInt32(values[Anum_hooks_timeout_ms - 1]);
+		row->max_retries = DatumGetInt32(values[Anum_hooks_max_retries - 1]);
+	}
+	systable_endscan(scan);
+	table_close(hooksrel, AccessShareLock);
+
+	/* fire in registration order */
+	qsort(rows, nrows, sizeof(HookRow), compare_hook_ids);
+
+	for (int e = 0; e < COCO_NUM_EVENTS; e++)
+		initStringInfo(&specs[e]);
+	for (int i = 0; i < nrows; i++)
+	{
+		HookRow    *row = &rows[i];
+		StringInfoData lines;
+		char		keybuf[COCO_MAX_KEY_LEN];
+		int			keylen;
+
+		if (th->nhooks[row->event] >= PG_UINT16_MAX)
+			continue;
+		initStringInfo(&lines);
+		if (row->headers)
+			headers_to_lines(row->headers, &lines);
+		keylen = decode_secret(row->secret, keybuf, sizeof(keybuf));
+		coco_hook_spec_append(&specs[row->event], row->id, row->url,
+							  lines.data, lines.len, keybuf, keylen,
+							  row->timeout_ms, row->max_retries);
+		th->nhooks[row->event]++;
+	}
+	for (int e = 0; e < COCO_NUM_EVENTS; e++)
+	{
+		th->hooks[e] = specs[e].data;
+		th->hooks_len[e] = specs[e].len;
+	}
+}
+
+static void
+build_entry(CacheEntry *entry, Relation rel, Oid tgoid)
+{
+	CocoTableHooks *th = &entry->hooks;
+	MemoryContext old;
+
+	if (entry->cxt)
+		MemoryContextDelete(entry->cxt);
+	entry->cxt = AllocSetContextCreate(CacheMemoryContext,
+									   "cocohooks table hooks",
+									   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(entry->cxt);
+
+	memset(th, 0, sizeof(*th));
+	th->valid = true;
+	th->relid = entry->relid;
+	th->collection_relid = RelationGetRelid(rel);
+	if (rel->rd_rel->relispartition)
+		th->collection_relid = trigger_origin(rel, tgoid);
+	th->collection = get_rel_name(th->collection_relid);
+	if (th->collection == NULL)
+		th->collection = pstrdup(RelationGetRelationName(rel));
+	load_primary_key(th, rel);
+	load_to_jsonb(th, rel);
+	load_hooks(th);
+
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The cache entry for the relation a trigger fires on, built if missing or
+ * stale.  tgoid is the firing trigger, used to find the collection of a
+ * partition.  Returns a pointer valid until the next invalidation.
+ */
+CocoTableHooks *
+coco_hook_cache_lookup(Relation rel, Oid tgoid)
+{
+	Oid			relid = RelationGetRelid(rel);
+	CacheEntry *entry;
+	bool		found;
+
+	ensure_cache();
+	entry = hash_search(table_cache, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		entry->cxt = NULL;
+		entry->hooks.valid = false;
+		entry->hooks.collection_relid = InvalidOid;
+	}
+	if (!entry->hooks.valid)
+	{
+		/*
+		 * Mark valid first: an invalidation that arrives while we read the
+		 * catalogs clears the flag again, and the next lookup rebuilds.
+		 */
+		entry->hooks.valid = true;
+		PG_TRY();
+		{
+			build_entry(entry, rel, tgoid);
+		}
+		PG_CATCH();
+		{
+			entry->hooks.valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	return &entry->hooks;
+}

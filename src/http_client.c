@@ -1,0 +1,286 @@
+/*-------------------------------------------------------------------------
+ *
+ * http_client.c
+ *	  Asynchronous HTTP POSTs for the worker, on one libcurl multi handle.
+ *
+ * libcurl is driven with its socket interface: it tells us which sockets
+ * to watch and when its next timeout is due, and we keep those sockets in
+ * an epoll set of our own.  The worker waits on that one epoll descriptor
+ * in the same WaitEventSet as its latch and postmaster death, so a delivery
+ * in flight never keeps it from new events, config reloads or shutdown.
+ *
+ * Every transfer is restricted to http and https, follows no redirect, and
+ * discards the response body.  Easy handles are kept for reuse; the multi
+ * handle keeps connections alive between requests to the same receiver.
+ *
+ * Nothing here raises a PostgreSQL error from inside a libcurl callback:
+ * callbacks only record state and return codes.  coco_http_post() may
+ * raise out-of-memory errors; the completion callback is called from
+ * coco_http_drive(), outside of libcurl.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "http_client.h"
+
+#include "utils/memutils.h"
+
+#define MAX_EPOLL_EVENTS	64
+
+typedef struct HttpRequest
+{
+	CURL	   *easy;
+	void	   *arg;
+	char		errbuf[CURL_ERROR_SIZE];
+	struct HttpRequest *next_free;
+} HttpRequest;
+
+struct CocoHttp
+{
+	CURLM	   *multi;
+	int			epfd;
+	CocoHttpDoneFn done;
+	long		timeout_ms;		/* libcurl's next timeout; -1 none */
+	TimestampTz timer_set_at;
+	int			active;
+	HttpRequest *free_list;
+};
+
+static int
+socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	CocoHttp   *http = (CocoHttp *) userp;
+	struct epoll_event ev = {0};
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		/* the socket may already be closed; nothing to do then */
+		(void) epoll_ctl(http->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	ev.data.fd = fd;
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev.events |= EPOLLIN;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev.events |= EPOLLOUT;
+	if (epoll_ctl(http->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
+	{
+		if (errno != ENOENT || epoll_ctl(http->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+timer_callback(CURLM *multi, long timeout_ms, void *userp)
+{
+	CocoHttp   *http = (CocoHttp *) userp;
+
+	http->timeout_ms = timeout_ms;
+	http->timer_set_at = GetCurrentTimestamp();
+	return 0;
+}
+
+static size_t
+discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	return size * nmemb;
+}
+
+CocoHttp *
+coco_http_create(CocoHttpDoneFn done)
+{
+	CocoHttp   *http = MemoryContextAllocZero(TopMemoryContext, sizeof(CocoHttp));
+
+	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not initialize libcurl")));
+	http->multi = curl_multi_init();
+	if (http->multi == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl multi handle")));
+	http->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (http->epfd < 0)
+		ereport(ERROR,
+				(errcode_for_socket_access(),
+				 errmsg("could not create epoll descriptor: %m")));
+	http->done = done;
+	http->timeout_ms = -1;
+	curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
+	curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
+	curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_callback);
+	curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
+	return http;
+}
+
+int
+coco_http_wait_fd(CocoHttp *http)
+{
+	return http->epfd;
+}
+
+void
+coco_http_set_limits(CocoHttp *http, int max_host_connections)
+{
+	curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+					  (long) max_host_connections);
+	/* keep enough idle connections for several busy receivers */
+	curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS,
+					  (long) Max(max_host_connections * 4, 64));
+}
+
+static HttpRequest *
+get_request(CocoHttp *http)
+{
+	HttpRequest *req = http->free_list;
+
+	if (req)
+	{
+		http->free_list = req->next_free;
+		curl_easy_reset(req->easy);
+		return req;
+	}
+	req = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpRequest));
+	req->easy = curl_easy_init();
+	if (req->easy == NULL)
+	{
+		pfree(req);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
+	}
+	return req;
+}
+
+/*
+ * Starts a POST.  headers and body must stay valid until the completion
+ * callback runs for arg.  Returns false if libcurl refused the transfer
+ * (the callback is then not called).
+ */
+bool
+coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
+			   const char *body, size_t body_len, long timeout_ms, void *arg)
+{
+	HttpRequest *req = get_request(http);
+	CURL	   *e = req->easy;
+
+	req->arg = arg;
+	req->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+
+	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
+	{
+		req->next_free = http->free_list;
+		http->free_list = req;
+		return false;
+	}
+	http->active++;
+	return true;
+}
+
+/* Calls the completion callback for every finished transfer. */
+static void
+collect_finished(CocoHttp *http)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(http->multi, &left)) != NULL)
+	{
+		HttpRequest *req;
+		CocoHttpResult result = {0};
+		double		total = 0;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &req);
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result.status);
+		curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME, &total);
+		result.duration_ms = total * 1000.0;
+		if (msg->data.result != CURLE_OK)
+		{
+			result.error = req->errbuf[0] ? req->errbuf :
+				curl_easy_strerror(msg->data.result);
+			/* a response cut short is no response */
+			if (msg->data.result != CURLE_OK)
+				result.status = result.status > 0 ? result.status : 0;
+		}
+		curl_multi_remove_handle(http->multi, req->easy);
+		http->active--;
+		http->done(req->arg, &result);
+		req->next_free = http->free_list;
+		http->free_list = req;
+	}
+}
+
+/*
+ * Lets libcurl act on every ready socket and on its timeout if due, then
+ * reports finished transfers.  Never blocks.
+ */
+void
+coco_http_drive(CocoHttp *http)
+{
+	struct epoll_event events[MAX_EPOLL_EVENTS];
+	int			running;
+	int			n;
+
+	do
+	{
+		n = epoll_wait(http->epfd, events, MAX_EPOLL_EVENTS, 0);
+		for (int i = 0; i < n; i++)
+		{
+			int			flags = 0;
+
+			if (events[i].events & EPOLLIN)
+				flags |= CURL_CSELECT_IN;
+			if (events[i].events & EPOLLOUT)
+				flags |= CURL_CSELECT_OUT;
+			if (events[i].events & (EPOLLERR | EPOLLHUP))
+				flags |= CURL_CSELECT_ERR;
+			curl_multi_socket_action(http->multi, events[i].data.fd, flags, &running);
+		}
+	} while (n == MAX_EPOLL_EVENTS);
+
+	if (coco_http_timeout_ms(http) == 0)
+	{
+		http->timeout_ms = -1;
+		curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
+	collect_finished(http);
+}
+
+/* Milliseconds until libcurl's next timeout is due; -1 when none is set. */
+long
+coco_http_timeout_ms(CocoHttp *http)
+{
+	long		elapsed;
+
+	if (http->timeout_ms < 0)
+		return -1;
+	elapsed = (long) ((GetCurrentTimestamp() - http->timer_set_at) / 1000);
+	return Max(http->timeout_ms - elapsed, 0);
+}
+
+int
+coco_http_active(CocoHttp *http)
+{
+	return http->active;
+}

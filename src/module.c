@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *	  Library entry point and the settings of cocohooks.
+ *
+ * Everything that must exist before the first backend forks is set up here:
+ * settings, the shared-memory request and the background worker.  Loaded
+ * without shared_preload_libraries (for instance by CREATE EXTENSION on a
+ * server not configured for it), only the settings are defined, so that
+ * setting cocohooks.api_session still works, and coco_require_preload()
+ * turns every SQL entry point into a clear error.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+bool		cocohooks_api_session = false;
+char	   *cocohooks_database = NULL;
+int			cocohooks_queue_size = 64 * 1024;	/* kB */
+int			cocohooks_max_concurrent_deliveries = 4096;
+int			cocohooks_max_host_connections = 32;
+int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
+
+bool		coco_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static const struct config_enum_entry log_deliveries_options[] = {
+	{"none", COCO_LOG_NONE, false},
+	{"failures", COCO_LOG_FAILURES, false},
+	{"all", COCO_LOG_ALL, false},
+	{NULL, 0, false}
+};
+
+const char *const coco_event_names[COCO_NUM_EVENTS] = {
+	"pre_save", "post_save", "pre_delete", "post_delete"
+};
+
+int
+coco_event_from_name(const char *name)
+{
+	for (int i = 0; i < COCO_NUM_EVENTS; i++)
+		if (strcmp(name, coco_event_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void
+coco_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	coco_queue_shmem_request();
+}
+
+static void
+coco_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	coco_queue_shmem_startup();
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomBoolVariable("cocohooks.api_session",
+							 "Marks this session as the application's API: its row changes fire hooks.",
+							 "Writes from sessions where this is off (psql, migrations, batch jobs) fire nothing.",
+							 &cocohooks_api_session,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cocohooks.database",
+							   "Database whose hooks the background worker delivers.",
+							   "CREATE EXTENSION cocohooks is allowed only in this database.",
+							   &cocohooks_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.queue_size",
+							"Size of the shared-memory event queue.",
+							"Events that do not fit are dropped and counted in cocohooks.stats.",
+							&cocohooks_queue_size,
+							64 * 1024,
+							64,
+							1024 * 1024,
+							PGC_POSTMASTER,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.max_concurrent_deliveries",
+							"Maximum number of deliveries the worker has in progress at once.",
+							"Bounds the worker's memory; beyond it, events wait in the shared queue.",
+							&cocohooks_max_concurrent_deliveries,
+							4096,
+							1,
+							65536,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.max_host_connections",
+							"Maximum number of connections the worker opens to one host and port.",
+							"Deliveries beyond it wait for a free connection to that receiver; other receivers are not held back.",
+							&cocohooks_max_host_connections,
+							32,
+							1,
+							1024,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cocohooks.log_deliveries",
+							 "Which finished deliveries are written to cocohooks.deliveries.",
+							 "failures: failed ones only; all: every delivery; none: nothing (failures still reach the server log).",
+							 &cocohooks_log_deliveries,
+							 COCO_LOG_FAILURES,
+							 log_deliveries_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("cocohooks");
+}
+
+void
+coco_require_preload(void)
+{
+	if (!coco_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cocohooks must be loaded via \"shared_preload_libraries\""),
+				 errdetail("Its background worker and shared-memory queue are created at server start."),
+				 errhint("Add cocohooks to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+}
+
+void
+_PG_init(void)
+{
+	define_settings();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	coco_preloaded = true;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = coco_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = coco_shmem_startup;
+
+	coco_hook_cache_init();
+	coco_pending_init();
+	coco_worker_register();
+}

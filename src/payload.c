@@ -1,0 +1,95 @@
+/*-------------------------------------------------------------------------
+ *
+ * payload.c
+ *	  The JSON bodies of hook deliveries.
+ *
+ * A document is rendered exactly as to_jsonb(row) renders it, through
+ * to_jsonb itself, so users can compare it with to_jsonb on their side.
+ * The body's keys and their order are those of the contract:
+ *
+ *	pre_save	event, collection, operation, document[, old_data]
+ *	post_save	event, collection, operation, document, document_id[, old_data]
+ *	pre_delete	event, collection, document_id, document
+ *	post_delete event, collection, document_id, document
+ *
+ * All functions allocate in the current memory context and may raise
+ * errors (they call type output functions), so they run in the trigger.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/htup_details.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+char *
+coco_row_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
+{
+	Datum		row = heap_copy_tuple_as_datum(tuple, RelationGetDescr(rel));
+	Jsonb	   *jb = DatumGetJsonbP(FunctionCall1(&th->to_jsonb, row));
+
+	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+}
+
+/* The primary key as a JSON string, or null when the table has none. */
+char *
+coco_document_id_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
+{
+	StringInfoData buf;
+	Datum		value;
+	bool		isnull;
+
+	if (th->pk_attnum <= 0)
+		return pstrdup("null");
+	value = heap_getattr(tuple, th->pk_attnum, RelationGetDescr(rel), &isnull);
+	if (isnull)
+		return pstrdup("null");
+	initStringInfo(&buf);
+	escape_json(&buf, OutputFunctionCall(&th->pk_out, value));
+	return buf.data;
+}
+
+void
+coco_build_body(StringInfo buf, CocoEventKind event, const char *collection,
+				bool is_update, const char *document, const char *document_id,
+				const char *old_data)
+{
+	appendStringInfoString(buf, "{\"event\": ");
+	escape_json(buf, coco_event_names[event]);
+	appendStringInfoString(buf, ", \"collection\": ");
+	escape_json(buf, collection);
+
+	switch (event)
+	{
+		case COCO_PRE_SAVE:
+		case COCO_POST_SAVE:
+			appendStringInfoString(buf, ", \"operation\": ");
+			appendStringInfoString(buf, is_update ? "\"update\"" : "\"create\"");
+			appendStringInfoString(buf, ", \"document\": ");
+			appendStringInfoString(buf, document);
+			if (event == COCO_POST_SAVE)
+			{
+				appendStringInfoString(buf, ", \"document_id\": ");
+				appendStringInfoString(buf, document_id);
+			}
+			if (is_update)
+			{
+				appendStringInfoString(buf, ", \"old_data\": ");
+				appendStringInfoString(buf, old_data);
+			}
+			break;
+		case COCO_PRE_DELETE:
+		case COCO_POST_DELETE:
+			appendStringInfoString(buf, ", \"document_id\": ");
+			appendStringInfoString(buf, document_id);
+			appendStringInfoString(buf, ", \"document\": ");
+			appendStringInfoString(buf, document);
+			break;
+		default:
+			elog(ERROR, "unexpected cocohooks event %d", (int) event);
+	}
+	appendStringInfoChar(buf, '}');
+}

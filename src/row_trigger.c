@@ -1,0 +1,132 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_trigger.c
+ *	  The row trigger that turns a row change into event messages.
+ *
+ * register_hook() attaches this function as a BEFORE row trigger (pre_*
+ * events) and an AFTER row trigger (post_* events).  For each row it:
+ *
+ *	1. returns at once unless cocohooks.api_session is on, so direct writes
+ *	   cost one function call;
+ *	2. asks the per-backend hook cache which enabled hooks want the event
+ *	   (no catalog access unless the cache was invalidated);
+ *	3. builds the body and one message carrying it and the hooks' settings;
+ *	4. pushes pre_* messages into the shared queue at once, and hands post_*
+ *	   ones to pending_events.c, which queues them only if the transaction
+ *	   commits.
+ *
+ * The BEFORE trigger's name sorts after any ASCII name, so the row it sees
+ * is the row as the table's other BEFORE triggers left it.  It returns the
+ * row unchanged.  Work happens in the executor's per-tuple memory context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "commands/trigger.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(cocohooks_row_trigger);
+
+static bool warned_not_preloaded = false;
+
+Datum
+cocohooks_row_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TriggerEvent tev;
+	HeapTuple	result;
+	HeapTuple	document;
+	HeapTuple	old_row = NULL;
+	bool		before;
+	bool		is_update = false;
+	CocoEventKind event;
+	CocoTableHooks *th;
+	char	   *document_json;
+	char	   *old_json = NULL;
+	char	   *document_id = NULL;
+	StringInfoData body;
+	StringInfoData message;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cocohooks.row_trigger() was not called by the trigger manager")));
+	tev = td->tg_event;
+	if (!TRIGGER_FIRED_FOR_ROW(tev) || TRIGGER_FIRED_INSTEAD(tev))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cocohooks.row_trigger() must be fired BEFORE or AFTER a row change")));
+
+	before = TRIGGER_FIRED_BEFORE(tev);
+	if (TRIGGER_FIRED_BY_UPDATE(tev))
+	{
+		document = td->tg_newtuple;
+		old_row = td->tg_trigtuple;
+		is_update = true;
+		event = before ? COCO_PRE_SAVE : COCO_POST_SAVE;
+	}
+	else if (TRIGGER_FIRED_BY_INSERT(tev))
+	{
+		document = td->tg_trigtuple;
+		event = before ? COCO_PRE_SAVE : COCO_POST_SAVE;
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(tev))
+	{
+		document = td->tg_trigtuple;
+		event = before ? COCO_PRE_DELETE : COCO_POST_DELETE;
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cocohooks.row_trigger() must be fired by INSERT, UPDATE or DELETE")));
+
+	/* a BEFORE trigger passes the row on unchanged; an AFTER one returns nothing */
+	result = before ? document : NULL;
+
+	if (!cocohooks_api_session)
+		return PointerGetDatum(result);
+
+	if (!coco_preloaded || !coco_queue_available())
+	{
+		if (!warned_not_preloaded)
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cocohooks hooks do not fire: cocohooks is not in \"shared_preload_libraries\""),
+					 errhint("Add cocohooks to \"shared_preload_libraries\" and restart the server.")));
+		warned_not_preloaded = true;
+		return PointerGetDatum(result);
+	}
+
+	th = coco_hook_cache_lookup(td->tg_relation, td->tg_trigger->tgoid);
+	if (th->nhooks[event] == 0)
+		return PointerGetDatum(result);
+
+	document_json = coco_row_json(th, td->tg_relation, document);
+	if (old_row)
+		old_json = coco_row_json(th, td->tg_relation, old_row);
+	if (event != COCO_PRE_SAVE)
+		document_id = coco_document_id_json(th, td->tg_relation, document);
+
+	initStringInfo(&body);
+	coco_build_body(&body, event, th->collection, is_update, document_json,
+					document_id, old_json);
+
+	initStringInfo(&message);
+	coco_message_append(&message, event, th->collection_relid,
+						th->hooks[event], th->hooks_len[event], th->nhooks[event],
+						th->collection,
+						document_id ? document_id :
+						coco_document_id_json(th, td->tg_relation, document),
+						body.data, body.len);
+
+	if (before)
+	{
+		if (coco_queue_push(message.data, message.len, 1) == 0)
+			coco_note_dropped(1);
+	}
+	else
+		coco_pending_add(message.data, message.len);
+
+	return PointerGetDatum(result);
+}

@@ -1,0 +1,497 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker that delivers queued events.
+ *
+ * One worker serves the database named by cocohooks.database.  Its loop:
+ *
+ *	wait (latch, postmaster death, HTTP sockets, libcurl's timer)
+ *	-> reset latch -> CHECK_FOR_INTERRUPTS -> reload settings if asked
+ *	-> pop events from the shared queue while fewer than
+ *	   cocohooks.max_concurrent_deliveries deliveries are in flight, and
+ *	   start one POST per event and target hook
+ *	-> let libcurl progress, collect finished deliveries
+ *	-> write the batch of log rows in one short transaction
+ *	-> report, through the queue, the sequence number up to which every
+ *	   event is finished and logged (wait_for_deliveries() waits on it).
+ *
+ * Events are kept in the order they were popped, which is sequence order;
+ * the finished mark advances over the finished prefix, so an event is only
+ * reported once all its deliveries are done and their log rows committed.
+ * HTTP happens only outside transactions.  Memory is bounded by the limit
+ * on deliveries in flight and the size of one popped batch.
+ *
+ * What the worker holds is lost if it dies; a new worker counts those
+ * events as dropped (coco_queue_lose_unfinished) and starts afresh.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include <time.h>
+
+#include "common/base64.h"
+#include "common/hmac.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "delivery_log.h"
+#include "http_client.h"
+
+#define POP_BUFFER_INITIAL	(1024 * 1024)
+#define MAX_LOG_BATCH		1000
+
+typedef struct WorkerEvent
+{
+	dlist_node	node;
+	CocoEventHeader *msg;		/* owned copy of the queued message */
+	char	   *document_id;	/* for the log: text of the key, or NULL */
+	int			remaining;		/* deliveries not yet finished and logged */
+} WorkerEvent;
+
+typedef struct Delivery
+{
+	WorkerEvent *ev;
+	const CocoHookSpec *spec;	/* inside ev->msg */
+	struct curl_slist *headers;
+	char		webhook_id[96];
+	int			attempts;
+} Delivery;
+
+static dlist_head events = DLIST_STATIC_INIT(events);
+static int	in_flight = 0;
+static CocoHttp *http = NULL;
+static MemoryContext worker_cxt = NULL;
+
+static CocoLogRow log_rows[MAX_LOG_BATCH];
+static Delivery *log_deliveries[MAX_LOG_BATCH];
+static int	nlog = 0;
+
+void
+coco_worker_register(void)
+{
+	BackgroundWorker worker = {0};
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cocohooks");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cocohooks_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cocohooks worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "cocohooks worker");
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+forget_worker(int code, Datum arg)
+{
+	coco_queue_set_worker(-1);
+}
+
+/* The document id as plain text for the log: the JSON string unquoted. */
+static char *
+document_id_text(const CocoEventHeader *msg)
+{
+	const char *json = coco_event_document_id(msg);
+	int			len = msg->document_id_len;
+	StringInfoData buf;
+
+	if (len < 2 || json[0] != '"')
+		return NULL;
+	initStringInfo(&buf);
+	for (int i = 1; i < len - 1; i++)
+	{
+		if (json[i] == '\\' && i + 1 < len - 1)
+		{
+			i++;
+			switch (json[i])
+			{
+				case 'n':
+					appendStringInfoChar(&buf, '\n');
+					break;
+				case 't':
+					appendStringInfoChar(&buf, '\t');
+					break;
+				case 'r':
+					appendStringInfoChar(&buf, '\r');
+					break;
+				case 'b':
+					appendStringInfoChar(&buf, '\b');
+					break;
+				case 'f':
+					appendStringInfoChar(&buf, '\f');
+					break;
+				case 'u':
+					/* escape_json only writes \u00XX for control characters */
+					if (i + 4 < len)
+					{
+						char		hex[3] = {json[i + 3], json[i + 4], '\0'};
+
+						appendStringInfoChar(&buf, (char) strtol(hex, NULL, 16));
+						i += 4;
+					}
+					break;
+				default:
+					appendStringInfoChar(&buf, json[i]);
+			}
+		}
+		else
+			appendStringInfoChar(&buf, json[i]);
+	}
+	return buf.data;
+}
+
+/* webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body"> */
+static char *
+sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
+	 const char *body, size_t body_len)
+{
+	static ResourceOwner hmac_owner = NULL;
+	ResourceOwner save_owner = CurrentResourceOwner;
+	pg_hmac_ctx *ctx;
+	uint8		mac[32];
+	char	   *out;
+	int			len;
+
+	/* OpenSSL contexts are tracked by a resource owner; we are outside any transaction */
+	if (hmac_owner == NULL)
+		hmac_owner = ResourceOwnerCreate(NULL, "cocohooks signatures");
+	CurrentResourceOwner = hmac_owner;
+	ctx = pg_hmac_create(PG_SHA256);
+	CurrentResourceOwner = save_owner;
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (pg_hmac_init(ctx, (const uint8 *) coco_spec_key(spec), spec->key_len) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) webhook_id, strlen(webhook_id)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) timestamp, strlen(timestamp)) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) body, body_len) < 0 ||
+		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+	{
+		CurrentResourceOwner = hmac_owner;
+		pg_hmac_free(ctx);
+		CurrentResourceOwner = save_owner;
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute webhook signature")));
+	}
+	CurrentResourceOwner = hmac_owner;
+	pg_hmac_free(ctx);
+	CurrentResourceOwner = save_owner;
+
+	out = palloc(4 + pg_b64_enc_len(sizeof(mac)) + 1);
+	memcpy(out, "v1,", 3);
+	len = pg_b64_encode((const char *) mac, sizeof(mac), out + 3,
+						pg_b64_enc_len(sizeof(mac)));
+	out[3 + Max(len, 0)] = '\0';
+	return out;
+}
+
+static struct curl_slist *
+add_header(struct curl_slist *list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(list, line);
+
+	if (l == NULL)
+	{
+		curl_slist_free_all(list);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	return l;
+}
+
+static struct curl_slist *
+build_headers(Delivery *d)
+{
+	const CocoEventHeader *msg = d->ev->msg;
+	const CocoHookSpec *spec = d->spec;
+	struct curl_slist *h = NULL;
+	char		line[256];
+	char		timestamp[32];
+	const char *p;
+	const char *end;
+
+	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
+	h = add_header(h, "Content-Type: application/json");
+	h = add_header(h, "User-Agent: cocohooks/" COCOHOOKS_VERSION);
+	snprintf(line, sizeof(line), "X-Hook-Event: %s", coco_event_names[msg->event]);
+	h = add_header(h, line);
+	snprintf(line, sizeof(line), "webhook-id: %s", d->webhook_id);
+	h = add_header(h, line);
+	snprintf(line, sizeof(line), "webhook-timestamp: %s", timestamp);
+	h = add_header(h, line);
+	if (spec->key_len > 0)
+	{
+		char	   *sig = sign(spec, d->webhook_id, timestamp,
+							   coco_event_body(msg), msg->body_len);
+
+		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+		pfree(sig);
+		h = add_header(h, line);
+	}
+	p = coco_spec_headers(spec);
+	end = p + spec->headers_len;
+	while (p < end)
+	{
+		h = add_header(h, p);
+		p += strlen(p) + 1;
+	}
+	/* no "Expect: 100-continue" round trip for large bodies */
+	h = add_header(h, "Expect:");
+	return h;
+}
+
+static void
+finish_delivery(Delivery *d)
+{
+	curl_slist_free_all(d->headers);
+	d->ev->remaining--;
+	pfree(d);
+	in_flight--;
+}
+
+static void
+delivery_done(void *arg, const CocoHttpResult *r)
+{
+	Delivery   *d = (Delivery *) arg;
+	const CocoEventHeader *msg = d->ev->msg;
+	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
+	char	   *error = NULL;
+
+	if (!success)
+	{
+		error = r->error ? pstrdup(r->error) :
+			psprintf("receiver answered with HTTP status %ld", r->status);
+		ereport(LOG,
+				(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
+						coco_event_names[msg->event],
+						(int) msg->collection_len, coco_event_collection(msg),
+						(long long) d->spec->hook_id, error),
+				 errdetail("URL: %.*s, webhook-id: %s, document_id: %.*s.",
+						   (int) d->spec->url_len, coco_spec_url(d->spec),
+						   d->webhook_id,
+						   (int) msg->document_id_len, coco_event_document_id(msg))));
+	}
+	coco_queue_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
+
+	if (cocohooks_log_deliveries == COCO_LOG_ALL ||
+		(!success && cocohooks_log_deliveries == COCO_LOG_FAILURES))
+	{
+		CocoLogRow *row = &log_rows[nlog];
+
+		row->hook_id = d->spec->hook_id;
+		row->event = coco_event_names[msg->event];
+		row->collection = pnstrdup(coco_event_collection(msg), msg->collection_len);
+		row->document_id = d->ev->document_id;
+		row->success = success;
+		row->status_code = r->status;
+		row->error = error;
+		row->attempts = d->attempts;
+		row->duration_ms = r->duration_ms;
+		row->queued_at = msg->queued_at;
+		row->finished_at = GetCurrentTimestamp();
+		row->webhook_id = d->webhook_id;
+		log_deliveries[nlog++] = d;
+	}
+	else
+		finish_delivery(d);
+}
+
+/* Writes pending log rows, then lets their deliveries count as finished. */
+static void
+flush_log(void)
+{
+	if (nlog == 0)
+		return;
+	coco_log_write(log_rows, nlog);
+	for (int i = 0; i < nlog; i++)
+	{
+		if (log_rows[i].error)
+			pfree((char *) log_rows[i].error);
+		pfree((char *) log_rows[i].collection);
+		finish_delivery(log_deliveries[i]);
+	}
+	nlog = 0;
+}
+
+/* Reports the finished prefix of the event list and frees it. */
+static void
+release_finished_events(void)
+{
+	uint64		finished = 0;
+
+	while (!dlist_is_empty(&events))
+	{
+		WorkerEvent *ev = dlist_head_element(WorkerEvent, node, &events);
+
+		if (ev->remaining > 0)
+			break;
+		finished = ev->msg->seq;
+		dlist_delete(&ev->node);
+		pfree(ev->msg);
+		if (ev->document_id)
+			pfree(ev->document_id);
+		pfree(ev);
+	}
+	if (finished > 0)
+		coco_queue_finish_upto(finished);
+}
+
+static void
+start_event(const CocoEventHeader *queued)
+{
+	WorkerEvent *ev = palloc(sizeof(WorkerEvent));
+	const char *p;
+
+	ev->msg = palloc(queued->total_len);
+	memcpy(ev->msg, queued, queued->total_len);
+	ev->document_id = document_id_text(ev->msg);
+	ev->remaining = ev->msg->nhooks;
+	dlist_push_tail(&events, &ev->node);
+
+	p = coco_event_hooks(ev->msg);
+	for (int i = 0; i < ev->msg->nhooks; i++)
+	{
+		const CocoHookSpec *spec = (const CocoHookSpec *) p;
+		Delivery   *d = palloc0(sizeof(Delivery));
+		char	   *url = pnstrdup(coco_spec_url(spec), spec->url_len);
+
+		p += spec->spec_len;
+		d->ev = ev;
+		d->spec = spec;
+		d->attempts = 1;
+		snprintf(d->webhook_id, sizeof(d->webhook_id), "msg_%llx_%llu_%lld",
+				 (unsigned long long) coco_queue_epoch(),
+				 (unsigned long long) ev->msg->seq,
+				 (long long) spec->hook_id);
+		d->headers = build_headers(d);
+		in_flight++;
+		if (!coco_http_post(http, url, d->headers, coco_event_body(ev->msg),
+							ev->msg->body_len, spec->timeout_ms, d))
+		{
+			CocoHttpResult r = {0, "could not start the HTTP request", 0};
+
+			delivery_done(d, &r);
+		}
+		pfree(url);
+	}
+}
+
+/* Pops and starts events while there is room; returns true if it took any. */
+static bool
+take_events(char **buf, Size *bufsize)
+{
+	bool		took = false;
+
+	while (in_flight < cocohooks_max_concurrent_deliveries &&
+		   nlog < MAX_LOG_BATCH / 2)
+	{
+		int			n;
+		Size		needed = 0;
+		Size		len = coco_queue_pop(*buf, *bufsize, &n, &needed);
+		Size		off = 0;
+
+		if (len == 0)
+		{
+			if (needed == 0)
+				break;
+			/* a message larger than the buffer: make room and pop again */
+			*buf = repalloc(*buf, needed);
+			*bufsize = needed;
+			continue;
+		}
+		while (off < len)
+		{
+			const CocoEventHeader *msg = (const CocoEventHeader *) (*buf + off);
+
+			start_event(msg);
+			off += msg->total_len;
+		}
+		took = true;
+	}
+	return took;
+}
+
+void
+cocohooks_worker_main(Datum main_arg)
+{
+	WaitEventSet *wes;
+	char	   *popbuf;
+	Size		popbufsize = POP_BUFFER_INITIAL;
+	uint64		lost;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(cocohooks_database, NULL, 0);
+	pgstat_report_appname("cocohooks worker");
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_cxt);
+
+	coco_queue_set_worker(MyProc->pgprocno);
+	before_shmem_exit(forget_worker, (Datum) 0);
+
+	lost = coco_queue_lose_unfinished();
+	if (lost > 0)
+		ereport(LOG,
+				(errmsg("cocohooks worker restarted: %llu events held by the previous worker were lost",
+						(unsigned long long) lost),
+				 errdetail("They are counted in cocohooks.stats as dropped.")));
+
+	http = coco_http_create(delivery_done);
+	coco_http_set_limits(http, cocohooks_max_host_connections);
+	popbuf = palloc(popbufsize);
+
+	wes = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
+
+	ereport(LOG,
+			(errmsg("cocohooks worker started for database \"%s\"", cocohooks_database)));
+
+	for (;;)
+	{
+		WaitEvent	occurred[3];
+		long		timeout;
+		bool		took;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			coco_http_set_limits(http, cocohooks_max_host_connections);
+		}
+
+		took = take_events(&popbuf, &popbufsize);
+		coco_http_drive(http);
+		flush_log();
+		release_finished_events();
+		coco_queue_set_in_flight(in_flight);
+
+		/* with room left and events taken, look at the queue again at once */
+		timeout = took ? 0 : coco_http_timeout_ms(http);
+		(void) WaitEventSetWait(wes, timeout, occurred, lengthof(occurred),
+								PG_WAIT_EXTENSION);
+	}
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""A webhook receiver for the cocohooks tests, built on Python's http.server.
+
+It records every request as one JSON line (method, path, headers, body,
+time received) in the log file *before* answering, so once a delivery has
+finished its record is on disk.  The path chooses the answer:
+
+    /status/<code>     answer with that status (default path: 200)
+    /slow/<ms>         wait <ms> milliseconds, then answer 200
+    /redirect          answer 302 with a Location header
+    /close             close the connection without answering
+
+Only listens on 127.0.0.1.  Usage:
+    receiver.py --log FILE [--port N] [--port-file FILE]
+"""
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as receivers in the wild do
+    log_path = None
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    def _record(self, body):
+        rec = {
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body.decode("utf-8", errors="replace"),
+            "received_at": time.time(),
+        }
+        line = json.dumps(rec, sort_keys=True) + "\n"
+        with LOCK:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+
+    def _answer(self, code, extra=None):
+        payload = b'{"ok": true}' if 200 <= code < 300 else b'{"ok": false}'
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self._record(body)
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        if parts[:1] == ["status"] and len(parts) > 1:
+            self._answer(int(parts[1]))
+        elif parts[:1] == ["slow"] and len(parts) > 1:
+            time.sleep(int(parts[1]) / 1000.0)
+            self._answer(200)
+        elif parts[:1] == ["redirect"]:
+            self._answer(302, {"Location": "/status/200"})
+        elif parts[:1] == ["close"]:
+            self.close_connection = True
+            self.connection.close()
+        else:
+            self._answer(200)
+
+    do_POST = _handle
+    do_GET = _handle
+    do_PUT = _handle
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    args = ap.parse_args()
+    Handler.log_path = args.log
+    open(args.log, "a").close()
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 1024
+    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(srv.server_address[1]))
+        os.rename(tmp, args.port_file)
+    sys.stdout.write("listening on 127.0.0.1:%d\n" % srv.server_address[1])
+    sys.stdout.flush()
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
