@@ -26,7 +26,7 @@ PG_CFLAGS = $(WARNINGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup
+REGRESS = setup registration bad_input payloads commit_semantics api_session delivery
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing
