@@ -11,6 +11,7 @@ OBJS = \
 	src/hook_cache.o \
 	src/payload.o \
 	src/row_trigger.o \
+	src/upsert_tracker.o \
 	src/pending_events.o \
 	src/hook_admin.o \
 	src/http_client.o \

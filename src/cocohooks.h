@@ -194,6 +194,12 @@ extern void coco_pending_add(const char *message, Size len);
 /* drop reporting shared by the trigger and pending_events.c */
 extern void coco_note_dropped(uint64 n);
 
+/* upsert_tracker.c */
+extern void coco_upsert_tracker_init(void);
+extern bool coco_upsert_hold(Relation rel, Oid collection, const char *msg,
+							 Size len);
+extern void coco_upsert_conflict(Relation rel);
+
 /* hook_cache.c */
 typedef struct CocoTableHooks
 {

@@ -165,5 +165,6 @@ _PG_init(void)
 
 	coco_hook_cache_init();
 	coco_pending_init();
+	coco_upsert_tracker_init();
 	coco_worker_register();
 }

@@ -101,6 +101,8 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	th = coco_hook_cache_lookup(td->tg_relation, td->tg_trigger->tgoid);
 	if (th->nhooks[event] == 0)
 		return PointerGetDatum(result);
+	if (event == COCO_PRE_SAVE && is_update)
+		coco_upsert_conflict(td->tg_relation);
 
 	document_json = coco_row_json(th, td->tg_relation, document);
 	if (old_row)
@@ -122,6 +124,11 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 
 	if (before)
 	{
+		/* an ON CONFLICT DO UPDATE insert may yet turn into an update */
+		if (event == COCO_PRE_SAVE && !is_update &&
+			coco_upsert_hold(td->tg_relation, th->collection_relid,
+							 message.data, message.len))
+			return PointerGetDatum(result);
 		if (coco_queue_push(message.data, message.len, 1) == 0)
 			coco_note_dropped(1);
 	}

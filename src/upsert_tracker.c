@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * upsert_tracker.c
+ *	  Makes INSERT ... ON CONFLICT DO UPDATE that updates a row an `update`
+ *	  for pre_save hooks too, and ON CONFLICT that skips a row silent.
+ *
+ * PostgreSQL fires BEFORE INSERT row triggers before it looks for a
+ * conflict; when it finds one, it then fires BEFORE UPDATE triggers and
+ * updates (DO UPDATE) or does nothing (DO NOTHING).  A pre_save "create"
+ * sent at the BEFORE INSERT would announce a row that is never inserted.
+ * So while a statement with ON CONFLICT on the table runs, the trigger
+ * hands its pre_save create message here instead of queueing it:
+ *
+ *	- if a BEFORE UPDATE of the same table follows in the same statement,
+ *	  the conflict path was taken: the create is dropped and the trigger
+ *	  sends the update;
+ *	- otherwise, at the next row or at the end of the statement, the create
+ *	  is queued if the row was inserted (es_processed grew), and dropped if
+ *	  the conflict skipped the row (DO NOTHING, or DO UPDATE ... WHERE).  In a data-modifying CTE,
+ *	  which does not count rows, it is always queued.
+ *
+ * The statement running the trigger is the innermost ExecutorRun, tracked
+ * by a hook that keeps a stack of running queries; that is cheap for every
+ * query, and the plan is only examined when a hooked trigger asks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "executor/executor.h"
+#include "nodes/plannodes.h"
+#include "parser/parsetree.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef struct RunFrame
+{
+	QueryDesc  *query;
+	struct RunFrame *outer;
+	bool		examined;		/* targets computed */
+	List	   *targets;		/* OIDs of ON CONFLICT targets */
+	bool		counts_rows;	/* all those ModifyTables set es_processed */
+	/* the held pre_save create, if any */
+	char	   *held;
+	Size		held_len;
+	Size		held_size;
+	Oid			held_relid;
+	uint64		held_processed;
+} RunFrame;
+
+static ExecutorRun_hook_type prev_executor_run = NULL;
+static RunFrame *current = NULL;
+
+static void
+note_targets(RunFrame *f, Plan *plan, List *rtable)
+{
+	ModifyTable *mt;
+	ListCell   *lc;
+
+	if (plan == NULL || !IsA(plan, ModifyTable))
+		return;
+	mt = (ModifyTable *) plan;
+	if (mt->onConflictAction == ONCONFLICT_NONE)
+		return;
+	if (!mt->canSetTag)
+		f->counts_rows = false;
+	if (mt->rootRelation > 0)
+		f->targets = lappend_oid(f->targets, rt_fetch(mt->rootRelation, rtable)->relid);
+	foreach(lc, mt->resultRelations)
+		f->targets = lappend_oid(f->targets, rt_fetch((Index) lfirst_int(lc), rtable)->relid);
+}
+
+static void
+examine(RunFrame *f)
+{
+	PlannedStmt *stmt = f->query->plannedstmt;
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (f->examined)
+		return;
+	f->examined = true;
+	f->counts_rows = true;
+	if (stmt == NULL || stmt->commandType != CMD_INSERT)
+		return;
+	old = MemoryContextSwitchTo(f->query->estate->es_query_cxt);
+	note_targets(f, stmt->planTree, stmt->rtable);
+	foreach(lc, stmt->subplans)
+		note_targets(f, (Plan *) lfirst(lc), stmt->rtable);
+	MemoryContextSwitchTo(old);
+}
+
+/* Queues the held create if its row was inserted, else drops it. */
+static void
+resolve_held(RunFrame *f, bool inserted_unknown)
+{
+	if (f->held_len == 0)
+		return;
+	if (inserted_unknown || !f->counts_rows ||
+		f->query->estate->es_processed > f->held_processed)
+	{
+		if (coco_queue_push(f->held, f->held_len, 1) == 0)
+			coco_note_dropped(1);
+	}
+	f->held_len = 0;
+}
+
+/*
+ * Called by the trigger for a pre_save create on rel (collection: the table
+ * hooks were registered on).  Returns true if the message was held, false
+ * if the caller should queue it now.
+ */
+bool
+coco_upsert_hold(Relation rel, Oid collection, const char *msg, Size len)
+{
+	RunFrame   *f = current;
+	Oid			relid = RelationGetRelid(rel);
+
+	if (f == NULL || f->query->estate == NULL)
+		return false;
+	examine(f);
+	if (f->targets == NIL ||
+		(!list_member_oid(f->targets, relid) && !list_member_oid(f->targets, collection)))
+		return false;
+
+	resolve_held(f, false);
+	if (f->held_size < len)
+	{
+		if (f->held)
+			pfree(f->held);
+		f->held = MemoryContextAlloc(f->query->estate->es_query_cxt, len);
+		f->held_size = len;
+	}
+	memcpy(f->held, msg, len);
+	f->held_len = len;
+	f->held_relid = relid;
+	f->held_processed = f->query->estate->es_processed;
+	return true;
+}
+
+/* Called by the trigger for a pre_save update on rel: a conflict path. */
+void
+coco_upsert_conflict(Relation rel)
+{
+	RunFrame   *f = current;
+
+	if (f != NULL && f->held_len > 0 && f->held_relid == RelationGetRelid(rel))
+		f->held_len = 0;
+}
+
+static void
+executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+			 bool execute_once)
+{
+	RunFrame	frame = {0};
+
+	frame.query = queryDesc;
+	frame.outer = current;
+	current = &frame;
+	PG_TRY();
+	{
+		if (prev_executor_run)
+			prev_executor_run(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_CATCH();
+	{
+		/* on error, the held create goes out as any pre_save does */
+		resolve_held(&frame, true);
+		current = frame.outer;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	resolve_held(&frame, false);
+	current = frame.outer;
+}
+
+void
+coco_upsert_tracker_init(void)
+{
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = executor_run;
+}
