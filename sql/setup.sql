@@ -60,6 +60,7 @@ SELECT extname FROM pg_extension WHERE extname = 'cocohooks';
 SELECT :'recv_log' <> '' AS have_receiver_log, :'recv_port'::int > 0 AS have_receiver_port;
 CREATE TABLE public.test_env (recv_log text NOT NULL, recv_port int NOT NULL);
 INSERT INTO public.test_env VALUES (:'recv_log', :'recv_port');
+GRANT SELECT ON public.test_env TO PUBLIC;
 
 -- Every request the receiver recorded whose path starts with prefix, in the
 -- order received (the last line may be partial if a request is arriving: it

@@ -371,13 +371,22 @@ existing_trigger_ops(Oid relid, const char *name)
 	Oid			types[2] = {OIDOID, CSTRINGOID};
 	int16		ops = 0;
 
-	if (SPI_execute_with_args("SELECT tgtype FROM pg_catalog.pg_trigger "
+	if (SPI_execute_with_args("SELECT tgtype, tgparentid <> 0 FROM pg_catalog.pg_trigger "
 							  "WHERE tgrelid = $1 AND tgname = $2::pg_catalog.name",
 							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read triggers");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("collection \"%s\" is a partition of a table that has hooks",
+							get_rel_name(relid)),
+					 errdetail("The hooks of a partitioned table already fire for the rows of its partitions."),
+					 errhint("Register the hook on the partitioned table.")));
 
 		ops = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));

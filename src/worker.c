@@ -265,6 +265,8 @@ finish_delivery(Delivery *d)
 	in_flight--;
 }
 
+static void flush_log(void);
+
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
 {
@@ -292,7 +294,12 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	if (cocohooks_log_deliveries == COCO_LOG_ALL ||
 		(!success && cocohooks_log_deliveries == COCO_LOG_FAILURES))
 	{
-		CocoLogRow *row = &log_rows[nlog];
+		CocoLogRow *row;
+
+		/* we are outside libcurl and any transaction: safe to write now */
+		if (nlog == MAX_LOG_BATCH)
+			flush_log();
+		row = &log_rows[nlog];
 
 		row->hook_id = d->spec->hook_id;
 		row->event = coco_event_names[msg->event];

@@ -1,0 +1,220 @@
+# Shared helpers for the cocohooks TAP tests.
+#
+#   my $node = CocoHooksTest::new_node('main', conf => "cocohooks.queue_size = '64kB'\n");
+#   $node->start;
+#   CocoHooksTest::create_extension($node);
+#   my $recv = CocoHooksTest::start_receiver();      # killed at END
+#   my $url  = "$recv->{url}/some/path";
+#   my $recs = CocoHooksTest::records($recv);         # array of hashes
+#   CocoHooksTest::wait_until('what', 10, sub { ...true when done... });
+#
+# Every wait is bounded: it polls every 100 ms until a deadline.
+package CocoHooksTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Basename qw(dirname);
+use File::Spec;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
+  records wait_until wait_records wait_deliveries stats worker_pid
+  wait_worker api_sql body_of);
+
+my $receiver_script =
+  File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
+my @receivers;
+
+# A cluster with cocohooks preloaded (unless preload => 0), serving
+# database 'postgres'; extra settings in conf.  Not started.
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $conf = "max_connections = 30\n";
+	if (!defined $opts{preload} || $opts{preload})
+	{
+		$conf .= "shared_preload_libraries = 'cocohooks'\n";
+		$conf .= "cocohooks.database = 'postgres'\n";
+	}
+	$conf .= $opts{conf} if defined $opts{conf};
+	$node->append_conf('postgresql.conf', $conf);
+	return $node;
+}
+
+# CREATE EXTENSION in 'postgres' and wait for the worker.
+sub create_extension
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', 'CREATE EXTENSION cocohooks');
+	wait_worker($node, 30);
+	return;
+}
+
+# pid of the cocohooks worker, or undef
+sub worker_pid
+{
+	my ($node) = @_;
+	my ($ret, $out) = $node->psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'cocohooks worker'"
+	);
+	return undef if $ret != 0 || $out eq '';
+	my @pids = split /\n/, $out;
+	return $pids[0];
+}
+
+# Waits for a worker (other than $old_pid if given); returns its pid or undef.
+sub wait_worker
+{
+	my ($node, $timeout, $old_pid) = @_;
+	my $pid;
+	wait_until(
+		'cocohooks worker',
+		$timeout // 30,
+		sub {
+			$pid = worker_pid($node);
+			return defined $pid && (!defined $old_pid || $pid != $old_pid);
+		});
+	return (defined $pid && (!defined $old_pid || $pid != $old_pid))
+	  ? $pid
+	  : undef;
+}
+
+# Polls $cond every 100 ms for up to $timeout seconds; true if it held.
+sub wait_until
+{
+	my ($what, $timeout, $cond) = @_;
+	my $deadline = time() + $timeout;
+	while (1)
+	{
+		return 1 if $cond->();
+		if (time() >= $deadline)
+		{
+			diag("timed out after ${timeout}s waiting for $what");
+			return 0;
+		}
+		usleep(100_000);
+	}
+}
+
+# Starts test/receiver.py on a free port of 127.0.0.1.
+sub start_receiver
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir('receiver');
+	my $log = "$dir/requests.jsonl";
+	my $port_file = "$dir/port";
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'python3', $receiver_script, '--log', $log, '--port', '0',
+			'--port-file', $port_file
+		],
+		'<', \undef, '>', \$out, '2>', \$err);
+	my $ok = wait_until('receiver port file', 15, sub { -s $port_file });
+	die "receiver did not start: $err" unless $ok;
+	my $port = PostgreSQL::Test::Utils::slurp_file($port_file);
+	chomp $port;
+	my $recv = {
+		handle => $h,
+		log => $log,
+		port => $port,
+		url => "http://127.0.0.1:$port",
+		err => \$err,
+	};
+	push @receivers, $recv;
+	return $recv;
+}
+
+sub stop_receiver
+{
+	my ($recv) = @_;
+	return unless $recv->{handle};
+	eval { $recv->{handle}->kill_kill(grace => 2); };
+	$recv->{handle} = undef;
+	return;
+}
+
+END
+{
+	stop_receiver($_) for @receivers;
+}
+
+# Every request the receiver recorded so far, oldest first; with $filter
+# (a sub taking a record) only those it accepts.
+sub records
+{
+	my ($recv, $filter) = @_;
+	my @recs;
+	open my $fh, '<', $recv->{log} or return [];
+	while (my $line = <$fh>)
+	{
+		next unless $line =~ /\n\z/;    # a line still being written
+		my $r = decode_json($line);
+		push @recs, $r if !$filter || $filter->($r);
+	}
+	close $fh;
+	return \@recs;
+}
+
+# The decoded JSON body of a record.
+sub body_of
+{
+	my ($rec) = @_;
+	return decode_json($rec->{body});
+}
+
+# Waits until at least $n records pass $filter; returns them.
+sub wait_records
+{
+	my ($recv, $n, $timeout, $filter) = @_;
+	my $recs = [];
+	wait_until(
+		"$n receiver records",
+		$timeout,
+		sub {
+			$recs = records($recv, $filter);
+			return @$recs >= $n;
+		});
+	return $recs;
+}
+
+# cocohooks.wait_for_deliveries() in a new session: true/false.
+sub wait_deliveries
+{
+	my ($node, $timeout) = @_;
+	$timeout //= '30 s';
+	my $r = $node->safe_psql('postgres',
+		"SELECT cocohooks.wait_for_deliveries('$timeout')");
+	return $r eq 't';
+}
+
+# cocohooks.stats as a hash
+sub stats
+{
+	my ($node) = @_;
+	my $out = $node->safe_psql('postgres',
+		'SELECT queued, delivered, failed, retried, dropped, in_flight, '
+		  . 'queue_bytes_used, queue_bytes_total FROM cocohooks.stats');
+	my @v = split /\|/, $out;
+	my %s;
+	@s{qw(queued delivered failed retried dropped in_flight queue_bytes_used queue_bytes_total)} = @v;
+	return \%s;
+}
+
+# SQL run in an API-tagged session
+sub api_sql
+{
+	my ($node, $sql, %params) = @_;
+	return $node->safe_psql('postgres',
+		"SET cocohooks.api_session = on;\n$sql", %params);
+}
+
+1;

@@ -1,0 +1,59 @@
+# Setup: shared_preload_libraries is required, one database only, the worker.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use CocoHooksTest;
+
+# Without shared_preload_libraries
+my $node = new_node('setup', preload => 0);
+$node->start;
+
+my ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION cocohooks');
+isnt($ret, 0, 'CREATE EXTENSION fails without shared_preload_libraries');
+like(
+	$err,
+	qr/ERROR:\s+cocohooks must be loaded via "shared_preload_libraries"/,
+	'error says it must be loaded via shared_preload_libraries');
+like(
+	$err,
+	qr/HINT:\s+.*shared_preload_libraries.*restart/,
+	'hint tells how to fix it');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_extension WHERE extname = 'cocohooks'"),
+	'0', 'extension not created');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_namespace WHERE nspname = 'cocohooks'"),
+	'0', 'schema cocohooks not left behind');
+
+# Now preloaded, serving 'postgres'
+$node->append_conf('postgresql.conf',
+	"shared_preload_libraries = 'cocohooks'\ncocohooks.database = 'postgres'\n");
+$node->restart;
+$node->safe_psql('postgres', 'CREATE DATABASE other');
+
+($ret, $out, $err) = $node->psql('other', 'CREATE EXTENSION cocohooks');
+isnt($ret, 0, 'CREATE EXTENSION fails in a database the worker does not serve');
+like($err, qr/ERROR:.*"postgres"/, 'error names the served database');
+like($err, qr/cocohooks\.database/, 'error names the setting cocohooks.database');
+is($node->safe_psql('other',
+		"SELECT count(*) FROM pg_extension WHERE extname = 'cocohooks'"),
+	'0', 'nothing created in the other database');
+
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION cocohooks');
+is($ret, 0, 'CREATE EXTENSION works in cocohooks.database') or diag($err);
+is($node->safe_psql('postgres',
+		"SELECT extversion FROM pg_extension WHERE extname = 'cocohooks'"),
+	'0.1.0', 'extension version 0.1.0');
+
+my $pid = wait_worker($node, 30);
+ok(defined $pid, 'worker visible in pg_stat_activity as "cocohooks worker"');
+is($node->safe_psql('postgres',
+		"SELECT count(*) || ':' || min(datname) FROM pg_stat_activity WHERE backend_type = 'cocohooks worker'"),
+	'1:postgres', 'exactly one worker, connected to database postgres');
+
+$node->stop;
+done_testing();
