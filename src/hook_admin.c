@@ -476,6 +476,36 @@ sync_triggers(Oid relid)
 	set_trigger(relid, trigger_name(POST_TRIGGER_NAME), false, post);
 }
 
+/*
+ * A partitioned table's hooks fire for the rows of all its partitions, so a
+ * table and its ancestors or descendants cannot both have hooks: each row
+ * belongs to one collection.  Runs as owner, in SPI.
+ */
+static void
+check_partition_family(Oid relid)
+{
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	Oid			types[1] = {OIDOID};
+	char	   *other;
+
+	if (SPI_execute_with_args("SELECT h.collection::pg_catalog.text FROM cocohooks.hooks h "
+							  "WHERE h.collection::pg_catalog.oid <> $1 AND h.collection::pg_catalog.oid IN "
+							  "(SELECT relid FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) "
+							  " UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)) "
+							  "LIMIT 1",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.hooks");
+	if (SPI_processed == 0)
+		return;
+	other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("collection \"%s\" is in the same partition tree as \"%s\", which has hooks",
+					get_rel_name(relid), other),
+			 errdetail("A partitioned table's hooks fire for the rows of all its partitions, so only one table of a partition tree can have hooks."),
+			 errhint("Register all hooks of the tree on one table, usually the partitioned table.")));
+}
+
 Datum
 cocohooks_register_hook(PG_FUNCTION_ARGS)
 {
@@ -530,6 +560,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	args[6] = Int32GetDatum(max_retries);
 
 	begin_as_owner(&st);
+	check_partition_family(relid);
 	if (SPI_execute_with_args("INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries) "
 							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7) RETURNING id",
