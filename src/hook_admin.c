@@ -486,9 +486,10 @@ check_partition_family(Oid relid)
 {
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	Oid			types[1] = {OIDOID};
-	char	   *other;
+	Oid			other;
+	bool		isnull;
 
-	if (SPI_execute_with_args("SELECT h.collection::pg_catalog.text FROM cocohooks.hooks h "
+	if (SPI_execute_with_args("SELECT h.collection::pg_catalog.oid FROM cocohooks.hooks h "
 							  "WHERE h.collection::pg_catalog.oid <> $1 AND h.collection::pg_catalog.oid IN "
 							  "(SELECT relid FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) "
 							  " UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)) "
@@ -497,11 +498,12 @@ check_partition_family(Oid relid)
 		elog(ERROR, "could not read cocohooks.hooks");
 	if (SPI_processed == 0)
 		return;
-	other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	other = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("collection \"%s\" is in the same partition tree as \"%s\", which has hooks",
-					get_rel_name(relid), other),
+					get_rel_name(relid), get_rel_name(other)),
 			 errdetail("A partitioned table's hooks fire for the rows of all its partitions, so only one table of a partition tree can have hooks."),
 			 errhint("Register all hooks of the tree on one table, usually the partitioned table.")));
 }

@@ -144,6 +144,7 @@ sub stop_receiver
 
 END
 {
+	local $?;
 	stop_receiver($_) for @receivers;
 }
 
