@@ -15,6 +15,7 @@ OBJS = \
 	src/pending_events.o \
 	src/hook_admin.o \
 	src/http_client.o \
+	src/origin_queue.o \
 	src/delivery_log.o \
 	src/worker.o
 

@@ -125,14 +125,18 @@ coco_http_wait_fd(CocoHttp *http)
 	return http->epfd;
 }
 
+/*
+ * The worker admits at most max_host_connections requests per receiver
+ * itself (origin_queue.c), so libcurl never has to hold transfers back:
+ * its own per-host limit would park them in a pending state whose waiting
+ * time counts against the hook's timeout.  Keep enough idle connections
+ * cached that every admitted request can reuse one.
+ */
 void
 coco_http_set_limits(CocoHttp *http, int max_host_connections)
 {
-	curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-					  (long) max_host_connections);
-	/* keep enough idle connections for several busy receivers */
 	curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS,
-					  (long) Max(max_host_connections * 4, 64));
+					  (long) Max(max_host_connections * 16, 256));
 }
 
 static HttpRequest *

@@ -47,6 +47,7 @@
 
 #include "delivery_log.h"
 #include "http_client.h"
+#include "origin_queue.h"
 
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define MAX_LOG_BATCH		1000
@@ -63,6 +64,9 @@ typedef struct Delivery
 {
 	WorkerEvent *ev;
 	const CocoHookSpec *spec;	/* inside ev->msg */
+	CocoOrigin *origin;			/* the receiver, for admission */
+	dlist_node	wait_node;		/* in origin's queue while waiting */
+	bool		sent;			/* holds a slot of origin */
 	struct curl_slist *headers;
 	char		webhook_id[96];
 	int			attempts;
@@ -259,13 +263,15 @@ build_headers(Delivery *d)
 static void
 finish_delivery(Delivery *d)
 {
-	curl_slist_free_all(d->headers);
+	if (d->headers)
+		curl_slist_free_all(d->headers);
 	d->ev->remaining--;
 	pfree(d);
 	in_flight--;
 }
 
 static void flush_log(void);
+static void send_delivery(Delivery *d);
 
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
@@ -274,6 +280,15 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	const CocoEventHeader *msg = d->ev->msg;
 	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
 	char	   *error = NULL;
+
+	if (d->sent)
+	{
+		dlist_node *next = coco_origin_release(d->origin);
+
+		d->sent = false;
+		if (next)
+			send_delivery(dlist_container(Delivery, wait_node, next));
+	}
 
 	if (!success)
 	{
@@ -359,6 +374,29 @@ release_finished_events(void)
 		coco_queue_finish_upto(finished);
 }
 
+/*
+ * Sends a delivery that holds a slot of its origin.  If libcurl refuses
+ * the transfer, the delivery fails at once (which frees the slot for the
+ * next one).
+ */
+static void
+send_delivery(Delivery *d)
+{
+	const CocoEventHeader *msg = d->ev->msg;
+	char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
+
+	d->sent = true;
+	d->headers = build_headers(d);
+	if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
+						msg->body_len, d->spec->timeout_ms, d))
+	{
+		CocoHttpResult r = {0, "could not start the HTTP request", 0};
+
+		delivery_done(d, &r);
+	}
+	pfree(url);
+}
+
 static void
 start_event(const CocoEventHeader *queued)
 {
@@ -376,7 +414,6 @@ start_event(const CocoEventHeader *queued)
 	{
 		const CocoHookSpec *spec = (const CocoHookSpec *) p;
 		Delivery   *d = palloc0(sizeof(Delivery));
-		char	   *url = pnstrdup(coco_spec_url(spec), spec->url_len);
 
 		p += spec->spec_len;
 		d->ev = ev;
@@ -386,16 +423,10 @@ start_event(const CocoEventHeader *queued)
 				 (unsigned long long) coco_queue_epoch(),
 				 (unsigned long long) ev->msg->seq,
 				 (long long) spec->hook_id);
-		d->headers = build_headers(d);
+		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
 		in_flight++;
-		if (!coco_http_post(http, url, d->headers, coco_event_body(ev->msg),
-							ev->msg->body_len, spec->timeout_ms, d))
-		{
-			CocoHttpResult r = {0, "could not start the HTTP request", 0};
-
-			delivery_done(d, &r);
-		}
-		pfree(url);
+		if (coco_origin_admit(d->origin, &d->wait_node))
+			send_delivery(d);
 	}
 }
 
@@ -465,6 +496,7 @@ cocohooks_worker_main(Datum main_arg)
 
 	http = coco_http_create(delivery_done);
 	coco_http_set_limits(http, cocohooks_max_host_connections);
+	coco_origin_set_limit(cocohooks_max_host_connections);
 	popbuf = palloc(popbufsize);
 
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
@@ -488,6 +520,7 @@ cocohooks_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			coco_http_set_limits(http, cocohooks_max_host_connections);
+			coco_origin_set_limit(cocohooks_max_host_connections);
 		}
 
 		took = take_events(&popbuf, &popbufsize);

@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * origin_queue.c
+ *	  Per-receiver admission of deliveries in the worker.
+ *
+ * A receiver (an origin: scheme, host and port) gets at most
+ * cocohooks.max_host_connections requests at once; further deliveries to it
+ * wait here, in arrival order, not inside libcurl.  So a hook's timeout
+ * counts from when its request is actually sent, and a slow receiver only
+ * ever makes its own deliveries wait.
+ *
+ * Origins live for the worker's lifetime; there are as many as distinct
+ * receivers of registered hooks.  Worker-local, no locking.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "origin_queue.h"
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#define ORIGIN_KEY_LEN 256
+
+struct CocoOrigin
+{
+	char		key[ORIGIN_KEY_LEN];	/* hash key: "scheme://host:port" */
+	int			active;			/* requests in flight */
+	dlist_head	waiting;		/* deliveries waiting for a slot */
+};
+
+static HTAB *origins = NULL;
+static int	origin_limit = 1;
+
+void
+coco_origin_set_limit(int limit)
+{
+	origin_limit = Max(limit, 1);
+}
+
+/* The origin of a URL: everything before the path, query or fragment. */
+CocoOrigin *
+coco_origin_for_url(const char *url, int url_len)
+{
+	char		key[ORIGIN_KEY_LEN] = {0};
+	const char *rest = memchr(url, ':', url_len);
+	int			len = url_len;
+	CocoOrigin *origin;
+	bool		found;
+
+	if (rest && rest + 3 <= url + url_len && strncmp(rest, "://", 3) == 0)
+	{
+		for (const char *p = rest + 3; p < url + url_len; p++)
+			if (*p == '/' || *p == '?' || *p == '#')
+			{
+				len = (int) (p - url);
+				break;
+			}
+	}
+	memcpy(key, url, Min(len, ORIGIN_KEY_LEN - 1));
+	for (int i = 0; key[i]; i++)
+		key[i] = pg_tolower((unsigned char) key[i]);
+
+	if (origins == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = ORIGIN_KEY_LEN;
+		ctl.entrysize = sizeof(CocoOrigin);
+		ctl.hcxt = TopMemoryContext;
+		origins = hash_create("cocohooks origins", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	origin = hash_search(origins, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		origin->active = 0;
+		dlist_init(&origin->waiting);
+	}
+	return origin;
+}
+
+/*
+ * Takes a slot for a request and returns true, or, when the origin is at
+ * its limit, queues waiter and returns false.
+ */
+bool
+coco_origin_admit(CocoOrigin *origin, dlist_node *waiter)
+{
+	if (origin->active < origin_limit)
+	{
+		origin->active++;
+		return true;
+	}
+	dlist_push_tail(&origin->waiting, waiter);
+	return false;
+}
+
+/*
+ * Gives back a slot.  Returns the next waiting delivery, which now holds a
+ * slot and should be sent, or NULL.
+ */
+dlist_node *
+coco_origin_release(CocoOrigin *origin)
+{
+	origin->active--;
+	if (origin->active < origin_limit && !dlist_is_empty(&origin->waiting))
+	{
+		origin->active++;
+		return dlist_pop_head_node(&origin->waiting);
+	}
+	return NULL;
+}

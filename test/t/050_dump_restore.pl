@@ -1,0 +1,104 @@
+# Hooks survive pg_dump / pg_restore into another preloaded cluster.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Digest::SHA;
+use MIME::Base64;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use CocoHooksTest;
+
+my $recv = start_receiver();
+my $src = new_node('dump_src');
+$src->start;
+create_extension($src);
+
+my $secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+$src->safe_psql('postgres', qq{
+	CREATE TABLE a (id int PRIMARY KEY, v text);
+	CREATE SCHEMA app;
+	CREATE TABLE app.b (code text PRIMARY KEY, n int);
+	SELECT cocohooks.register_hook('a', 'post_save', '$recv->{url}/a/post',
+		headers => '{"Authorization": "Bearer t0ken", "X-Tenant": "acme"}',
+		secret => '$secret', timeout_ms => 2500, max_retries => 3);
+	SELECT cocohooks.register_hook('a', 'pre_delete', '$recv->{url}/a/predel');
+	SELECT cocohooks.register_hook('app.b', 'post_delete', '$recv->{url}/b/postdel');
+	SELECT cocohooks.disable_hook(cocohooks.register_hook('app.b', 'post_save', '$recv->{url}/b/disabled'));
+	SELECT cocohooks.register_hook('app.b', 'post_save', '$recv->{url}/b/post');
+	INSERT INTO a VALUES (1, 'one');
+	INSERT INTO app.b VALUES ('x', 1);
+});
+
+my $hooks_sql = q{SELECT id, collection::text, event, url, headers::text, secret, enabled,
+	timeout_ms, max_retries FROM cocohooks.hooks ORDER BY id};
+my $triggers_sql = q{SELECT tgrelid::regclass::text, tgname, tgtype, tgfoid::regproc::text,
+	tgenabled FROM pg_trigger WHERE NOT tgisinternal
+	AND tgrelid IN ('a'::regclass, 'app.b'::regclass) ORDER BY 1, 2};
+my $hooks_src = $src->safe_psql('postgres', $hooks_sql);
+my $src_dup;
+my $triggers_src = $src->safe_psql('postgres', $triggers_sql);
+is(scalar(split /\n/, $hooks_src), 5, 'five hooks registered');
+
+$src_dup = $src->safe_psql('postgres', q{SELECT count(*) || ':' || count(*) FILTER (WHERE n > 1) FROM (
+	SELECT tgrelid, tgname, count(*) AS n FROM pg_trigger
+	 WHERE NOT tgisinternal AND tgfoid = 'cocohooks.row_trigger'::regproc
+	 GROUP BY tgrelid, tgname) s});
+
+my $dump = PostgreSQL::Test::Utils::tempdir() . '/postgres.dump';
+$src->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', 'postgres' ], 'pg_dump -Fc');
+$src->stop;
+
+my $dst = new_node('dump_dst');
+$dst->start;
+$dst->command_ok([ 'pg_restore', '--exit-on-error', '-d', 'postgres', $dump ],
+	'pg_restore -d postgres');
+ok(defined wait_worker($dst, 30), 'worker running on the restored cluster');
+
+is($dst->safe_psql('postgres', $hooks_sql), $hooks_src,
+	'cocohooks.hooks restored identically (ids, headers, secret, disabled flag)');
+is($dst->safe_psql('postgres', $triggers_sql), $triggers_src,
+	'the same hook triggers on the restored tables');
+my $dup_sql = q{SELECT count(*) || ':' || count(*) FILTER (WHERE n > 1) FROM (
+	SELECT tgrelid, tgname, count(*) AS n FROM pg_trigger
+	 WHERE NOT tgisinternal AND tgfoid = 'cocohooks.row_trigger'::regproc
+	 GROUP BY tgrelid, tgname) s};
+is($src_dup, '3:0', 'source: three hook triggers (a: pre and post, app.b: post)');
+is($dst->safe_psql('postgres', $dup_sql), '3:0',
+	'restored: the same three hook triggers, each exactly once');
+
+# a new hook gets a fresh id (the sequence came along)
+my $max_id = $dst->safe_psql('postgres', 'SELECT max(id) FROM cocohooks.hooks');
+my $new_id = $dst->safe_psql('postgres',
+	"SELECT cocohooks.register_hook('a', 'post_delete', '$recv->{url}/a/postdel')");
+cmp_ok($new_id, '>', $max_id, 'a hook registered after restore gets a new id');
+
+# API-tagged writes on the restored cluster are delivered
+api_sql($dst, q{
+	INSERT INTO a VALUES (2, 'two');
+	DELETE FROM a WHERE id = 1;
+	UPDATE app.b SET n = 2 WHERE code = 'x';
+	DELETE FROM app.b WHERE code = 'x';
+});
+ok(wait_deliveries($dst), 'wait_for_deliveries on the restored cluster');
+my %paths;
+$paths{ $_->{path} }++ for @{ records($recv) };
+is_deeply(
+	\%paths,
+	{ '/a/post' => 1, '/a/predel' => 1, '/a/postdel' => 1, '/b/post' => 1, '/b/postdel' => 1 },
+	'each enabled hook delivered once; the disabled hook stayed silent');
+
+my ($post) = @{ records($recv, sub { $_[0]{path} eq '/a/post' }) };
+is($post->{headers}{authorization}, 'Bearer t0ken', 'restored hook sends its headers');
+is($post->{headers}{'x-tenant'}, 'acme', 'restored hook sends all its headers');
+my $key = MIME::Base64::decode_base64(substr($secret, 6));
+my $expect_sig = 'v1,' . MIME::Base64::encode_base64(
+	Digest::SHA::hmac_sha256(
+		"$post->{headers}{'webhook-id'}.$post->{headers}{'webhook-timestamp'}.$post->{body}", $key), '');
+is($post->{headers}{'webhook-signature'}, $expect_sig,
+	'restored hook signs with its secret (Standard Webhooks HMAC verified)');
+is(body_of($post)->{document_id}, '2', 'payload of the restored hook');
+
+$dst->stop;
+done_testing();
