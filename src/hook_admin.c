@@ -27,6 +27,7 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
@@ -280,6 +281,11 @@ check_collection(Oid relid)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
 					   get_rel_name(relid));
+	if (IsCatalogRelationOid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("collection \"%s\" is a system catalog", get_rel_name(relid)),
+				 errdetail("Hooks can be registered on user tables only.")));
 
 	rel = table_open(relid, ShareRowExclusiveLock);
 	(void) RelationGetIndexList(rel);
@@ -563,10 +569,11 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 
 	begin_as_owner(&st);
 	check_partition_family(relid);
+	/* no row limit: a limited INSERT would not fire its statement trigger */
 	if (SPI_execute_with_args("INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries) "
 							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7) RETURNING id",
-							  7, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING ||
+							  7, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not insert into cocohooks.hooks");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
