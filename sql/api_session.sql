@@ -7,7 +7,7 @@ CREATE TABLE api_t (id int PRIMARY KEY, v text);
 SELECT cocohooks.register_hook('api_t', e, recv_url('/api/' || e)) > 0 AS registered
   FROM unnest(ARRAY['pre_save', 'post_save', 'pre_delete', 'post_delete']) AS e;
 
--- events received per id in [lo, hi]: "id:event event ..."
+-- the events received per document id in [lo, hi]
 CREATE FUNCTION api_seen(lo int, hi int) RETURNS TABLE (id int, events text)
 LANGUAGE sql AS $$
   SELECT (body::jsonb->'document'->>'id')::int,
@@ -122,7 +122,9 @@ SELECT * FROM api_seen(50, 59);
 \c :conn
 SHOW cocohooks.api_session;
 INSERT INTO api_t VALUES (60, 'connection option');
-\c - :su
+-- (a new connection string, so psql does not reuse the options)
+\set conn 'dbname=' :db
+\c :conn
 SHOW cocohooks.api_session;
 INSERT INTO api_t VALUES (61, 'new plain connection');
 SELECT cocohooks.wait_for_deliveries('20 s');

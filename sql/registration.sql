@@ -96,6 +96,17 @@ SELECT count(*) AS requests_so_far FROM recv('/registration/');
 SELECT * FROM hook_triggers('reg_items');
 SELECT cocohooks.enable_hook(id) FROM cocohooks.hooks WHERE collection = 'reg_items'::regclass ORDER BY id;
 
+-- a hook registered once this session has already fired for the collection
+-- (its hook cache is built) fires at once, in this session too
+SET cocohooks.api_session = on;
+INSERT INTO reg_items VALUES (6, 'sixth');
+SELECT cocohooks.register_hook('reg_items', 'post_save', recv_url('/registration/late')) AS late \gset
+INSERT INTO reg_items VALUES (7, 'seventh');
+RESET cocohooks.api_session;
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT path, count(*) FROM recv('/registration/') WHERE body::jsonb->'document'->>'id' = '7'
+ GROUP BY path ORDER BY path;
+
 -- enable/disable/unregister of a hook that does not exist: false
 SELECT cocohooks.enable_hook(-1) AS enable_missing,
        cocohooks.disable_hook(-1) AS disable_missing,
@@ -113,7 +124,7 @@ SELECT * FROM hook_triggers('reg_items');
 SELECT cocohooks.unregister_hook(:h4);
 SELECT * FROM hook_triggers('reg_items');
 SELECT cocohooks.unregister_hook(:h1), cocohooks.unregister_hook(:ma),
-       cocohooks.unregister_hook(:mb);
+       cocohooks.unregister_hook(:mb), cocohooks.unregister_hook(:late);
 SELECT * FROM hook_triggers('reg_items');
 SELECT cocohooks.unregister_hook(:mc) AS last_one;
 -- no hook left: no trigger left

@@ -105,16 +105,18 @@ sub wait_until
 	}
 }
 
-# Starts test/receiver.py on a free port of 127.0.0.1.
+# Starts test/receiver.py on 127.0.0.1, on a free port unless port => N.
 sub start_receiver
 {
+	my (%opts) = @_;
+	my $listen_port = $opts{port} // 0;
 	my $dir = PostgreSQL::Test::Utils::tempdir('receiver');
 	my $log = "$dir/requests.jsonl";
 	my $port_file = "$dir/port";
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start(
 		[
-			'python3', $receiver_script, '--log', $log, '--port', '0',
+			'python3', $receiver_script, '--log', $log, '--port', $listen_port,
 			'--port-file', $port_file
 		],
 		'<', \undef, '>', \$out, '2>', \$err);

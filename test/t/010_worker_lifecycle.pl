@@ -83,6 +83,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM cocohooks.deliveries WHERE
 	'0', 'no success rows while log_deliveries = failures');
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET cocohooks.log_deliveries = 'all';
+	ALTER SYSTEM SET cocohooks.max_concurrent_deliveries = 1;
 	SELECT pg_reload_conf();
 });
 my $success_rows = 0;
@@ -99,6 +100,26 @@ ok( wait_until(
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM cocohooks.deliveries WHERE success AND (status_code <> 200 OR error IS NOT NULL OR attempts <> 1)"),
 	'0', 'success rows have status 200, no error, one attempt');
+
+# events still in the shared queue survive a worker restart; only the one
+# the worker held is lost (max_concurrent_deliveries = 1 since the reload)
+my $st0 = stats($node);
+api_sql($node, "INSERT INTO t_slow VALUES (3, 'slow')");
+ok( wait_until('in_flight > 0', 10, sub { stats($node)->{in_flight} > 0 }),
+	'slow request holds the only delivery slot');
+my $first = $next_id + 1;
+api_sql($node, "INSERT INTO t VALUES ($first, 'queued'), ($first + 1, 'queued'), ($first + 2, 'queued')");
+$next_id += 3;
+my $st1 = stats($node);
+cmp_ok($st1->{queue_bytes_used}, '>', 0, 'three events wait in the shared queue');
+my $pid5 = worker_pid($node);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid5)");
+ok(defined wait_worker($node, 10, $pid5), 'worker restarted');
+ok(wait_deliveries($node), 'queued events finished by the new worker');
+my $queued_recs = records($recv, sub { $_[0]{path} eq '/t' && body_of($_[0])->{document_id} >= $first });
+is(scalar(@$queued_recs), 3, 'the three queued events were delivered by the new worker');
+my $st2 = stats($node);
+is($st2->{dropped} - $st0->{dropped}, 1, 'only the event held by the old worker was dropped');
 
 # fast shutdown with a request in flight
 api_sql($node, "INSERT INTO t_slow VALUES (2, 'slow')");

@@ -108,4 +108,28 @@ is($after->{dropped} - $before->{dropped}, 0, 'nothing dropped');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM p'), '1000', '1000 rows written');
 
 $node->stop;
+
+# --- waiting for a connection slot does not count against the timeout:
+# max_host_connections = 2, six 1 s requests to one receiver, timeout 1.8 s
+my $node2 = new_node('slots', conf => "cocohooks.max_host_connections = 2\n");
+$node2->start;
+create_extension($node2);
+my $recv2 = start_receiver();
+$node2->safe_psql('postgres', qq{
+	CREATE TABLE s (id int PRIMARY KEY);
+	SELECT cocohooks.register_hook('s', 'post_save', '$recv2->{url}/slow/1000', timeout_ms => 1800);
+});
+$before = stats($node2);
+api_sql($node2, 'INSERT INTO s SELECT generate_series(1, 6)');
+ok(wait_deliveries($node2, '30 s'), 'six deliveries through two slots finished');
+$after = stats($node2);
+is($after->{delivered} - $before->{delivered}, 6,
+	'all six delivered: time spent waiting for a slot is not part of the timeout');
+my @at = sort { $a <=> $b } map { $_->{received_at} } @{ records($recv2) };
+is(scalar(@at), 6, 'six requests received');
+my $first_round = grep { $_ < $at[0] + 0.5 } @at;
+is($first_round, 2, 'at most max_host_connections = 2 requests at once to one receiver');
+note(sprintf('six 1 s requests through 2 slots took %.2f s', $at[-1] - $at[0]));
+$node2->stop;
+
 done_testing();
