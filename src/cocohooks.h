@@ -55,6 +55,7 @@ extern int	cocohooks_queue_size;	/* kB */
 extern int	cocohooks_max_concurrent_deliveries;
 extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;
+extern int	cocohooks_retry_max_backoff;	/* ms */
 
 typedef enum CocoLogDeliveries
 {

@@ -212,6 +212,7 @@ collect_finished(CocoHttp *http)
 		HttpRequest *req;
 		CocoHttpResult result = {0};
 		double		total = 0;
+		curl_off_t	retry_after = 0;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -219,13 +220,15 @@ collect_finished(CocoHttp *http)
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result.status);
 		curl_easy_getinfo(req->easy, CURLINFO_TOTAL_TIME, &total);
 		result.duration_ms = total * 1000.0;
+		if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+			retry_after > 0)
+			result.retry_after_s = (long) Min(retry_after, (curl_off_t) 86400);
 		if (msg->data.result != CURLE_OK)
 		{
 			result.error = req->errbuf[0] ? req->errbuf :
 				curl_easy_strerror(msg->data.result);
 			/* a response cut short is no response */
-			if (msg->data.result != CURLE_OK)
-				result.status = result.status > 0 ? result.status : 0;
+			result.status = 0;
 		}
 		curl_multi_remove_handle(http->multi, req->easy);
 		http->active--;

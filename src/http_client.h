@@ -18,6 +18,7 @@ typedef struct CocoHttpResult
 	long		status;			/* HTTP status, 0 when there was no response */
 	const char *error;			/* transport error, or NULL */
 	double		duration_ms;
+	long		retry_after_s;	/* the response's Retry-After, or 0 */
 } CocoHttpResult;
 
 typedef void (*CocoHttpDoneFn) (void *arg, const CocoHttpResult *result);

@@ -28,6 +28,7 @@ int			cocohooks_queue_size = 64 * 1024;	/* kB */
 int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
+int			cocohooks_retry_max_backoff = 60000;	/* ms */
 
 bool		coco_preloaded = false;
 
@@ -122,6 +123,17 @@ define_settings(void)
 							1024,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.retry_max_backoff",
+							"Longest wait before a retry of a failed delivery.",
+							"Retries wait about 1 s, then twice as long each time, up to this; a Retry-After answer is honoured up to it too.",
+							&cocohooks_retry_max_backoff,
+							60000,
+							1000,
+							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("cocohooks.log_deliveries",

@@ -32,7 +32,9 @@
 
 #include "common/base64.h"
 #include "common/hmac.h"
+#include "common/pg_prng.h"
 #include "lib/ilist.h"
+#include "lib/pairingheap.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -67,12 +69,15 @@ typedef struct Delivery
 	CocoOrigin *origin;			/* the receiver, for admission */
 	dlist_node	wait_node;		/* in origin's queue while waiting */
 	bool		sent;			/* holds a slot of origin */
+	pairingheap_node retry_node;	/* in retries while waiting to retry */
+	TimestampTz retry_at;
 	struct curl_slist *headers;
 	char		webhook_id[96];
 	int			attempts;
 } Delivery;
 
 static dlist_head events = DLIST_STATIC_INIT(events);
+static pairingheap *retries = NULL;	/* deliveries waiting to retry, soonest first */
 static int	in_flight = 0;
 static CocoHttp *http = NULL;
 static MemoryContext worker_cxt = NULL;
@@ -273,6 +278,72 @@ finish_delivery(Delivery *d)
 static void flush_log(void);
 static void send_delivery(Delivery *d);
 
+static int
+retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
+{
+	const Delivery *da = pairingheap_const_container(Delivery, retry_node, a);
+	const Delivery *db = pairingheap_const_container(Delivery, retry_node, b);
+
+	/* the heap keeps its greatest element first: the soonest is greatest */
+	if (da->retry_at < db->retry_at)
+		return 1;
+	if (da->retry_at > db->retry_at)
+		return -1;
+	return 0;
+}
+
+/*
+ * Milliseconds before retry number `attempt` (1 for the first retry): about
+ * 1 s doubling each time, with jitter so that the retries of many events do
+ * not arrive together, capped by cocohooks.retry_max_backoff.  A
+ * Retry-After from the receiver is honoured up to the same cap.
+ */
+static long
+retry_delay_ms(int attempt, long retry_after_s)
+{
+	double		base = 1000.0 * (double) (1L << Min(attempt - 1, 20));
+	double		delay = base * (0.75 + 0.5 * pg_prng_double(&pg_global_prng_state));
+
+	if (retry_after_s > 0)
+		delay = Max(delay, (double) retry_after_s * 1000.0);
+	return (long) Min(delay, (double) cocohooks_retry_max_backoff);
+}
+
+/* Deliveries due for retry go back through their origin's admission. */
+static void
+start_due_retries(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	while (!pairingheap_is_empty(retries))
+	{
+		Delivery   *d = pairingheap_container(Delivery, retry_node,
+											  pairingheap_first(retries));
+
+		if (d->retry_at > now)
+			break;
+		(void) pairingheap_remove_first(retries);
+		d->attempts++;
+		coco_queue_count_deliveries(0, 0, 1);
+		if (coco_origin_admit(d->origin, &d->wait_node))
+			send_delivery(d);
+	}
+}
+
+/* Milliseconds until the next retry is due, -1 if none is waiting. */
+static long
+next_retry_ms(void)
+{
+	Delivery   *d;
+	long		ms;
+
+	if (pairingheap_is_empty(retries))
+		return -1;
+	d = pairingheap_container(Delivery, retry_node, pairingheap_first(retries));
+	ms = (long) ((d->retry_at - GetCurrentTimestamp() + 999) / 1000);
+	return Max(ms, 0);
+}
+
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
 {
@@ -290,8 +361,17 @@ delivery_done(void *arg, const CocoHttpResult *r)
 			send_delivery(dlist_container(Delivery, wait_node, next));
 	}
 
+	if (d->headers)
+	{
+		curl_slist_free_all(d->headers);
+		d->headers = NULL;
+	}
+
 	if (!success)
 	{
+		bool		retry = d->attempts <= d->spec->max_retries;
+		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
+
 		error = r->error ? pstrdup(r->error) :
 			psprintf("receiver answered with HTTP status %ld", r->status);
 		ereport(LOG,
@@ -299,10 +379,20 @@ delivery_done(void *arg, const CocoHttpResult *r)
 						coco_event_names[msg->event],
 						(int) msg->collection_len, coco_event_collection(msg),
 						(long long) d->spec->hook_id, error),
-				 errdetail("URL: %.*s, webhook-id: %s, document_id: %.*s.",
+				 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
+						   d->attempts, d->spec->max_retries + 1,
+						   retry ? psprintf(", retrying in %ld ms", delay_ms) : "",
 						   (int) d->spec->url_len, coco_spec_url(d->spec),
 						   d->webhook_id,
 						   (int) msg->document_id_len, coco_event_document_id(msg))));
+		if (retry)
+		{
+			/* waits in worker memory, holding no place in the shared queue */
+			pfree(error);
+			d->retry_at = GetCurrentTimestamp() + (TimestampTz) delay_ms * 1000;
+			pairingheap_add(retries, &d->retry_node);
+			return;
+		}
 	}
 	coco_queue_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
 
@@ -390,7 +480,9 @@ send_delivery(Delivery *d)
 	if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
 						msg->body_len, d->spec->timeout_ms, d))
 	{
-		CocoHttpResult r = {0, "could not start the HTTP request", 0};
+		CocoHttpResult r = {0};
+
+		r.error = "could not start the HTTP request";
 
 		delivery_done(d, &r);
 	}
@@ -494,6 +586,7 @@ cocohooks_worker_main(Datum main_arg)
 						(unsigned long long) lost),
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
+	retries = pairingheap_allocate(retry_compare, NULL);
 	http = coco_http_create(delivery_done);
 	coco_http_set_limits(http, cocohooks_max_host_connections);
 	coco_origin_set_limit(cocohooks_max_host_connections);
@@ -524,13 +617,18 @@ cocohooks_worker_main(Datum main_arg)
 		}
 
 		took = take_events(&popbuf, &popbufsize);
+		start_due_retries();
 		coco_http_drive(http);
 		flush_log();
 		release_finished_events();
 		coco_queue_set_in_flight(in_flight);
 
 		/* with room left and events taken, look at the queue again at once */
-		timeout = took ? 0 : coco_http_timeout_ms(http);
+		timeout = coco_http_timeout_ms(http);
+		if (next_retry_ms() >= 0 && (timeout < 0 || next_retry_ms() < timeout))
+			timeout = next_retry_ms();
+		if (took)
+			timeout = 0;
 		(void) WaitEventSetWait(wes, timeout, occurred, lengthof(occurred),
 								PG_WAIT_EXTENSION);
 	}
