@@ -34,7 +34,6 @@ REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 # TAP tests: restarts, signals, timing
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I test/lib
 
 # no LLVM bitcode: JIT gains nothing here, and it would need clang to build
 override with_llvm = no
@@ -42,3 +41,6 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# after the include, which resets it
+PROVE_FLAGS = -I test/lib

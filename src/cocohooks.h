@@ -180,8 +180,9 @@ extern int	coco_queue_push(const char *messages, Size len, int nmessages);
 extern void coco_queue_count_dropped(uint64 n);
 extern void coco_queue_wake_worker(void);
 extern void coco_queue_set_worker(int pgprocno);
-extern Size coco_queue_pop(char *dst, Size dst_size, int *nmessages,
-						   Size *needed);
+extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
+						   int *nmessages, Size *needed);
+extern bool coco_queue_is_empty(void);
 extern uint64 coco_queue_lose_unfinished(void);
 extern void coco_queue_finish_upto(uint64 seq);
 extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,

@@ -217,12 +217,13 @@ coco_queue_set_worker(int pgprocno)
 }
 
 /*
- * Pop whole messages into dst, up to dst_size bytes.  Returns the bytes
+ * Pop whole messages into dst, up to dst_size bytes and max_messages.  Returns the bytes
  * copied; when the first message alone does not fit, returns 0 and sets
  * *needed to its size.
  */
 Size
-coco_queue_pop(char *dst, Size dst_size, int *nmessages, Size *needed)
+coco_queue_pop(char *dst, Size dst_size, int max_messages, int *nmessages,
+			   Size *needed)
 {
 	Size		copied = 0;
 	int			n = 0;
@@ -230,7 +231,7 @@ coco_queue_pop(char *dst, Size dst_size, int *nmessages, Size *needed)
 	*needed = 0;
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
-	while (queue->tail < queue->head)
+	while (queue->tail < queue->head && n < max_messages)
 	{
 		CocoEventHeader hdr;
 
@@ -251,6 +252,18 @@ coco_queue_pop(char *dst, Size dst_size, int *nmessages, Size *needed)
 
 	*nmessages = n;
 	return copied;
+}
+
+/* True when no message waits in the queue. */
+bool
+coco_queue_is_empty(void)
+{
+	bool		empty;
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	empty = (queue->head == queue->tail);
+	LWLockRelease(queue->lock);
+	return empty;
 }
 
 /*

@@ -71,18 +71,13 @@ coco_shmem_startup(void)
 	coco_queue_shmem_startup();
 }
 
+/*
+ * Settings that only make sense at server start; defining them later is an
+ * error, so only a preloading postmaster does.
+ */
 static void
-define_settings(void)
+define_server_start_settings(void)
 {
-	DefineCustomBoolVariable("cocohooks.api_session",
-							 "Marks this session as the application's API: its row changes fire hooks.",
-							 "Writes from sessions where this is off (psql, migrations, batch jobs) fire nothing.",
-							 &cocohooks_api_session,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
-
 	DefineCustomStringVariable("cocohooks.database",
 							   "Database whose hooks the background worker delivers.",
 							   "CREATE EXTENSION cocohooks is allowed only in this database.",
@@ -103,8 +98,22 @@ define_settings(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+}
+
+static void
+define_settings(void)
+{
+	DefineCustomBoolVariable("cocohooks.api_session",
+							 "Marks this session as the application's API: its row changes fire hooks.",
+							 "Writes from sessions where this is off (psql, migrations, batch jobs) fire nothing.",
+							 &cocohooks_api_session,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("cocohooks.max_concurrent_deliveries",
-							"Maximum number of deliveries the worker has in progress at once.",
+							"Number of deliveries in progress above which the worker takes no more events.",
 							"Bounds the worker's memory; beyond it, events wait in the shared queue.",
 							&cocohooks_max_concurrent_deliveries,
 							4096,
@@ -163,6 +172,8 @@ coco_require_preload(void)
 void
 _PG_init(void)
 {
+	if (process_shared_preload_libraries_in_progress)
+		define_server_start_settings();
 	define_settings();
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -533,7 +533,10 @@ take_events(char **buf, Size *bufsize)
 	{
 		int			n;
 		Size		needed = 0;
-		Size		len = coco_queue_pop(*buf, *bufsize, &n, &needed);
+		/* an event is at least one delivery: never pop past the limit */
+		Size		len = coco_queue_pop(*buf, *bufsize,
+										 cocohooks_max_concurrent_deliveries - in_flight,
+										 &n, &needed);
 		Size		off = 0;
 
 		if (len == 0)
@@ -623,11 +626,16 @@ cocohooks_worker_main(Datum main_arg)
 		release_finished_events();
 		coco_queue_set_in_flight(in_flight);
 
-		/* with room left and events taken, look at the queue again at once */
+		/*
+		 * Sleep until libcurl or a retry needs us, or a backend sets our
+		 * latch; but with room for more deliveries and events waiting
+		 * (which set the latch while we had no room), look again at once.
+		 */
 		timeout = coco_http_timeout_ms(http);
 		if (next_retry_ms() >= 0 && (timeout < 0 || next_retry_ms() < timeout))
 			timeout = next_retry_ms();
-		if (took)
+		if (took || (in_flight < cocohooks_max_concurrent_deliveries &&
+					 !coco_queue_is_empty()))
 			timeout = 0;
 		(void) WaitEventSetWait(wes, timeout, occurred, lengthof(occurred),
 								PG_WAIT_EXTENSION);

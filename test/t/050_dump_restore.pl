@@ -37,14 +37,13 @@ my $triggers_sql = q{SELECT tgrelid::regclass::text, tgname, tgtype, tgfoid::reg
 	tgenabled FROM pg_trigger WHERE NOT tgisinternal
 	AND tgrelid IN ('a'::regclass, 'app.b'::regclass) ORDER BY 1, 2};
 my $hooks_src = $src->safe_psql('postgres', $hooks_sql);
-my $src_dup;
-my $triggers_src = $src->safe_psql('postgres', $triggers_sql);
-is(scalar(split /\n/, $hooks_src), 5, 'five hooks registered');
-
-$src_dup = $src->safe_psql('postgres', q{SELECT count(*) || ':' || count(*) FILTER (WHERE n > 1) FROM (
+my $dup_sql = q{SELECT count(*) || ':' || count(*) FILTER (WHERE n > 1) FROM (
 	SELECT tgrelid, tgname, count(*) AS n FROM pg_trigger
 	 WHERE NOT tgisinternal AND tgfoid = 'cocohooks.row_trigger'::regproc
-	 GROUP BY tgrelid, tgname) s});
+	 GROUP BY tgrelid, tgname) s};
+my $triggers_src = $src->safe_psql('postgres', $triggers_sql);
+my $src_dup = $src->safe_psql('postgres', $dup_sql);
+is(scalar(split /\n/, $hooks_src), 5, 'five hooks registered');
 
 my $dump = PostgreSQL::Test::Utils::tempdir() . '/postgres.dump';
 $src->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', 'postgres' ], 'pg_dump -Fc');
@@ -60,10 +59,6 @@ is($dst->safe_psql('postgres', $hooks_sql), $hooks_src,
 	'cocohooks.hooks restored identically (ids, headers, secret, disabled flag)');
 is($dst->safe_psql('postgres', $triggers_sql), $triggers_src,
 	'the same hook triggers on the restored tables');
-my $dup_sql = q{SELECT count(*) || ':' || count(*) FILTER (WHERE n > 1) FROM (
-	SELECT tgrelid, tgname, count(*) AS n FROM pg_trigger
-	 WHERE NOT tgisinternal AND tgfoid = 'cocohooks.row_trigger'::regproc
-	 GROUP BY tgrelid, tgname) s};
 is($src_dup, '3:0', 'source: three hook triggers (a: pre and post, app.b: post)');
 is($dst->safe_psql('postgres', $dup_sql), '3:0',
 	'restored: the same three hook triggers, each exactly once');
