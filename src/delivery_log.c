@@ -178,6 +178,8 @@ coco_log_write(CocoLogRow *rows, int nrows)
 	PG_TRY();
 	{
 		insert_rows(rows, nrows);
+		/* committing leaves us in TopMemoryContext */
+		MemoryContextSwitchTo(cxt);
 	}
 	PG_CATCH();
 	{

@@ -371,6 +371,10 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	{
 		bool		retry = d->attempts <= d->spec->max_retries;
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
+		char		next[64] = "";
+
+		if (retry)
+			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
 
 		error = r->error ? pstrdup(r->error) :
 			psprintf("receiver answered with HTTP status %ld", r->status);
@@ -381,7 +385,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 						(long long) d->spec->hook_id, error),
 				 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
 						   d->attempts, d->spec->max_retries + 1,
-						   retry ? psprintf(", retrying in %ld ms", delay_ms) : "",
+						   next,
 						   (int) d->spec->url_len, coco_spec_url(d->spec),
 						   d->webhook_id,
 						   (int) msg->document_id_len, coco_event_document_id(msg))));
@@ -421,7 +425,11 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		log_deliveries[nlog++] = d;
 	}
 	else
+	{
+		if (error)
+			pfree(error);
 		finish_delivery(d);
+	}
 }
 
 /* Writes pending log rows, then lets their deliveries count as finished. */
