@@ -13,7 +13,9 @@ OBJS = \
 	src/row_trigger.o \
 	src/upsert_tracker.o \
 	src/pending_events.o \
+	src/event_store.o \
 	src/hook_admin.o \
+	src/redeliver.o \
 	src/http_client.o \
 	src/origin_queue.o \
 	src/delivery_log.o \

@@ -61,7 +61,8 @@ CREATE TABLE cocohooks.deliveries (
     duration_ms double precision NOT NULL,
     queued_at   timestamptz      NOT NULL,
     finished_at timestamptz      NOT NULL,
-    webhook_id  text             NOT NULL
+    webhook_id  text             NOT NULL,
+    payload     jsonb            -- failed deliveries, all with log_deliveries = 'all'
 );
 CREATE INDEX deliveries_finished_at_idx ON cocohooks.deliveries (finished_at);
 CREATE INDEX deliveries_hook_id_idx ON cocohooks.deliveries (hook_id);
@@ -93,6 +94,9 @@ CREATE FUNCTION cocohooks.enable_hook(hook_id bigint) RETURNS boolean
 
 CREATE FUNCTION cocohooks.disable_hook(hook_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_disable_hook';
+
+CREATE FUNCTION cocohooks.redeliver(delivery_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver';
 
 CREATE FUNCTION cocohooks.wait_for_deliveries(timeout interval DEFAULT '30 seconds')
     RETURNS boolean

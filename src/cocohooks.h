@@ -28,6 +28,7 @@
 #include "access/htup.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
 
@@ -56,6 +57,7 @@ extern int	cocohooks_max_concurrent_deliveries;
 extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;
 extern int	cocohooks_retry_max_backoff;	/* ms */
+extern int	cocohooks_log_retention;	/* minutes */
 
 typedef enum CocoLogDeliveries
 {
@@ -76,23 +78,32 @@ extern void coco_require_preload(void);
  *	hooks blob		nhooks CocoHookSpec, each followed by its strings
  *	collection		collection_len bytes (no terminator)
  *	document_id		document_id_len bytes (JSON text: a string or null)
+ *	event_id		event_id_len bytes, or none
  *	body			body_len bytes, the JSON body of the POST
+ *
+ * A delivery's webhook-id is "<event id>_<hook id>".  A fresh event has no
+ * event_id: the worker names it after the queue's epoch and the message's
+ * sequence number.  A message that carries an event again (kept across a
+ * restart, or redelivered) carries its original event_id, so receivers see
+ * the same webhook-id.
  */
 typedef struct CocoEventHeader
 {
 	uint32		total_len;		/* whole message, a multiple of 8 */
 	uint8		event;			/* CocoEventKind */
-	uint8		reserved;
+	uint8		attempts;		/* attempts already made (carried events) */
 	uint16		nhooks;
 	uint32		hooks_len;
 	uint32		collection_len;
 	uint32		document_id_len;
 	uint32		body_len;
 	Oid			collection_relid;
-	uint32		reserved2;
+	uint32		event_id_len;
 	uint64		seq;			/* set when the message enters the queue */
-	TimestampTz queued_at;		/* likewise */
+	TimestampTz queued_at;		/* likewise, unless carried */
 } CocoEventHeader;
+
+#define COCO_MAX_EVENT_ID_LEN	64
 
 /*
  * One target hook, as copied into every message.  Followed by url_len bytes
@@ -134,9 +145,15 @@ coco_event_document_id(const CocoEventHeader *h)
 }
 
 static inline const char *
-coco_event_body(const CocoEventHeader *h)
+coco_event_id(const CocoEventHeader *h)
 {
 	return coco_event_document_id(h) + h->document_id_len;
+}
+
+static inline const char *
+coco_event_body(const CocoEventHeader *h)
+{
+	return coco_event_id(h) + h->event_id_len;
 }
 
 static inline const char *
@@ -161,13 +178,19 @@ coco_spec_key(const CocoHookSpec *s)
 extern void coco_message_append(StringInfo buf, CocoEventKind event,
 								Oid collection_relid,
 								const char *hooks, uint32 hooks_len, int nhooks,
-								const char *collection,
-								const char *document_id,
+								const char *collection, uint32 collection_len,
+								const char *document_id, uint32 document_id_len,
+								const char *event_id, int attempts,
+								TimestampTz queued_at,
 								const char *body, uint32 body_len);
+extern void coco_message_append_carried(StringInfo buf,
+										const CocoEventHeader *orig,
+										const char *hooks, uint32 hooks_len,
+										int nhooks, const char *event_id,
+										int attempts);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
-								  const char *url, const char *headers,
-								  uint32 headers_len, const char *key,
-								  uint32 key_len, int32 timeout_ms,
+								  const char *url, Jsonb *headers,
+								  const char *secret, int32 timeout_ms,
 								  int32 max_retries);
 
 /* event_queue.c */
@@ -184,10 +207,16 @@ extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
 						   int *nmessages, Size *needed);
 extern bool coco_queue_is_empty(void);
 extern uint64 coco_queue_lose_unfinished(void);
+extern void coco_queue_hand_off_popped(void);
 extern void coco_queue_finish_upto(uint64 seq);
 extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,
 										uint64 retried);
 extern void coco_queue_set_in_flight(int n);
+
+/* event_store.c */
+extern bool coco_store_save(const char *messages, Size len, uint64 n);
+extern uint64 coco_store_load(StringInfo buf);
+extern void coco_store_remove(void);
 
 /* pending_events.c */
 extern void coco_pending_init(void);
@@ -195,6 +224,18 @@ extern void coco_pending_add(const char *message, Size len);
 
 /* drop reporting shared by the trigger and pending_events.c */
 extern void coco_note_dropped(uint64 n);
+
+/* hook_admin.c: catalog changes as the catalog's owner, in SPI */
+typedef struct CocoAsOwner
+{
+	Oid			save_userid;	/* the caller */
+	int			save_sec_context;
+	int			save_nestlevel;
+} CocoAsOwner;
+
+extern void coco_begin_as_owner(CocoAsOwner *st);
+extern void coco_end_as_owner(CocoAsOwner *st);
+extern Oid	coco_hook_collection_for_change(int64 hook_id, CocoAsOwner *st);
 
 /* upsert_tracker.c */
 extern void coco_upsert_tracker_init(void);
@@ -230,6 +271,7 @@ extern void coco_build_body(StringInfo buf, CocoEventKind event,
 							const char *collection, bool is_update,
 							const char *document, const char *document_id,
 							const char *old_data);
+extern char *coco_body_from_jsonb(Jsonb *payload, CocoEventKind event);
 
 /* worker.c */
 extern void coco_worker_register(void);

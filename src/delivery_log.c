@@ -23,21 +23,24 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
-#define NCOLS 12
+#define NCOLS 13
 
 static SPIPlanPtr insert_plan = NULL;
 
 static const char *insert_sql =
 "INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, "
 "success, status_code, error, attempts, duration_ms, queued_at, finished_at, "
-"webhook_id) "
-"SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), "
+"webhook_id, payload) "
+"SELECT h, e, c, d, s, sc, er, a, du, q, f, w, p::pg_catalog.jsonb "
+"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), "
 "pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), "
 "pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.bool[]), "
 "pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]), "
 "pg_catalog.unnest($8::pg_catalog.int4[]), pg_catalog.unnest($9::pg_catalog.float8[]), "
 "pg_catalog.unnest($10::pg_catalog.timestamptz[]), "
-"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]))";
+"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]), "
+"pg_catalog.unnest($13::pg_catalog.text[])) "
+"AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p)";
 
 static bool
 log_table_exists(void)
@@ -67,7 +70,7 @@ insert_rows(CocoLogRow *rows, int nrows)
 {
 	static const Oid elemtypes[NCOLS] = {
 		INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT4OID, TEXTOID,
-		INT4OID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID
+		INT4OID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID
 	};
 	Oid			argtypes[NCOLS];
 	Datum		args[NCOLS];
@@ -136,6 +139,11 @@ insert_rows(CocoLogRow *rows, int nrows)
 					case 11:
 						values[i] = CStringGetTextDatum(r->webhook_id);
 						break;
+					case 12:
+						nulls[i] = (r->payload == NULL);
+						values[i] = nulls[i] ? (Datum) 0 :
+							PointerGetDatum(cstring_to_text_with_len(r->payload, r->payload_len));
+						break;
 				}
 			}
 			args[c] = make_array(values, nulls, nrows, elemtypes[c]);
@@ -197,4 +205,59 @@ coco_log_write(CocoLogRow *rows, int nrows)
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Deletes up to batch rows of cocohooks.deliveries that finished more than
+ * retention_min minutes ago, in one short transaction (the index on
+ * finished_at finds them; row locks only).  Returns how many it deleted.
+ * Call outside any transaction; errors are reported, not raised.
+ */
+int
+coco_log_prune(int retention_min, int batch)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int deleted = 0;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "pruning cocohooks.deliveries");
+		if (log_table_exists())
+		{
+			Datum		args[2] = {Int32GetDatum(retention_min), Int32GetDatum(batch)};
+			Oid			types[2] = {INT4OID, INT4OID};
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (SPI_execute_with_args("DELETE FROM cocohooks.deliveries WHERE id IN "
+									  "(SELECT id FROM cocohooks.deliveries "
+									  " WHERE finished_at < pg_catalog.now() - "
+									  "       pg_catalog.make_interval(mins => $1) "
+									  " ORDER BY finished_at LIMIT $2 "
+									  " FOR UPDATE SKIP LOCKED)",
+									  2, types, args, NULL, false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not prune cocohooks.deliveries");
+			deleted = (int) SPI_processed;
+			SPI_finish();
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		deleted = 0;
+	}
+	PG_END_TRY();
+	return deleted;
 }

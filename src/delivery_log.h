@@ -24,8 +24,11 @@ typedef struct CocoLogRow
 	TimestampTz queued_at;
 	TimestampTz finished_at;
 	const char *webhook_id;
+	const char *payload;		/* the body sent, or NULL */
+	uint32		payload_len;
 } CocoLogRow;
 
 extern void coco_log_write(CocoLogRow *rows, int nrows);
+extern int	coco_log_prune(int retention_min, int batch);
 
 #endif							/* COCOHOOKS_DELIVERY_LOG_H */

@@ -3,13 +3,16 @@
  * event_message.c
  *	  Encoding of event messages and of the hook specs they carry.
  *
- * The layout is described in cocohooks.h.  Both functions append to a
+ * The layout is described in cocohooks.h.  These functions append to a
  * StringInfo in the caller's memory context and may raise an error (out of
  * memory), so they run in the trigger, never in a commit callback.
  *
  *-------------------------------------------------------------------------
  */
 #include "cocohooks.h"
+
+#include "common/base64.h"
+#include "utils/jsonb.h"
 
 static void
 pad_to_8(StringInfo buf)
@@ -21,53 +24,136 @@ pad_to_8(StringInfo buf)
 		appendBinaryStringInfo(buf, zeros, pad);
 }
 
+/* "Name: value\0" lines from the hook's headers object */
+static void
+headers_to_lines(Jsonb *headers, StringInfo out)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		have_key = false;
+
+	if (!JB_ROOT_IS_OBJECT(headers))
+		return;
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
+			appendStringInfoString(out, ": ");
+			have_key = true;
+		}
+		else if (tok == WJB_VALUE && have_key)
+		{
+			if (v.type == jbvString)
+				appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
+			appendStringInfoChar(out, '\0');
+			have_key = false;
+		}
+	}
+}
+
+/* The signing key from 'whsec_<base64>'; length 0 when there is none. */
+static int
+decode_secret(const char *secret, char *key, int keysize)
+{
+	const char *b64;
+	int			len;
+
+	if (secret == NULL || strncmp(secret, "whsec_", 6) != 0)
+		return 0;
+	b64 = secret + 6;
+	len = strlen(b64);
+	if (pg_b64_dec_len(len) > keysize)
+		return 0;
+	len = pg_b64_decode(b64, len, key, keysize);
+	return len < 0 ? 0 : len;
+}
+
+/*
+ * Appends the spec of one hook, from its catalog columns (headers and
+ * secret may be NULL).
+ */
 void
 coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
-					  const char *headers, uint32 headers_len,
-					  const char *key, uint32 key_len,
+					  Jsonb *headers, const char *secret,
 					  int32 timeout_ms, int32 max_retries)
 {
 	CocoHookSpec spec = {0};
 	int			start = buf->len;
+	StringInfoData lines;
+	char		key[COCO_MAX_KEY_LEN];
+
+	initStringInfo(&lines);
+	if (headers)
+		headers_to_lines(headers, &lines);
 
 	spec.hook_id = hook_id;
 	spec.timeout_ms = timeout_ms;
 	spec.max_retries = max_retries;
 	spec.url_len = (uint16) strlen(url);
-	spec.headers_len = headers_len;
-	spec.key_len = (uint16) key_len;
+	spec.headers_len = lines.len;
+	spec.key_len = (uint16) decode_secret(secret, key, sizeof(key));
 	appendBinaryStringInfo(buf, (const char *) &spec, sizeof(spec));
 	appendBinaryStringInfo(buf, url, spec.url_len);
-	if (headers_len > 0)
-		appendBinaryStringInfo(buf, headers, headers_len);
-	if (key_len > 0)
-		appendBinaryStringInfo(buf, key, key_len);
+	appendBinaryStringInfo(buf, lines.data, lines.len);
+	appendBinaryStringInfo(buf, key, spec.key_len);
 	pad_to_8(buf);
 	((CocoHookSpec *) (buf->data + start))->spec_len = buf->len - start;
+	pfree(lines.data);
 }
 
+/*
+ * Appends one message.  event_id is NULL for a fresh event (the worker
+ * names it); attempts counts attempts already made; queued_at is 0 for
+ * "when it enters the queue".
+ */
 void
 coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
 					const char *hooks, uint32 hooks_len, int nhooks,
-					const char *collection, const char *document_id,
+					const char *collection, uint32 collection_len,
+					const char *document_id, uint32 document_id_len,
+					const char *event_id, int attempts, TimestampTz queued_at,
 					const char *body, uint32 body_len)
 {
 	CocoEventHeader hdr = {0};
 	int			start = buf->len;
 
 	hdr.event = (uint8) event;
+	hdr.attempts = (uint8) Min(attempts, PG_UINT8_MAX);
 	hdr.nhooks = (uint16) nhooks;
 	hdr.hooks_len = hooks_len;
-	hdr.collection_len = (uint32) strlen(collection);
-	hdr.document_id_len = document_id ? (uint32) strlen(document_id) : 0;
+	hdr.collection_len = collection_len;
+	hdr.document_id_len = document_id_len;
+	hdr.event_id_len = event_id ? (uint32) strlen(event_id) : 0;
 	hdr.body_len = body_len;
 	hdr.collection_relid = collection_relid;
+	hdr.queued_at = queued_at;
 	appendBinaryStringInfo(buf, (const char *) &hdr, sizeof(hdr));
 	appendBinaryStringInfo(buf, hooks, hooks_len);
-	appendBinaryStringInfo(buf, collection, hdr.collection_len);
-	if (hdr.document_id_len > 0)
-		appendBinaryStringInfo(buf, document_id, hdr.document_id_len);
+	appendBinaryStringInfo(buf, collection, collection_len);
+	appendBinaryStringInfo(buf, document_id, document_id_len);
+	if (hdr.event_id_len > 0)
+		appendBinaryStringInfo(buf, event_id, hdr.event_id_len);
 	appendBinaryStringInfo(buf, body, body_len);
 	pad_to_8(buf);
 	((CocoEventHeader *) (buf->data + start))->total_len = buf->len - start;
+}
+
+/*
+ * Appends orig again for some of its hooks, under its event id, with the
+ * attempts already made and its original queue time.
+ */
+void
+coco_message_append_carried(StringInfo buf, const CocoEventHeader *orig,
+							const char *hooks, uint32 hooks_len, int nhooks,
+							const char *event_id, int attempts)
+{
+	coco_message_append(buf, (CocoEventKind) orig->event, orig->collection_relid,
+						hooks, hooks_len, nhooks,
+						coco_event_collection(orig), orig->collection_len,
+						coco_event_document_id(orig), orig->document_id_len,
+						event_id, attempts, orig->queued_at,
+						coco_event_body(orig), orig->body_len);
 }

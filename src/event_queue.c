@@ -170,7 +170,8 @@ coco_queue_push(const char *messages, Size len, int nmessages)
 		if (queue->size - (queue->head - queue->tail) < hdr.total_len)
 			break;
 		hdr.seq = ++queue->last_seq;
-		hdr.queued_at = now;
+		if (hdr.queued_at == 0)
+			hdr.queued_at = now;
 		ring_write(queue->head, (const char *) &hdr, sizeof(hdr));
 		ring_write(queue->head + sizeof(hdr), messages + done + sizeof(hdr),
 				   hdr.total_len - sizeof(hdr));
@@ -286,6 +287,21 @@ coco_queue_lose_unfinished(void)
 	pg_atomic_fetch_add_u64(&queue->dropped, popped - finished);
 	coco_queue_finish_upto(popped);
 	return popped - finished;
+}
+
+/*
+ * The worker saved every event it popped (event_store.c): as far as this
+ * queue is concerned they are finished.
+ */
+void
+coco_queue_hand_off_popped(void)
+{
+	uint64		popped;
+
+	LWLockAcquire(queue->lock, LW_SHARED);
+	popped = queue->popped_seq;
+	LWLockRelease(queue->lock);
+	coco_queue_finish_upto(popped);
 }
 
 /* Every event up to seq is finished and its log row committed. */

@@ -324,16 +324,9 @@ hooks_catalog(void)
 	return relid;
 }
 
-typedef struct AsOwner
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} AsOwner;
-
 /* Becomes the owner of the catalog for the catalog change; connects SPI. */
-static void
-begin_as_owner(AsOwner *st)
+void
+coco_begin_as_owner(CocoAsOwner *st)
 {
 	Oid			owner;
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(hooks_catalog()));
@@ -355,8 +348,8 @@ begin_as_owner(AsOwner *st)
 		elog(ERROR, "SPI_connect failed");
 }
 
-static void
-end_as_owner(AsOwner *st)
+void
+coco_end_as_owner(CocoAsOwner *st)
 {
 	SPI_finish();
 	AtEOXact_GUC(true, st->save_nestlevel);
@@ -524,7 +517,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	char	   *secret = NULL;
 	int32		timeout_ms;
 	int32		max_retries;
-	AsOwner		st;
+	CocoAsOwner st;
 	int64		id;
 	bool		isnull;
 	Datum		args[7];
@@ -567,7 +560,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	args[5] = Int32GetDatum(timeout_ms);
 	args[6] = Int32GetDatum(max_retries);
 
-	begin_as_owner(&st);
+	coco_begin_as_owner(&st);
 	check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
 	if (SPI_execute_with_args("INSERT INTO cocohooks.hooks "
@@ -578,7 +571,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert into cocohooks.hooks");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	sync_triggers(relid);
-	end_as_owner(&st);
+	coco_end_as_owner(&st);
 
 	PG_RETURN_INT64(id);
 }
@@ -587,8 +580,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
  * The collection of a hook, looked up as the catalog owner; InvalidOid if
  * there is no such hook.  Errors unless the caller owns the collection.
  */
-static Oid
-hook_collection_for_change(int64 hook_id, AsOwner *st)
+Oid
+coco_hook_collection_for_change(int64 hook_id, CocoAsOwner *st)
 {
 	Datum		args[1] = {Int64GetDatum(hook_id)};
 	Oid			types[1] = {INT8OID};
@@ -619,13 +612,13 @@ Datum
 cocohooks_unregister_hook(PG_FUNCTION_ARGS)
 {
 	int64		hook_id = hook_id_arg(fcinfo);
-	AsOwner		st;
+	CocoAsOwner st;
 	Oid			relid;
 	Datum		args[1] = {Int64GetDatum(hook_id)};
 	Oid			types[1] = {INT8OID};
 
-	begin_as_owner(&st);
-	relid = hook_collection_for_change(hook_id, &st);
+	coco_begin_as_owner(&st);
+	relid = coco_hook_collection_for_change(hook_id, &st);
 	if (OidIsValid(relid))
 	{
 		/* lock the table as DROP TRIGGER will, before touching the catalog */
@@ -635,25 +628,25 @@ cocohooks_unregister_hook(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not delete from cocohooks.hooks");
 		sync_triggers(relid);
 	}
-	end_as_owner(&st);
+	coco_end_as_owner(&st);
 	PG_RETURN_BOOL(OidIsValid(relid));
 }
 
 static bool
 set_enabled(int64 hook_id, bool enabled)
 {
-	AsOwner		st;
+	CocoAsOwner st;
 	Oid			relid;
 	Datum		args[2] = {Int64GetDatum(hook_id), BoolGetDatum(enabled)};
 	Oid			types[2] = {INT8OID, BOOLOID};
 
-	begin_as_owner(&st);
-	relid = hook_collection_for_change(hook_id, &st);
+	coco_begin_as_owner(&st);
+	relid = coco_hook_collection_for_change(hook_id, &st);
 	if (OidIsValid(relid) &&
 		SPI_execute_with_args("UPDATE cocohooks.hooks SET enabled = $2 WHERE id = $1",
 							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update cocohooks.hooks");
-	end_as_owner(&st);
+	coco_end_as_owner(&st);
 	return OidIsValid(relid);
 }
 

@@ -26,7 +26,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_trigger.h"
-#include "common/base64.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -208,53 +207,6 @@ load_to_jsonb(CocoTableHooks *th, Relation rel)
 												 InvalidOid, COERCE_EXPLICIT_CALL);
 }
 
-/* "Name: value\0" lines from the hook's headers object */
-static void
-headers_to_lines(Jsonb *headers, StringInfo out)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	bool		have_key = false;
-
-	if (!JB_ROOT_IS_OBJECT(headers))
-		return;
-	it = JsonbIteratorInit(&headers->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
-			appendStringInfoString(out, ": ");
-			have_key = true;
-		}
-		else if (tok == WJB_VALUE && have_key)
-		{
-			if (v.type == jbvString)
-				appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
-			appendStringInfoChar(out, '\0');
-			have_key = false;
-		}
-	}
-}
-
-/* The signing key from 'whsec_<base64>'; length 0 when there is none. */
-static int
-decode_secret(const char *secret, char *key, int keysize)
-{
-	const char *b64;
-	int			len;
-
-	if (secret == NULL || strncmp(secret, "whsec_", 6) != 0)
-		return 0;
-	b64 = secret + 6;
-	len = strlen(b64);
-	if (pg_b64_dec_len(len) > keysize)
-		return 0;
-	len = pg_b64_decode(b64, len, key, keysize);
-	return len < 0 ? 0 : len;
-}
-
 static int
 compare_hook_ids(const void *a, const void *b)
 {
@@ -344,18 +296,11 @@ load_hooks(CocoTableHooks *th)
 	for (int i = 0; i < nrows; i++)
 	{
 		HookRow    *row = &rows[i];
-		StringInfoData lines;
-		char		keybuf[COCO_MAX_KEY_LEN];
-		int			keylen;
 
 		if (th->nhooks[row->event] >= PG_UINT16_MAX)
 			continue;
-		initStringInfo(&lines);
-		if (row->headers)
-			headers_to_lines(row->headers, &lines);
-		keylen = decode_secret(row->secret, keybuf, sizeof(keybuf));
 		coco_hook_spec_append(&specs[row->event], row->id, row->url,
-							  lines.data, lines.len, keybuf, keylen,
+							  row->headers, row->secret,
 							  row->timeout_ms, row->max_retries);
 		th->nhooks[row->event]++;
 	}

@@ -14,6 +14,8 @@
  */
 #include "cocohooks.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
@@ -29,6 +31,7 @@ int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
+int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
 
 bool		coco_preloaded = false;
 
@@ -154,6 +157,17 @@ define_settings(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.log_retention",
+							"How long rows stay in cocohooks.deliveries.",
+							"The worker deletes older rows in small batches; 0 keeps them forever.",
+							&cocohooks_log_retention,
+							7 * 24 * 60,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("cocohooks");
 }

@@ -93,3 +93,45 @@ coco_build_body(StringInfo buf, CocoEventKind event, const char *collection,
 	}
 	appendStringInfoChar(buf, '}');
 }
+
+/*
+ * The body of a delivery again, from the payload stored as jsonb in the
+ * delivery log: the top-level keys in the order of the contract, each value
+ * rendered as jsonb renders it, which is how it was rendered the first
+ * time.  So the text is the one first sent.
+ */
+char *
+coco_body_from_jsonb(Jsonb *payload, CocoEventKind event)
+{
+	static const char *const save_keys[] = {
+		"event", "collection", "operation", "document", "document_id", "old_data", NULL
+	};
+	static const char *const delete_keys[] = {
+		"event", "collection", "document_id", "document", NULL
+	};
+	const char *const *keys = (event == COCO_PRE_DELETE || event == COCO_POST_DELETE) ?
+		delete_keys : save_keys;
+	StringInfoData buf;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; keys[i]; i++)
+	{
+		JsonbValue	v;
+		Jsonb	   *value;
+
+		if (!JB_ROOT_IS_OBJECT(payload) ||
+			getKeyJsonValueFromContainer(&payload->root, keys[i], strlen(keys[i]), &v) == NULL)
+			continue;
+		value = JsonbValueToJsonb(&v);
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		escape_json(&buf, keys[i]);
+		appendStringInfoString(&buf, ": ");
+		JsonbToCString(&buf, &value->root, VARSIZE(value));
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}

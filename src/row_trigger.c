@@ -114,13 +114,15 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	coco_build_body(&body, event, th->collection, is_update, document_json,
 					document_id, old_json);
 
+	if (document_id == NULL)
+		document_id = coco_document_id_json(th, td->tg_relation, document);
+
 	initStringInfo(&message);
 	coco_message_append(&message, event, th->collection_relid,
 						th->hooks[event], th->hooks_len[event], th->nhooks[event],
-						th->collection,
-						document_id ? document_id :
-						coco_document_id_json(th, td->tg_relation, document),
-						body.data, body.len);
+						th->collection, strlen(th->collection),
+						document_id, strlen(document_id),
+						NULL, 0, 0, body.data, body.len);
 
 	if (before)
 	{

@@ -28,6 +28,7 @@
  */
 #include "cocohooks.h"
 
+#include <limits.h>
 #include <time.h>
 
 #include "common/base64.h"
@@ -53,6 +54,16 @@
 
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define MAX_LOG_BATCH		1000
+#define PRUNE_BATCH			1000
+#define PRUNE_INTERVAL_MS	60000
+
+/*
+ * Deliveries waiting to retry do not count against
+ * cocohooks.max_concurrent_deliveries, so they never hold back fresh events;
+ * this many times that limit may wait, beyond which a failure is final
+ * (and logged with its payload, so it can be redelivered).
+ */
+#define RETRY_BACKLOG_FACTOR 16
 
 typedef struct WorkerEvent
 {
@@ -60,6 +71,7 @@ typedef struct WorkerEvent
 	CocoEventHeader *msg;		/* owned copy of the queued message */
 	char	   *document_id;	/* for the log: text of the key, or NULL */
 	int			remaining;		/* deliveries not yet finished and logged */
+	char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
 } WorkerEvent;
 
 typedef struct Delivery
@@ -69,7 +81,10 @@ typedef struct Delivery
 	CocoOrigin *origin;			/* the receiver, for admission */
 	dlist_node	wait_node;		/* in origin's queue while waiting */
 	bool		sent;			/* holds a slot of origin */
+	dlist_node	live_node;		/* in live while unfinished */
 	pairingheap_node retry_node;	/* in retries while waiting to retry */
+	bool		waiting_retry;
+	bool		done;			/* finished, only its log row is pending */
 	TimestampTz retry_at;
 	struct curl_slist *headers;
 	char		webhook_id[96];
@@ -78,7 +93,15 @@ typedef struct Delivery
 
 static dlist_head events = DLIST_STATIC_INIT(events);
 static pairingheap *retries = NULL;	/* deliveries waiting to retry, soonest first */
-static int	in_flight = 0;
+static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
+static int	active = 0;			/* unfinished, not waiting to retry */
+static int	retry_waiting = 0;	/* waiting to retry */
+
+/* events read back from the store that did not fit in the queue yet */
+static StringInfoData store_backlog;
+static Size store_backlog_off = 0;
+
+static TimestampTz next_prune = 0;
 static CocoHttp *http = NULL;
 static MemoryContext worker_cxt = NULL;
 
@@ -271,8 +294,9 @@ finish_delivery(Delivery *d)
 	if (d->headers)
 		curl_slist_free_all(d->headers);
 	d->ev->remaining--;
+	dlist_delete(&d->live_node);
 	pfree(d);
-	in_flight--;
+	active--;
 }
 
 static void flush_log(void);
@@ -323,6 +347,9 @@ start_due_retries(void)
 		if (d->retry_at > now)
 			break;
 		(void) pairingheap_remove_first(retries);
+		d->waiting_retry = false;
+		retry_waiting--;
+		active++;
 		d->attempts++;
 		coco_queue_count_deliveries(0, 0, 1);
 		if (coco_origin_admit(d->origin, &d->wait_node))
@@ -373,7 +400,12 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 
-		if (retry)
+		if (retry && retry_waiting >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
+		{
+			retry = false;
+			snprintf(next, sizeof(next), ", not retried: too many retries waiting");
+		}
+		else if (retry)
 			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
 
 		error = r->error ? pstrdup(r->error) :
@@ -394,6 +426,9 @@ delivery_done(void *arg, const CocoHttpResult *r)
 			/* waits in worker memory, holding no place in the shared queue */
 			pfree(error);
 			d->retry_at = GetCurrentTimestamp() + (TimestampTz) delay_ms * 1000;
+			d->waiting_retry = true;
+			active--;
+			retry_waiting++;
 			pairingheap_add(retries, &d->retry_node);
 			return;
 		}
@@ -422,6 +457,10 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		row->queued_at = msg->queued_at;
 		row->finished_at = GetCurrentTimestamp();
 		row->webhook_id = d->webhook_id;
+		/* kept for redeliver(): failures always, everything when all is logged */
+		row->payload = coco_event_body(msg);
+		row->payload_len = msg->body_len;
+		d->done = true;
 		log_deliveries[nlog++] = d;
 	}
 	else
@@ -507,6 +546,13 @@ start_event(const CocoEventHeader *queued)
 	memcpy(ev->msg, queued, queued->total_len);
 	ev->document_id = document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
+	if (ev->msg->event_id_len > 0)
+		snprintf(ev->event_id, sizeof(ev->event_id), "%.*s",
+				 (int) ev->msg->event_id_len, coco_event_id(ev->msg));
+	else
+		snprintf(ev->event_id, sizeof(ev->event_id), "msg_%llx_%llu",
+				 (unsigned long long) coco_queue_epoch(),
+				 (unsigned long long) ev->msg->seq);
 	dlist_push_tail(&events, &ev->node);
 
 	p = coco_event_hooks(ev->msg);
@@ -518,16 +564,174 @@ start_event(const CocoEventHeader *queued)
 		p += spec->spec_len;
 		d->ev = ev;
 		d->spec = spec;
-		d->attempts = 1;
-		snprintf(d->webhook_id, sizeof(d->webhook_id), "msg_%llx_%llu_%lld",
-				 (unsigned long long) coco_queue_epoch(),
-				 (unsigned long long) ev->msg->seq,
-				 (long long) spec->hook_id);
+		d->attempts = ev->msg->attempts + 1;
+		snprintf(d->webhook_id, sizeof(d->webhook_id), "%s_%lld",
+				 ev->event_id, (long long) spec->hook_id);
 		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
-		in_flight++;
+		dlist_push_tail(&live, &d->live_node);
+		active++;
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
+}
+
+/*
+ * before_shmem_exit callback: saves every unfinished event, held here or
+ * still in the shared queue, so that the next worker delivers it (see
+ * event_store.c).  An attempt in flight is not counted as made.  Runs on
+ * any orderly exit; must not raise an error.
+ */
+static void
+save_unfinished(int code, Datum arg)
+{
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+	volatile uint64 n = 0;
+
+	PG_TRY();
+	{
+		StringInfoData buf;
+		dlist_iter	iter;
+		char	   *popbuf = palloc(POP_BUFFER_INITIAL);
+		Size		popbufsize = POP_BUFFER_INITIAL;
+
+		initStringInfo(&buf);
+		dlist_foreach(iter, &live)
+		{
+			Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+			if (d->done)
+				continue;
+			coco_message_append_carried(&buf, d->ev->msg,
+										(const char *) d->spec, d->spec->spec_len, 1,
+										d->ev->event_id,
+										d->waiting_retry ? d->attempts : d->attempts - 1);
+			n++;
+		}
+		for (;;)
+		{
+			int			npopped;
+			Size		needed = 0;
+			Size		len = coco_queue_pop(popbuf, popbufsize, INT_MAX, &npopped, &needed);
+
+			if (len == 0 && needed == 0)
+				break;
+			if (len == 0)
+			{
+				popbuf = repalloc(popbuf, needed);
+				popbufsize = needed;
+				continue;
+			}
+			for (Size off = 0; off < len;)
+			{
+				const CocoEventHeader *msg = (const CocoEventHeader *) (popbuf + off);
+				char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
+
+				if (msg->event_id_len > 0)
+					snprintf(event_id, sizeof(event_id), "%.*s",
+							 (int) msg->event_id_len, coco_event_id(msg));
+				else
+					snprintf(event_id, sizeof(event_id), "msg_%llx_%llu",
+							 (unsigned long long) coco_queue_epoch(),
+							 (unsigned long long) msg->seq);
+				coco_message_append_carried(&buf, msg, coco_event_hooks(msg),
+											msg->hooks_len, msg->nhooks,
+											event_id, msg->attempts);
+				n++;
+				off += msg->total_len;
+			}
+		}
+		if (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
+		{
+			appendBinaryStringInfo(&buf, store_backlog.data + store_backlog_off,
+								   store_backlog.len - store_backlog_off);
+			/* count the carried-over messages too */
+			for (Size off = store_backlog_off; off < (Size) store_backlog.len;
+				 off += ((CocoEventHeader *) (store_backlog.data + off))->total_len)
+				n++;
+		}
+
+		if (n == 0)
+			coco_store_remove();
+		else if (coco_store_save(buf.data, buf.len, n))
+		{
+			coco_queue_hand_off_popped();
+			ereport(LOG,
+					(errmsg("cocohooks worker saved %llu undelivered events for the next worker",
+							(unsigned long long) n)));
+		}
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Queues the events a previous worker saved, as far as the queue has room;
+ * the rest wait in store_backlog for later calls.  The store is removed
+ * once all are queued (if we die before, they are queued again: at least
+ * once).
+ */
+static void
+requeue_saved_events(void)
+{
+	while (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
+	{
+		const CocoEventHeader *msg =
+		(const CocoEventHeader *) (store_backlog.data + store_backlog_off);
+
+		if (coco_queue_push((const char *) msg, msg->total_len, 1) == 0)
+			return;
+		store_backlog_off += msg->total_len;
+	}
+	if (store_backlog.data)
+	{
+		pfree(store_backlog.data);
+		store_backlog.data = NULL;
+		store_backlog_off = 0;
+		coco_store_remove();
+	}
+}
+
+static void
+load_saved_events(void)
+{
+	uint64		n;
+
+	initStringInfo(&store_backlog);
+	n = coco_store_load(&store_backlog);
+	if (n == 0)
+	{
+		pfree(store_backlog.data);
+		store_backlog.data = NULL;
+		return;
+	}
+	ereport(LOG,
+			(errmsg("cocohooks worker queues again %llu undelivered events saved by the previous worker",
+					(unsigned long long) n)));
+	requeue_saved_events();
+}
+
+/* Deletes delivery log rows past cocohooks.log_retention, a batch at a time. */
+static void
+prune_log(void)
+{
+	int			deleted;
+
+	if (next_prune == 0 || GetCurrentTimestamp() < next_prune)
+		return;
+	if (cocohooks_log_retention <= 0)
+	{
+		next_prune = GetCurrentTimestamp() + (TimestampTz) PRUNE_INTERVAL_MS * 1000;
+		return;
+	}
+	deleted = coco_log_prune(cocohooks_log_retention, PRUNE_BATCH);
+	/* a full batch means more may be due: go on at the next turn */
+	next_prune = GetCurrentTimestamp() +
+		(deleted >= PRUNE_BATCH ? 0 : (TimestampTz) PRUNE_INTERVAL_MS * 1000);
 }
 
 /* Pops and starts events while there is room; returns true if it took any. */
@@ -536,14 +740,14 @@ take_events(char **buf, Size *bufsize)
 {
 	bool		took = false;
 
-	while (in_flight < cocohooks_max_concurrent_deliveries &&
+	while (active < cocohooks_max_concurrent_deliveries &&
 		   nlog < MAX_LOG_BATCH / 2)
 	{
 		int			n;
 		Size		needed = 0;
 		/* an event is at least one delivery: never pop past the limit */
 		Size		len = coco_queue_pop(*buf, *bufsize,
-										 cocohooks_max_concurrent_deliveries - in_flight,
+										 cocohooks_max_concurrent_deliveries - active,
 										 &n, &needed);
 		Size		off = 0;
 
@@ -589,6 +793,7 @@ cocohooks_worker_main(Datum main_arg)
 
 	coco_queue_set_worker(MyProc->pgprocno);
 	before_shmem_exit(forget_worker, (Datum) 0);
+	before_shmem_exit(save_unfinished, (Datum) 0);
 
 	lost = coco_queue_lose_unfinished();
 	if (lost > 0)
@@ -610,6 +815,8 @@ cocohooks_worker_main(Datum main_arg)
 
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", cocohooks_database)));
+	load_saved_events();
+	next_prune = GetCurrentTimestamp();
 
 	for (;;)
 	{
@@ -618,6 +825,13 @@ cocohooks_worker_main(Datum main_arg)
 		bool		took;
 
 		ResetLatch(MyLatch);
+		if (ProcDiePending)
+		{
+			/* finished deliveries get their log rows before we go */
+			HOLD_INTERRUPTS();
+			flush_log();
+			RESUME_INTERRUPTS();
+		}
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -627,12 +841,14 @@ cocohooks_worker_main(Datum main_arg)
 			coco_origin_set_limit(cocohooks_max_host_connections);
 		}
 
+		requeue_saved_events();
 		took = take_events(&popbuf, &popbufsize);
 		start_due_retries();
 		coco_http_drive(http);
 		flush_log();
 		release_finished_events();
-		coco_queue_set_in_flight(in_flight);
+		prune_log();
+		coco_queue_set_in_flight(active + retry_waiting);
 
 		/*
 		 * Sleep until libcurl or a retry needs us, or a backend sets our
@@ -642,7 +858,14 @@ cocohooks_worker_main(Datum main_arg)
 		timeout = coco_http_timeout_ms(http);
 		if (next_retry_ms() >= 0 && (timeout < 0 || next_retry_ms() < timeout))
 			timeout = next_retry_ms();
-		if (took || (in_flight < cocohooks_max_concurrent_deliveries &&
+		if (next_prune > 0)
+		{
+			long		prune_ms = (long) ((next_prune - GetCurrentTimestamp()) / 1000);
+
+			if (timeout < 0 || prune_ms < timeout)
+				timeout = Max(prune_ms, 0);
+		}
+		if (took || (active < cocohooks_max_concurrent_deliveries &&
 					 !coco_queue_is_empty()))
 			timeout = 0;
 		(void) WaitEventSetWait(wes, timeout, occurred, lengthof(occurred),

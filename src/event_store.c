@@ -1,0 +1,150 @@
+/*-------------------------------------------------------------------------
+ *
+ * event_store.c
+ *	  Keeps undelivered events in a file across a worker or server restart.
+ *
+ * When the worker exits (shutdown, pg_terminate_backend, an error), it
+ * saves every event it has not finished delivering — those still in the
+ * shared queue and those it holds, in flight or waiting to retry — to
+ * $PGDATA/cocohooks.events, and the next worker queues them again.  Each
+ * saved message carries its event id, attempts made and original queue
+ * time, so receivers see the same webhook-id.
+ *
+ * The file is written to a temporary name, fsynced and renamed, so it is
+ * either whole or absent.  It holds a header (magic, version, byte count)
+ * and the messages in their queue format.  A process killed outright
+ * (SIGKILL, a crash restart, an immediate shutdown) writes nothing: what it
+ * held is lost.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+#define STORE_FILE		"cocohooks.events"
+#define STORE_TMP_FILE	"cocohooks.events.tmp"
+#define STORE_MAGIC		0x636f636f	/* "coco" */
+#define STORE_VERSION	1
+
+typedef struct StoreHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint64		nbytes;
+	uint64		nmessages;
+} StoreHeader;
+
+/*
+ * Writes the messages (len bytes, n of them) to the store, replacing what
+ * was there.  Returns false, after logging why, if it could not.
+ */
+bool
+coco_store_save(const char *messages, Size len, uint64 n)
+{
+	StoreHeader hdr = {STORE_MAGIC, STORE_VERSION, len, n};
+	FILE	   *f;
+	bool		ok;
+
+	f = AllocateFile(STORE_TMP_FILE, PG_BINARY_W);
+	if (f == NULL)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", STORE_TMP_FILE)));
+		return false;
+	}
+	ok = fwrite(&hdr, sizeof(hdr), 1, f) == 1 &&
+		(len == 0 || fwrite(messages, len, 1, f) == 1) &&
+		fflush(f) == 0 &&
+		pg_fsync(fileno(f)) == 0;
+	if (!ok)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", STORE_TMP_FILE)));
+	if (FreeFile(f) != 0 && ok)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", STORE_TMP_FILE)));
+		ok = false;
+	}
+	if (!ok)
+	{
+		unlink(STORE_TMP_FILE);
+		return false;
+	}
+	return durable_rename(STORE_TMP_FILE, STORE_FILE, LOG) == 0;
+}
+
+/*
+ * Reads the store into buf (allocated in the current memory context).
+ * Returns the number of messages, 0 if there is no store.  A damaged store
+ * is reported and set aside as cocohooks.events.damaged.
+ */
+uint64
+coco_store_load(StringInfo buf)
+{
+	StoreHeader hdr;
+	FILE	   *f;
+	Size		off = 0;
+	bool		ok;
+
+	f = AllocateFile(STORE_FILE, PG_BINARY_R);
+	if (f == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\": %m", STORE_FILE)));
+		return 0;
+	}
+	ok = fread(&hdr, sizeof(hdr), 1, f) == 1 &&
+		hdr.magic == STORE_MAGIC && hdr.version == STORE_VERSION &&
+		hdr.nbytes < MaxAllocSize;
+	if (ok)
+	{
+		enlargeStringInfo(buf, (int) hdr.nbytes);
+		ok = hdr.nbytes == 0 || fread(buf->data + buf->len, hdr.nbytes, 1, f) == 1;
+	}
+	FreeFile(f);
+
+	/* every message must be whole */
+	while (ok && off < hdr.nbytes)
+	{
+		const CocoEventHeader *msg = (const CocoEventHeader *) (buf->data + buf->len + off);
+
+		if (hdr.nbytes - off < sizeof(CocoEventHeader) ||
+			msg->total_len < sizeof(CocoEventHeader) ||
+			msg->total_len % 8 != 0 || msg->total_len > hdr.nbytes - off)
+			ok = false;
+		else
+			off += msg->total_len;
+	}
+	if (!ok)
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" is damaged; its events are not delivered", STORE_FILE),
+				 errdetail("It was renamed to \"%s.damaged\".", STORE_FILE)));
+		(void) durable_rename(STORE_FILE, STORE_FILE ".damaged", LOG);
+		return 0;
+	}
+	buf->len += (int) hdr.nbytes;
+	buf->data[buf->len] = '\0';
+	return hdr.nmessages;
+}
+
+/* Removes the store once its events are back in the queue. */
+void
+coco_store_remove(void)
+{
+	if (unlink(STORE_FILE) != 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", STORE_FILE)));
+}
