@@ -21,7 +21,7 @@ $node->safe_psql('postgres', qq{
 	SELECT cocohooks.register_hook('t', 'post_save', '$recv->{url}/t');
 });
 my $slow_hook = $node->safe_psql('postgres',
-	"SELECT cocohooks.register_hook('t_slow', 'post_save', '$recv->{url}/slow/20000')");
+	"SELECT cocohooks.register_hook('t_slow', 'post_save', '$recv->{url}/slow/4000')");
 
 my $next_id = 0;
 
@@ -74,8 +74,15 @@ ok($gone, 'worker gone within 3 s of SIGTERM with a request in flight');
 note(sprintf('worker exit after SIGTERM with request in flight: %.2f s', $took));
 my $pid4 = wait_worker($node, 10, $pid3);
 ok(defined $pid4, 'worker restarted after SIGTERM');
-ok($node->log_contains(qr/cocohooks worker restarted: 1 events held by the previous worker were lost/, $log_offset),
-	'the event lost with the worker is reported');
+ok($node->log_contains(qr/cocohooks worker saved 1 undelivered events for the next worker/, $log_offset),
+	'the event held by the worker is saved when it stops');
+ok($node->log_contains(qr/cocohooks worker queues again 1 undelivered events/, $log_offset),
+	'the next worker queues it again');
+ok(wait_deliveries($node), 'the saved event is delivered by the next worker');
+my $slow_recs = records($recv, sub { $_[0]{path} eq '/slow/4000' });
+is(scalar(@$slow_recs), 2, 'the slow event was sent again after the restart');
+is($slow_recs->[0]{headers}{'webhook-id'}, $slow_recs->[1]{headers}{'webhook-id'},
+	'with the same webhook-id');
 
 # SIGHUP: log_deliveries = all takes effect in the running worker
 ok(delivered_write('before reload'), 'delivered before reload');
@@ -101,8 +108,8 @@ is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM cocohooks.deliveries WHERE success AND (status_code <> 200 OR error IS NOT NULL OR attempts <> 1)"),
 	'0', 'success rows have status 200, no error, one attempt');
 
-# events still in the shared queue survive a worker restart; only the one
-# the worker held is lost (max_concurrent_deliveries = 1 since the reload)
+# events still in the shared queue and the one the worker held both
+# survive a worker restart (max_concurrent_deliveries = 1 since the reload)
 my $st0 = stats($node);
 api_sql($node, "INSERT INTO t_slow VALUES (3, 'slow')");
 ok( wait_until('in_flight > 0', 10, sub { stats($node)->{in_flight} > 0 }),
@@ -119,7 +126,9 @@ ok(wait_deliveries($node), 'queued events finished by the new worker');
 my $queued_recs = records($recv, sub { $_[0]{path} eq '/t' && body_of($_[0])->{document_id} >= $first });
 is(scalar(@$queued_recs), 3, 'the three queued events were delivered by the new worker');
 my $st2 = stats($node);
-is($st2->{dropped} - $st0->{dropped}, 1, 'only the event held by the old worker was dropped');
+is($st2->{dropped} - $st0->{dropped}, 0, 'nothing was dropped');
+is(scalar(@{ records($recv, sub { $_[0]{path} eq '/slow/4000' }) }), 4,
+	'the held slow event was sent again after the restart');
 
 # fast shutdown with a request in flight
 api_sql($node, "INSERT INTO t_slow VALUES (2, 'slow')");
