@@ -839,6 +839,8 @@ cocohooks_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			coco_http_set_limits(http, cocohooks_max_host_connections);
 			coco_origin_set_limit(cocohooks_max_host_connections);
+			/* log_retention may have changed: apply it now */
+			next_prune = GetCurrentTimestamp();
 		}
 
 		requeue_saved_events();

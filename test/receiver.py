@@ -5,7 +5,8 @@ It records every request as one JSON line (method, path, headers, body,
 time received) in the log file *before* answering, so once a delivery has
 finished its record is on disk.  The path chooses the answer:
 
-    /status/<code>     answer with that status (default path: 200)
+    /status/<code>     answer with that status (default path: 200);
+                       ?retry_after=<s> adds a Retry-After header
     /slow/<ms>         wait <ms> milliseconds, then answer 200
     /redirect          answer 302 with a Location header
     /close             close the connection without answering
@@ -60,8 +61,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self._record(body)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
+        query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
         if parts[:1] == ["status"] and len(parts) > 1:
-            self._answer(int(parts[1]))
+            extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else None
+            self._answer(int(parts[1]), extra)
         elif parts[:1] == ["slow"] and len(parts) > 1:
             time.sleep(int(parts[1]) / 1000.0)
             self._answer(200)
