@@ -17,6 +17,7 @@ OBJS = \
 	src/hook_admin.o \
 	src/redeliver.o \
 	src/http_client.o \
+	src/request_headers.o \
 	src/origin_queue.o \
 	src/delivery_log.o \
 	src/worker.o

@@ -34,4 +34,9 @@ extern void coco_http_drive(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
 extern int	coco_http_active(CocoHttp *http);
 
+/* request_headers.c */
+extern struct curl_slist *coco_request_headers(const CocoEventHeader *msg,
+											   const CocoHookSpec *spec,
+											   const char *webhook_id);
+
 #endif							/* COCOHOOKS_HTTP_CLIENT_H */

@@ -5,34 +5,41 @@
  *
  * One worker serves the database named by cocohooks.database.  Its loop:
  *
- *	wait (latch, postmaster death, HTTP sockets, libcurl's timer)
+ *	wait (latch, postmaster death, HTTP sockets, libcurl's timer, the next
+ *	retry or log pruning)
  *	-> reset latch -> CHECK_FOR_INTERRUPTS -> reload settings if asked
+ *	-> queue again any events a previous worker saved
  *	-> pop events from the shared queue while fewer than
- *	   cocohooks.max_concurrent_deliveries deliveries are in flight, and
- *	   start one POST per event and target hook
- *	-> let libcurl progress, collect finished deliveries
+ *	   cocohooks.max_concurrent_deliveries deliveries are active, and
+ *	   start one delivery per event and target hook
+ *	-> start the retries that are due
+ *	-> let libcurl progress, collect finished attempts: a failure with
+ *	   retries left waits in a heap ordered by due time
  *	-> write the batch of log rows in one short transaction
  *	-> report, through the queue, the sequence number up to which every
- *	   event is finished and logged (wait_for_deliveries() waits on it).
+ *	   event is finished and logged (wait_for_deliveries() waits on it)
+ *	-> now and then, delete log rows past cocohooks.log_retention.
  *
  * Events are kept in the order they were popped, which is sequence order;
  * the finished mark advances over the finished prefix, so an event is only
  * reported once all its deliveries are done and their log rows committed.
- * HTTP happens only outside transactions.  Memory is bounded by the limit
- * on deliveries in flight and the size of one popped batch.
+ * HTTP happens only outside transactions.  Deliveries are admitted per
+ * receiver (origin_queue.c).  Memory is bounded by the limit on active
+ * deliveries, a multiple of it for deliveries waiting to retry, and the
+ * size of one popped batch.
  *
- * What the worker holds is lost if it dies; a new worker counts those
- * events as dropped (coco_queue_lose_unfinished) and starts afresh.
+ * On any orderly exit, a before_shmem_exit callback saves every unfinished
+ * event (held here or still queued) with event_store.c, and the next worker
+ * queues them again under the same webhook-ids.  Only a process killed
+ * outright loses events; a new worker then counts what its predecessor
+ * held as dropped (coco_queue_lose_unfinished).
  *
  *-------------------------------------------------------------------------
  */
 #include "cocohooks.h"
 
 #include <limits.h>
-#include <time.h>
 
-#include "common/base64.h"
-#include "common/hmac.h"
 #include "common/pg_prng.h"
 #include "lib/ilist.h"
 #include "lib/pairingheap.h"
@@ -46,7 +53,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "delivery_log.h"
 #include "http_client.h"
@@ -181,111 +187,6 @@ document_id_text(const CocoEventHeader *msg)
 			appendStringInfoChar(&buf, json[i]);
 	}
 	return buf.data;
-}
-
-/* webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body"> */
-static char *
-sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
-	 const char *body, size_t body_len)
-{
-	static ResourceOwner hmac_owner = NULL;
-	ResourceOwner save_owner = CurrentResourceOwner;
-	pg_hmac_ctx *ctx;
-	uint8		mac[32];
-	char	   *out;
-	int			len;
-
-	/* OpenSSL contexts are tracked by a resource owner; we are outside any transaction */
-	if (hmac_owner == NULL)
-		hmac_owner = ResourceOwnerCreate(NULL, "cocohooks signatures");
-	CurrentResourceOwner = hmac_owner;
-	ctx = pg_hmac_create(PG_SHA256);
-	CurrentResourceOwner = save_owner;
-	if (ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	if (pg_hmac_init(ctx, (const uint8 *) coco_spec_key(spec), spec->key_len) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) webhook_id, strlen(webhook_id)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) timestamp, strlen(timestamp)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) body, body_len) < 0 ||
-		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
-	{
-		CurrentResourceOwner = hmac_owner;
-		pg_hmac_free(ctx);
-		CurrentResourceOwner = save_owner;
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute webhook signature")));
-	}
-	CurrentResourceOwner = hmac_owner;
-	pg_hmac_free(ctx);
-	CurrentResourceOwner = save_owner;
-
-	out = palloc(4 + pg_b64_enc_len(sizeof(mac)) + 1);
-	memcpy(out, "v1,", 3);
-	len = pg_b64_encode((const char *) mac, sizeof(mac), out + 3,
-						pg_b64_enc_len(sizeof(mac)));
-	out[3 + Max(len, 0)] = '\0';
-	return out;
-}
-
-static struct curl_slist *
-add_header(struct curl_slist *list, const char *line)
-{
-	struct curl_slist *l = curl_slist_append(list, line);
-
-	if (l == NULL)
-	{
-		curl_slist_free_all(list);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	}
-	return l;
-}
-
-static struct curl_slist *
-build_headers(Delivery *d)
-{
-	const CocoEventHeader *msg = d->ev->msg;
-	const CocoHookSpec *spec = d->spec;
-	struct curl_slist *h = NULL;
-	char		line[256];
-	char		timestamp[32];
-	const char *p;
-	const char *end;
-
-	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
-	h = add_header(h, "Content-Type: application/json");
-	h = add_header(h, "User-Agent: cocohooks/" COCOHOOKS_VERSION);
-	snprintf(line, sizeof(line), "X-Hook-Event: %s", coco_event_names[msg->event]);
-	h = add_header(h, line);
-	snprintf(line, sizeof(line), "webhook-id: %s", d->webhook_id);
-	h = add_header(h, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %s", timestamp);
-	h = add_header(h, line);
-	if (spec->key_len > 0)
-	{
-		char	   *sig = sign(spec, d->webhook_id, timestamp,
-							   coco_event_body(msg), msg->body_len);
-
-		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
-		pfree(sig);
-		h = add_header(h, line);
-	}
-	p = coco_spec_headers(spec);
-	end = p + spec->headers_len;
-	while (p < end)
-	{
-		h = add_header(h, p);
-		p += strlen(p) + 1;
-	}
-	/* no "Expect: 100-continue" round trip for large bodies */
-	h = add_header(h, "Expect:");
-	return h;
 }
 
 static void
@@ -523,7 +424,7 @@ send_delivery(Delivery *d)
 	char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
 
 	d->sent = true;
-	d->headers = build_headers(d);
+	d->headers = coco_request_headers(msg, d->spec, d->webhook_id);
 	if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
 						msg->body_len, d->spec->timeout_ms, d))
 	{
