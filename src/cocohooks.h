@@ -208,6 +208,7 @@ extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
 extern bool coco_queue_is_empty(void);
 extern uint64 coco_queue_lose_unfinished(void);
 extern void coco_queue_hand_off_popped(void);
+extern void coco_queue_store_requeued(void);
 extern void coco_queue_finish_upto(uint64 seq);
 extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,
 										uint64 retried);
@@ -217,6 +218,7 @@ extern void coco_queue_set_in_flight(int n);
 extern bool coco_store_save(const char *messages, Size len, uint64 n);
 extern uint64 coco_store_load(StringInfo buf);
 extern void coco_store_remove(void);
+extern bool coco_store_exists(void);
 
 /* pending_events.c */
 extern void coco_pending_init(void);

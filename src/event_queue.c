@@ -57,6 +57,9 @@ typedef struct CocoQueue
 	pg_atomic_uint64 retried;
 	pg_atomic_uint64 dropped;
 	pg_atomic_uint32 in_flight;
+	/* events saved to the event store and not yet queued again */
+	pg_atomic_uint32 store_pending;
+	pg_atomic_uint32 store_generation;	/* bumped at every save */
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CocoQueue;
 
@@ -109,6 +112,9 @@ coco_queue_shmem_startup(void)
 		pg_atomic_init_u64(&queue->retried, 0);
 		pg_atomic_init_u64(&queue->dropped, 0);
 		pg_atomic_init_u32(&queue->in_flight, 0);
+		/* a previous server saved events: they count as queued */
+		pg_atomic_init_u32(&queue->store_pending, coco_store_exists() ? 1 : 0);
+		pg_atomic_init_u32(&queue->store_generation, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -290,18 +296,33 @@ coco_queue_lose_unfinished(void)
 }
 
 /*
- * The worker saved every event it popped (event_store.c): as far as this
- * queue is concerned they are finished.
+ * The worker saved every event it popped or left in the queue
+ * (event_store.c).  Their sequence numbers are done with, but until the
+ * next worker has queued them again (coco_queue_store_requeued) waiters
+ * must not think them finished.
  */
 void
 coco_queue_hand_off_popped(void)
 {
 	uint64		popped;
 
+	pg_atomic_write_u32(&queue->store_pending, 1);
+	pg_atomic_fetch_add_u32(&queue->store_generation, 1);
+	pg_write_barrier();
 	LWLockAcquire(queue->lock, LW_SHARED);
 	popped = queue->popped_seq;
 	LWLockRelease(queue->lock);
 	coco_queue_finish_upto(popped);
+}
+
+/* Every saved event is back in the queue (or there were none). */
+void
+coco_queue_store_requeued(void)
+{
+	if (pg_atomic_read_u32(&queue->store_pending) == 0)
+		return;
+	pg_atomic_write_u32(&queue->store_pending, 0);
+	ConditionVariableBroadcast(&queue->finished_cv);
 }
 
 /* Every event up to seq is finished and its log row committed. */
@@ -372,6 +393,8 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	int64		timeout_us;
 	TimestampTz deadline;
 	uint64		target;
+	uint32		generation;
+	bool		requeue_seen = false;
 	bool		done = false;
 
 	coco_require_preload();
@@ -388,6 +411,8 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				 errmsg("timeout must not be negative")));
 	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
 
+	generation = pg_atomic_read_u32(&queue->store_generation);
+	pg_read_barrier();
 	LWLockAcquire(queue->lock, LW_SHARED);
 	target = queue->last_seq;
 	LWLockRelease(queue->lock);
@@ -397,10 +422,31 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	{
 		long		remaining_ms;
 
-		if (pg_atomic_read_u64(&queue->finished_seq) >= target)
+		/*
+		 * Saved events are back in the queue only once store_pending is
+		 * clear, under new numbers: if a save happened since we looked, or
+		 * one was pending, wait for those numbers too.
+		 */
+		if (pg_atomic_read_u32(&queue->store_pending) != 0)
+			requeue_seen = true;
+		else
 		{
-			done = true;
-			break;
+			uint32		now_generation = pg_atomic_read_u32(&queue->store_generation);
+
+			if (now_generation != generation || requeue_seen)
+			{
+				generation = now_generation;
+				requeue_seen = false;
+				pg_read_barrier();
+				LWLockAcquire(queue->lock, LW_SHARED);
+				target = Max(target, queue->last_seq);
+				LWLockRelease(queue->lock);
+			}
+			if (pg_atomic_read_u64(&queue->finished_seq) >= target)
+			{
+				done = true;
+				break;
+			}
 		}
 		remaining_ms = (long) ((deadline - GetCurrentTimestamp() + 999) / 1000);
 		if (remaining_ms <= 0)

@@ -20,6 +20,7 @@
  */
 #include "cocohooks.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -137,6 +138,15 @@ coco_store_load(StringInfo buf)
 	buf->len += (int) hdr.nbytes;
 	buf->data[buf->len] = '\0';
 	return hdr.nmessages;
+}
+
+/* Whether a saved store waits to be queued again; for the postmaster. */
+bool
+coco_store_exists(void)
+{
+	struct stat st;
+
+	return stat(STORE_FILE, &st) == 0;
 }
 
 /* Removes the store once its events are back in the queue. */

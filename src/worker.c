@@ -595,6 +595,7 @@ requeue_saved_events(void)
 		store_backlog_off = 0;
 		coco_store_remove();
 	}
+	coco_queue_store_requeued();
 }
 
 static void
@@ -608,6 +609,8 @@ load_saved_events(void)
 	{
 		pfree(store_backlog.data);
 		store_backlog.data = NULL;
+		coco_store_remove();
+		coco_queue_store_requeued();
 		return;
 	}
 	ereport(LOG,

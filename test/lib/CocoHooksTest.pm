@@ -26,7 +26,7 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
   records wait_until wait_records wait_deliveries stats worker_pid
-  wait_worker api_sql body_of);
+  wait_worker api_sql body_of restart_receiver by_webhook_id);
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -105,13 +105,14 @@ sub wait_until
 	}
 }
 
-# Starts test/receiver.py on 127.0.0.1, on a free port unless port => N.
+# Starts test/receiver.py on 127.0.0.1, on a free port unless port => N;
+# it records requests to a new file unless log => FILE (appended to).
 sub start_receiver
 {
 	my (%opts) = @_;
 	my $listen_port = $opts{port} // 0;
 	my $dir = PostgreSQL::Test::Utils::tempdir('receiver');
-	my $log = "$dir/requests.jsonl";
+	my $log = $opts{log} // "$dir/requests.jsonl";
 	my $port_file = "$dir/port";
 	my ($out, $err) = ('', '');
 	my $h = IPC::Run::start(
@@ -144,6 +145,20 @@ sub stop_receiver
 	return;
 }
 
+# Stops $recv if it runs and starts a new receiver on the same port that
+# appends to the same log, so records() sees the requests of both; $recv
+# then stands for the new one.  For a receiver that is down for a while:
+#   stop_receiver($recv); ...; restart_receiver($recv);
+sub restart_receiver
+{
+	my ($recv) = @_;
+	stop_receiver($recv);
+	my $new = start_receiver(port => $recv->{port}, log => $recv->{log});
+	@receivers = grep { $_ != $new } @receivers;
+	$recv->{$_} = $new->{$_} for qw(handle err);
+	return $recv;
+}
+
 END
 {
 	local $?;
@@ -172,6 +187,15 @@ sub body_of
 {
 	my ($rec) = @_;
 	return decode_json($rec->{body});
+}
+
+# The records grouped by their webhook-id header: { id => [records] }.
+sub by_webhook_id
+{
+	my ($recs) = @_;
+	my %by;
+	push @{ $by{ $_->{headers}{'webhook-id'} // '' } }, $_ for @$recs;
+	return \%by;
 }
 
 # Waits until at least $n records pass $filter; returns them.
