@@ -27,6 +27,7 @@
 
 #include "http_client.h"
 
+#include "storage/fd.h"
 #include "utils/memutils.h"
 
 #define MAX_EPOLL_EVENTS	64
@@ -39,10 +40,15 @@ typedef struct HttpRequest
 	struct HttpRequest *next_free;
 } HttpRequest;
 
+#define WATCH_NONE	0xFF			/* not in the epoll set */
+
 struct CocoHttp
 {
 	CURLM	   *multi;
 	int			epfd;
+	/* per descriptor below nwatch: the events registered in epfd */
+	int			nwatch;
+	uint8	   *have;
 	CocoHttpDoneFn done;
 	long		timeout_ms;		/* libcurl's next timeout; -1 none */
 	TimestampTz timer_set_at;
@@ -50,28 +56,51 @@ struct CocoHttp
 	HttpRequest *free_list;
 };
 
+/*
+ * Puts fd in the epoll set with events (none: out of it).  have says what
+ * we registered, so a change is usually one epoll_ctl call that succeeds.
+ * Closing a socket takes it out of the set behind our back; when its
+ * number comes back for a new socket, the call fails and the other one
+ * (ADD for MOD) is made.
+ */
+static void
+set_watch(CocoHttp *http, int fd, uint8 events)
+{
+	uint8		have = (fd >= 0 && fd < http->nwatch) ? http->have[fd] : 0;
+	struct epoll_event ev = {0};
+	int			op;
+
+	if (have == events)
+		return;
+	if (events == WATCH_NONE)
+		(void) epoll_ctl(http->epfd, EPOLL_CTL_DEL, fd, NULL);
+	else
+	{
+		ev.data.fd = fd;
+		ev.events = events;
+		op = (have == WATCH_NONE) ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+		if (epoll_ctl(http->epfd, op, fd, &ev) != 0 &&
+			(errno == EEXIST || errno == ENOENT))
+			(void) epoll_ctl(http->epfd,
+							 op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
+							 fd, &ev);
+	}
+	if (fd >= 0 && fd < http->nwatch)
+		http->have[fd] = events;
+}
+
+/* libcurl tells which sockets to watch, and for what. */
 static int
 socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	CocoHttp   *http = (CocoHttp *) userp;
-	struct epoll_event ev = {0};
+	uint8		events = 0;
 
-	if (what == CURL_POLL_REMOVE)
-	{
-		/* the socket may already be closed; nothing to do then */
-		(void) epoll_ctl(http->epfd, EPOLL_CTL_DEL, fd, NULL);
-		return 0;
-	}
-	ev.data.fd = fd;
 	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-		ev.events |= EPOLLIN;
+		events |= EPOLLIN;
 	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-		ev.events |= EPOLLOUT;
-	if (epoll_ctl(http->epfd, EPOLL_CTL_MOD, fd, &ev) != 0)
-	{
-		if (errno != ENOENT || epoll_ctl(http->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-			return -1;
-	}
+		events |= EPOLLOUT;
+	set_watch(http, fd, events ? events : WATCH_NONE);
 	return 0;
 }
 
@@ -112,6 +141,9 @@ coco_http_create(CocoHttpDoneFn done)
 				 errmsg("could not create epoll descriptor: %m")));
 	http->done = done;
 	http->timeout_ms = -1;
+	http->nwatch = Max(max_safe_fds, 1024);
+	http->have = MemoryContextAlloc(TopMemoryContext, http->nwatch);
+	memset(http->have, WATCH_NONE, http->nwatch);
 	curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, socket_callback);
 	curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
 	curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_callback);
@@ -189,6 +221,8 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* receivers are reached directly: no proxy, and no proxy variables read */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
 
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
 	{

@@ -34,7 +34,8 @@ extern void coco_http_drive(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
 extern int	coco_http_active(CocoHttp *http);
 
-/* request_headers.c */
+/* request_headers.c; the longest line we build (an id, a signature) */
+#define COCO_HEADER_LINE_LEN	128
 extern struct curl_slist *coco_request_headers(const CocoEventHeader *msg,
 											   const CocoHookSpec *spec,
 											   const char *webhook_id);

@@ -71,63 +71,65 @@ sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
 	return out;
 }
 
-static struct curl_slist *
-add_header(struct curl_slist *list, const char *line)
-{
-	struct curl_slist *l = curl_slist_append(list, line);
-
-	if (l == NULL)
-	{
-		curl_slist_free_all(list);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	}
-	return l;
-}
-
 /*
  * The request headers of one attempt: ours, the signature when the hook
  * has a key, then the hook's own.  webhook-timestamp is the time of the
- * attempt.  The list is malloc'd by libcurl: free it with
- * curl_slist_free_all.
+ * attempt.  The list is one palloc'd chunk (libcurl only reads it), so an
+ * attempt costs one allocation: free it with pfree.  The hook's header
+ * lines are not copied: the list must not outlive spec.
  */
 struct curl_slist *
 coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
 					 const char *webhook_id)
 {
-	struct curl_slist *h = NULL;
-	char		line[256];
+	enum
+	{
+		LINE_EVENT, LINE_ID, LINE_TIMESTAMP, LINE_SIGNATURE, NLINES
+	};
+	int			nhook = 0;
+	int			nnodes;
+	int			n = 0;
+	struct curl_slist *nodes;
+	char	   *lines;
 	char		timestamp[32];
 	const char *p;
-	const char *end;
+	const char *end = coco_spec_headers(spec) + spec->headers_len;
 
+	for (p = coco_spec_headers(spec); p < end; p += strlen(p) + 1)
+		nhook++;
+	nnodes = 3 + NLINES + nhook;
+	nodes = palloc(sizeof(struct curl_slist) * nnodes + NLINES * COCO_HEADER_LINE_LEN);
+	lines = (char *) (nodes + nnodes);
+
+#define ADD(text) (nodes[n].data = (char *) (text), nodes[n].next = &nodes[n + 1], n++)
 	snprintf(timestamp, sizeof(timestamp), "%lld", (long long) time(NULL));
-	h = add_header(h, "Content-Type: application/json");
-	h = add_header(h, "User-Agent: cocohooks/" COCOHOOKS_VERSION);
-	snprintf(line, sizeof(line), "X-Hook-Event: %s", coco_event_names[msg->event]);
-	h = add_header(h, line);
-	snprintf(line, sizeof(line), "webhook-id: %s", webhook_id);
-	h = add_header(h, line);
-	snprintf(line, sizeof(line), "webhook-timestamp: %s", timestamp);
-	h = add_header(h, line);
+	ADD("Content-Type: application/json");
+	ADD("User-Agent: cocohooks/" COCOHOOKS_VERSION);
+	snprintf(lines + LINE_EVENT * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
+			 "X-Hook-Event: %s", coco_event_names[msg->event]);
+	ADD(lines + LINE_EVENT * COCO_HEADER_LINE_LEN);
+	snprintf(lines + LINE_ID * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
+			 "webhook-id: %s", webhook_id);
+	ADD(lines + LINE_ID * COCO_HEADER_LINE_LEN);
+	snprintf(lines + LINE_TIMESTAMP * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
+			 "webhook-timestamp: %s", timestamp);
+	ADD(lines + LINE_TIMESTAMP * COCO_HEADER_LINE_LEN);
 	if (spec->key_len > 0)
 	{
 		char	   *sig = sign(spec, webhook_id, timestamp,
 							   coco_event_body(msg), msg->body_len);
 
-		snprintf(line, sizeof(line), "webhook-signature: %s", sig);
+		snprintf(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
+				 "webhook-signature: %s", sig);
 		pfree(sig);
-		h = add_header(h, line);
+		ADD(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN);
 	}
-	p = coco_spec_headers(spec);
-	end = p + spec->headers_len;
-	while (p < end)
-	{
-		h = add_header(h, p);
-		p += strlen(p) + 1;
-	}
+	for (p = coco_spec_headers(spec); p < end; p += strlen(p) + 1)
+		ADD(p);
 	/* no "Expect: 100-continue" round trip for large bodies */
-	h = add_header(h, "Expect:");
-	return h;
+	ADD("Expect:");
+#undef ADD
+	nodes[n - 1].next = NULL;
+	Assert(n <= nnodes);
+	return nodes;
 }

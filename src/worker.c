@@ -193,7 +193,7 @@ static void
 finish_delivery(Delivery *d)
 {
 	if (d->headers)
-		curl_slist_free_all(d->headers);
+		pfree(d->headers);
 	d->ev->remaining--;
 	dlist_delete(&d->live_node);
 	pfree(d);
@@ -291,7 +291,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 
 	if (d->headers)
 	{
-		curl_slist_free_all(d->headers);
+		pfree(d->headers);
 		d->headers = NULL;
 	}
 
