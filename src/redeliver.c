@@ -50,6 +50,8 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 	char	   *document_id;
 	char	   *payload;
 	Datum		payload_datum;
+	bool		payload_null;
+	Jsonb	   *stored;
 	char	   *webhook_id;
 	char	   *event_id;
 	char		suffix[32];
@@ -94,36 +96,11 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 						(long long) hook_id, (long long) delivery_id),
 				 errdetail("A delivery is sent again to its own hook, which was unregistered.")));
 
-	/* the caller must own the hook's collection, as for the hook itself */
-	relid = coco_hook_collection_for_change(hook_id, &st);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("hook %lld of delivery %lld no longer exists",
-						(long long) hook_id, (long long) delivery_id)));
-
-	/* coco_hook_collection_for_change ran a query: read our row again */
-	if (SPI_execute_with_args("SELECT d.hook_id, d.event, d.collection, d.document_id, "
-							  "       d.payload, d.webhook_id, h.id IS NOT NULL, "
-							  "       h.url, h.headers, h.secret, h.timeout_ms, h.max_retries, "
-							  "       h.collection::pg_catalog.oid "
-							  "FROM cocohooks.deliveries d "
-							  "JOIN cocohooks.hooks h ON h.id = d.hook_id "
-							  "WHERE d.id = $1",
-							  1, types, args, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not read cocohooks.deliveries");
-
 	/* what we take from the row must outlive SPI */
 	MemoryContextSwitchTo(caller);
 	payload_datum = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-								  COL_PAYLOAD, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("delivery %lld has no stored payload", (long long) delivery_id),
-				 errdetail("Payloads are kept for failed deliveries, and for all deliveries while \"%s\" is \"all\".",
-						   "cocohooks.log_deliveries")));
+								  COL_PAYLOAD, &payload_null);
+	stored = payload_null ? NULL : DatumGetJsonbPCopy(payload_datum);
 	event = text_col(COL_EVENT, &isnull);
 	collection = text_col(COL_COLLECTION, &isnull);
 	document_id = text_col(COL_DOCUMENT_ID, &isnull);
@@ -131,7 +108,6 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 	kind = coco_event_from_name(event);
 	if (kind < 0)
 		elog(ERROR, "unexpected event \"%s\" in cocohooks.deliveries", event);
-	payload = coco_body_from_jsonb(DatumGetJsonbP(payload_datum), (CocoEventKind) kind);
 
 	/* the webhook-id is "<event id>_<hook id>": keep the event id */
 	snprintf(suffix, sizeof(suffix), "_%lld", (long long) hook_id);
@@ -159,6 +135,24 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 														  SPI_tuptable->tupdesc,
 														  COL_RETRIES, &isnull)));
 	}
+
+	/*
+	 * The caller must own the hook's collection, as for the hook itself.
+	 * (This runs a query: everything was taken from our row above.)
+	 */
+	relid = coco_hook_collection_for_change(hook_id, &st);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("hook %lld of delivery %lld no longer exists",
+						(long long) hook_id, (long long) delivery_id)));
+	if (stored == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("delivery %lld has no stored payload", (long long) delivery_id),
+				 errdetail("Payloads are kept for failed deliveries, and for all deliveries while \"%s\" is \"all\".",
+						   "cocohooks.log_deliveries")));
+	payload = coco_body_from_jsonb(stored, (CocoEventKind) kind);
 
 	initStringInfo(&docid_json);
 	if (document_id)

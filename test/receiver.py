@@ -48,6 +48,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, code, extra=None):
         payload = b'{"ok": true}' if 200 <= code < 300 else b'{"ok": false}'
+        if code in (204, 304) or code < 200:
+            # these answers have no body (RFC 9110); sending one would leave
+            # stray bytes on a kept-alive connection
+            payload = b""
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
