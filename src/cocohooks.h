@@ -199,7 +199,7 @@ extern void coco_queue_shmem_request(void);
 extern void coco_queue_shmem_startup(void);
 extern bool coco_queue_available(void);
 extern TimestampTz coco_queue_epoch(void);
-extern int	coco_queue_push(const char *messages, Size len, int nmessages);
+extern int	coco_queue_push(const char *messages, Size len);
 extern void coco_queue_count_dropped(uint64 n);
 extern void coco_queue_wake_worker(void);
 extern void coco_queue_set_worker(int pgprocno);

@@ -155,13 +155,13 @@ ring_read(uint64 pos, char *dst, Size len)
 }
 
 /*
- * Push consecutive messages (len bytes holding nmessages).  Returns how many
+ * Pushes the consecutive messages in len bytes.  Returns how many
  * entered the queue; they are the first ones, since order is kept.  The
  * caller counts the rest as dropped.  Never blocks beyond the lock and never
  * raises an error, so it is safe in a commit callback.
  */
 int
-coco_queue_push(const char *messages, Size len, int nmessages)
+coco_queue_push(const char *messages, Size len)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	Size		done = 0;
@@ -192,7 +192,6 @@ coco_queue_push(const char *messages, Size len, int nmessages)
 		pg_atomic_fetch_add_u64(&queue->queued, pushed);
 		coco_queue_wake_worker();
 	}
-	(void) nmessages;
 	return pushed;
 }
 

@@ -319,9 +319,3 @@ coco_http_timeout_ms(CocoHttp *http)
 	elapsed = (long) ((GetCurrentTimestamp() - http->timer_set_at) / 1000);
 	return Max(http->timeout_ms - elapsed, 0);
 }
-
-int
-coco_http_active(CocoHttp *http)
-{
-	return http->active;
-}

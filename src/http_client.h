@@ -32,7 +32,6 @@ extern bool coco_http_post(CocoHttp *http, const char *url,
 						   long timeout_ms, void *arg);
 extern void coco_http_drive(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
-extern int	coco_http_active(CocoHttp *http);
 
 /* request_headers.c; the longest line we build (an id, a signature) */
 #define COCO_HEADER_LINE_LEN	128

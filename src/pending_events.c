@@ -230,7 +230,7 @@ push_pending(void)
 				chunk += msglen;
 				n++;
 			}
-			done = coco_queue_push(mem.data + off, chunk, n);
+			done = coco_queue_push(mem.data + off, chunk);
 			pushed += done;
 			if (done < n)
 				break;
@@ -274,7 +274,7 @@ push_pending(void)
 				n++;
 				if (chunk.len >= PUSH_CHUNK || read >= spill_end)
 				{
-					int			done = coco_queue_push(chunk.data, chunk.len, n);
+					int			done = coco_queue_push(chunk.data, chunk.len);
 
 					pushed += done;
 					full = (done < n);

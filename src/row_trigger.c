@@ -131,7 +131,7 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 			coco_upsert_hold(td->tg_relation, th->collection_relid,
 							 message.data, message.len))
 			return PointerGetDatum(result);
-		if (coco_queue_push(message.data, message.len, 1) == 0)
+		if (coco_queue_push(message.data, message.len) == 0)
 			coco_note_dropped(1);
 	}
 	else

@@ -584,7 +584,7 @@ requeue_saved_events(void)
 		const CocoEventHeader *msg =
 		(const CocoEventHeader *) (store_backlog.data + store_backlog_off);
 
-		if (coco_queue_push((const char *) msg, msg->total_len, 1) == 0)
+		if (coco_queue_push((const char *) msg, msg->total_len) == 0)
 			return;
 		store_backlog_off += msg->total_len;
 	}
