@@ -726,6 +726,7 @@ cocohooks_worker_main(Datum main_arg)
 	{
 		WaitEvent	occurred[3];
 		long		timeout;
+		long		retry_ms;
 		bool		took;
 
 		ResetLatch(MyLatch);
@@ -762,8 +763,9 @@ cocohooks_worker_main(Datum main_arg)
 		 * (which set the latch while we had no room), look again at once.
 		 */
 		timeout = coco_http_timeout_ms(http);
-		if (next_retry_ms() >= 0 && (timeout < 0 || next_retry_ms() < timeout))
-			timeout = next_retry_ms();
+		retry_ms = next_retry_ms();
+		if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
+			timeout = retry_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = (long) ((next_prune - GetCurrentTimestamp()) / 1000);
