@@ -10,6 +10,7 @@ OBJS = \
 	src/event_message.o \
 	src/hook_cache.o \
 	src/payload.o \
+	src/row_json.o \
 	src/row_trigger.o \
 	src/upsert_tracker.o \
 	src/pending_events.o \

@@ -213,13 +213,125 @@ SELECT jsonb_pretty(b->'document') AS document
 SELECT body LIKE '%123456789012345678901234567890.000001%' AS numeric_exact
   FROM pl_req WHERE path = '/payloads/types/post_save';
 
+-- Row text: the document is to_jsonb(row)::text byte for byte, for every
+-- kind of column (domains, extremes, special numbers, escapes, odd names,
+-- a dropped column, a column added with a default, a type with a cast to
+-- json, created while the table is in use).
+CREATE DOMAIN pl_posint AS int CHECK (VALUE > 0);
+CREATE DOMAIN pl_label AS text;
+CREATE TYPE pl_mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE pl_text_exact (
+    id       bigint PRIMARY KEY,
+    gone     text,
+    s2       smallint,
+    i4       int,
+    i8       bigint,
+    pos      pl_posint,
+    num      numeric,
+    numnan   numeric,
+    f4       real,
+    f8       double precision,
+    f8b      double precision,
+    d        date,
+    ts       timestamp,
+    tstz     timestamptz,
+    j        jsonb,
+    jscalar  jsonb,
+    t        text,
+    lbl      pl_label,
+    vc       varchar(10),
+    ch       char(5),
+    u        uuid,
+    bin      bytea,
+    iv       interval,
+    tm       time,
+    tmtz     timetz,
+    ip       inet,
+    b        boolean,
+    mood     pl_mood,
+    "a""b"   text,
+    "é"      int,
+    "Zz"     int,
+    nothing  text
+);
+ALTER TABLE pl_text_exact DROP COLUMN gone;
+SELECT cocohooks.register_hook('pl_text_exact', e, recv_url('/payloads/exact/' || e)) > 0 AS registered
+  FROM unnest(ARRAY['pre_save', 'post_save', 'post_delete']) AS e;
+CREATE TABLE pl_text_snap (id bigint, label text, doc text, old_doc text);
+INSERT INTO pl_text_exact VALUES
+  (1, -32768, -2147483648, -9223372036854775808, 1, 'NaN', 'NaN', 'NaN', 'Infinity',
+   '-0', 'infinity', '-infinity', 'infinity', '"just a string"', '7',
+   E'tab\there "q" \\ \u0001 \u001f \u00e9\U0001F600', 'lbl', 'v', 'c',
+   '00000000-0000-0000-0000-000000000000', '\x', '-1 year 2 mons', '24:00',
+   '00:00:01.5+14', '::1', false, 'sad', 'x', 0, 0, NULL),
+  (2, 32767, 2147483647, 9223372036854775807, 2147483647,
+   '-0.000000000000000000000000000000000000000000001', 'Infinity',
+   3.4028235e+38, 1e+20, 1.5e-300, '4713-01-01 BC', '294276-12-31 23:59:59.999999',
+   '2024-02-29 23:59:59.123456+05:30',
+   '{"b": {"nested": [1, 2.50, null, true, "x\"y"]}, "a": 1e3, "": {}}', 'null',
+   '', 'über', '0123456789', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+   '\xdeadbeef00', '1 day 02:03:04.5', '12:34:56.789', '23:59:59-12', '10.0.0.1/8',
+   true, 'happy', 'quote"key', 1, -1, NULL);
+INSERT INTO pl_text_snap SELECT id, 'created', to_jsonb(r0)::text, NULL FROM pl_text_exact r0;
+ALTER TABLE pl_text_exact ADD COLUMN added int DEFAULT 42;
+CREATE TABLE pl_text_before AS SELECT to_jsonb(r0)::text AS doc FROM pl_text_exact r0 WHERE id = 2;
+UPDATE pl_text_exact SET i4 = i4 / 2, t = t || '!' WHERE id = 2;
+INSERT INTO pl_text_snap SELECT 2, 'updated', to_jsonb(r0)::text, (SELECT doc FROM pl_text_before)
+  FROM pl_text_exact r0 WHERE id = 2;
+-- a cast to json, created while the table's plan is cached: enums now go through it
+CREATE FUNCTION pl_mood_json(pl_mood) RETURNS json LANGUAGE sql IMMUTABLE
+  AS $$ SELECT json_build_object('mood', $1::text) $$;
+CREATE CAST (pl_mood AS json) WITH FUNCTION pl_mood_json(pl_mood);
+INSERT INTO pl_text_exact (id, mood) VALUES (3, 'ok');
+INSERT INTO pl_text_snap SELECT id, 'cast', to_jsonb(r0)::text, NULL FROM pl_text_exact r0 WHERE id = 3;
+DROP CAST (pl_mood AS json);
+INSERT INTO pl_text_exact (id, mood) VALUES (4, 'ok');
+INSERT INTO pl_text_snap SELECT id, 'uncast', to_jsonb(r0)::text, NULL FROM pl_text_exact r0 WHERE id = 4;
+CREATE TABLE pl_text_deleted AS SELECT to_jsonb(r0)::text AS doc FROM pl_text_exact r0 WHERE id = 1;
+DELETE FROM pl_text_exact WHERE id = 1;
+SELECT cocohooks.wait_for_deliveries('20 s');
+-- the expected body of each event, built from the snapshots' text
+CREATE VIEW pl_text_expected AS
+  SELECT s.label, e.event,
+         CASE e.event
+           WHEN 'pre_save' THEN format('{"event": "pre_save", "collection": "pl_text_exact", "operation": %s, "document": %s%s}',
+                                       CASE WHEN s.old_doc IS NULL THEN '"create"' ELSE '"update"' END, s.doc,
+                                       CASE WHEN s.old_doc IS NULL THEN '' ELSE ', "old_data": ' || s.old_doc END)
+           WHEN 'post_save' THEN format('{"event": "post_save", "collection": "pl_text_exact", "operation": %s, "document": %s, "document_id": "%s"%s}',
+                                        CASE WHEN s.old_doc IS NULL THEN '"create"' ELSE '"update"' END, s.doc, s.id,
+                                        CASE WHEN s.old_doc IS NULL THEN '' ELSE ', "old_data": ' || s.old_doc END)
+         END AS body
+    FROM pl_text_snap s, unnest(ARRAY['pre_save', 'post_save']) e(event);
+-- every save body is one of the expected ones, and each expected one arrived
+SELECT r.path, count(*) AS requests, count(x.label) AS exact_bodies
+  FROM pl_req r LEFT JOIN pl_text_expected x
+       ON x.event = split_part(r.path, '/', 4) AND x.body = r.body
+ WHERE r.path LIKE '/payloads/exact/%save' GROUP BY 1 ORDER BY 1;
+SELECT x.label, x.event, EXISTS (SELECT 1 FROM pl_req r WHERE r.body = x.body) AS arrived
+  FROM pl_text_expected x ORDER BY 1, 2;
+-- the delete carries the row as it was last stored, with the added column's default
+SELECT r.body = format('{"event": "post_delete", "collection": "pl_text_exact", "document_id": "1", "document": %s}',
+                       (SELECT doc FROM pl_text_deleted)) AS delete_exact,
+       (SELECT doc::jsonb->'added' FROM pl_text_deleted) AS added
+  FROM pl_req r WHERE r.path = '/payloads/exact/post_delete';
+-- the enum with and without the cast
+SELECT label, doc::jsonb->'mood' AS mood FROM pl_text_snap WHERE label IN ('cast', 'uncast') ORDER BY 1;
+-- and the earlier table with arrays and json, which goes through to_jsonb
+SELECT r.path, r.body = format('{"event": "post_save", "collection": "pl_types", "operation": "create", "document": %s, "document_id": "1"}',
+                               (SELECT to_jsonb(pt)::text FROM pl_types pt)) AS exact_body
+  FROM pl_req r WHERE r.path = '/payloads/types/post_save';
+
 RESET cocohooks.api_session;
 SELECT cocohooks.wait_for_deliveries('20 s');
 SELECT count(*) AS payload_requests FROM pl_req;
 SELECT count(*) AS failures_logged FROM cocohooks.deliveries WHERE collection LIKE 'pl_%';
 
+DROP VIEW pl_text_expected;
 DROP TABLE pl_items, pl_text, pl_uuid, pl_big, pl_parted, pl_parted_high, pl_copy,
-           pl_upsert, pl_types, pl_snap;
-DROP FUNCTION pl_modify();
+           pl_upsert, pl_types, pl_snap, pl_text_exact, pl_text_snap,
+           pl_text_before, pl_text_deleted;
+DROP FUNCTION pl_modify(), pl_mood_json(pl_mood);
+DROP TYPE pl_mood;
+DROP DOMAIN pl_posint, pl_label;
 DROP VIEW pl_req;
 SELECT count(*) FROM cocohooks.hooks;

@@ -7,7 +7,8 @@
  *
  *	row_trigger.c	  fires for a row of a hooked table, asks hook_cache.c
  *					  which hooks want the event, builds the body with
- *					  payload.c and an event message with event_message.c;
+ *					  payload.c (rows rendered by row_json.c) inside an
+ *					  event message laid out by event_message.c;
  *	pending_events.c  holds post_* messages until the transaction commits;
  *	event_queue.c	  is the shared-memory ring the messages cross into;
  *	worker.c		  drains the ring and hands one delivery per event and
@@ -175,6 +176,14 @@ coco_spec_key(const CocoHookSpec *s)
 }
 
 /* event_message.c */
+extern int	coco_message_begin(StringInfo buf, CocoEventKind event,
+							   Oid collection_relid,
+							   const char *hooks, uint32 hooks_len, int nhooks,
+							   const char *collection, uint32 collection_len,
+							   const char *document_id, uint32 document_id_len,
+							   const char *event_id, int attempts,
+							   TimestampTz queued_at);
+extern void coco_message_end(StringInfo buf, int start);
 extern void coco_message_append(StringInfo buf, CocoEventKind event,
 								Oid collection_relid,
 								const char *hooks, uint32 hooks_len, int nhooks,
@@ -246,6 +255,14 @@ extern bool coco_upsert_hold(Relation rel, Oid collection, const char *msg,
 extern void coco_upsert_conflict(Relation rel);
 
 /* hook_cache.c */
+/* row_json.c: how to print a table's rows without to_jsonb (opaque) */
+typedef struct CocoRowJsonPlan CocoRowJsonPlan;
+
+extern CocoRowJsonPlan *coco_row_json_plan(Relation rel);
+extern void coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan,
+								 FmgrInfo *to_jsonb, TupleDesc desc,
+								 HeapTuple tuple);
+
 typedef struct CocoTableHooks
 {
 	Oid			relid;			/* the relation the trigger fired on */
@@ -256,6 +273,7 @@ typedef struct CocoTableHooks
 	Oid			pk_typoutput;
 	FmgrInfo	pk_out;
 	FmgrInfo	to_jsonb;		/* to_jsonb() bound to the row type */
+	CocoRowJsonPlan *row_plan;	/* NULL: rows go through to_jsonb */
 	/* per event: prebuilt CocoHookSpec list of enabled hooks */
 	int			nhooks[COCO_NUM_EVENTS];
 	char	   *hooks[COCO_NUM_EVENTS];
@@ -266,13 +284,12 @@ extern void coco_hook_cache_init(void);
 extern CocoTableHooks *coco_hook_cache_lookup(Relation rel, Oid tgoid);
 
 /* payload.c */
-extern char *coco_row_json(CocoTableHooks *th, Relation rel, HeapTuple tuple);
 extern char *coco_document_id_json(CocoTableHooks *th, Relation rel,
 								   HeapTuple tuple);
 extern void coco_build_body(StringInfo buf, CocoEventKind event,
-							const char *collection, bool is_update,
-							const char *document, const char *document_id,
-							const char *old_data);
+							CocoTableHooks *th, Relation rel,
+							HeapTuple document, HeapTuple old_row,
+							const char *document_id);
 extern char *coco_body_from_jsonb(Jsonb *payload, CocoEventKind event);
 
 /* worker.c */

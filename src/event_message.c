@@ -105,17 +105,17 @@ coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 }
 
 /*
- * Appends one message.  event_id is NULL for a fresh event (the worker
- * names it); attempts counts attempts already made; queued_at is 0 for
- * "when it enters the queue".
+ * Starts one message: appends everything but the body, which the caller
+ * appends next, then calls coco_message_end with the returned offset.
+ * event_id is NULL for a fresh event (the worker names it); attempts counts
+ * attempts already made; queued_at is 0 for "when it enters the queue".
  */
-void
-coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
-					const char *hooks, uint32 hooks_len, int nhooks,
-					const char *collection, uint32 collection_len,
-					const char *document_id, uint32 document_id_len,
-					const char *event_id, int attempts, TimestampTz queued_at,
-					const char *body, uint32 body_len)
+int
+coco_message_begin(StringInfo buf, CocoEventKind event, Oid collection_relid,
+				   const char *hooks, uint32 hooks_len, int nhooks,
+				   const char *collection, uint32 collection_len,
+				   const char *document_id, uint32 document_id_len,
+				   const char *event_id, int attempts, TimestampTz queued_at)
 {
 	CocoEventHeader hdr = {0};
 	int			start = buf->len;
@@ -127,18 +127,49 @@ coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
 	hdr.collection_len = collection_len;
 	hdr.document_id_len = document_id_len;
 	hdr.event_id_len = event_id ? (uint32) strlen(event_id) : 0;
-	hdr.body_len = body_len;
 	hdr.collection_relid = collection_relid;
 	hdr.queued_at = queued_at;
+
 	appendBinaryStringInfo(buf, (const char *) &hdr, sizeof(hdr));
 	appendBinaryStringInfo(buf, hooks, hooks_len);
 	appendBinaryStringInfo(buf, collection, collection_len);
 	appendBinaryStringInfo(buf, document_id, document_id_len);
 	if (hdr.event_id_len > 0)
 		appendBinaryStringInfo(buf, event_id, hdr.event_id_len);
-	appendBinaryStringInfo(buf, body, body_len);
+	return start;
+}
+
+/* Ends the message begun at start: the body is what was appended since. */
+void
+coco_message_end(StringInfo buf, int start)
+{
+	CocoEventHeader *hdr = (CocoEventHeader *) (buf->data + start);
+	int			body_start = start + sizeof(CocoEventHeader) + hdr->hooks_len +
+		hdr->collection_len + hdr->document_id_len + hdr->event_id_len;
+
+	hdr->body_len = buf->len - body_start;
 	pad_to_8(buf);
+	/* padding may have moved the buffer */
 	((CocoEventHeader *) (buf->data + start))->total_len = buf->len - start;
+}
+
+/* Appends one message with the given body; see coco_message_begin. */
+void
+coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
+					const char *hooks, uint32 hooks_len, int nhooks,
+					const char *collection, uint32 collection_len,
+					const char *document_id, uint32 document_id_len,
+					const char *event_id, int attempts, TimestampTz queued_at,
+					const char *body, uint32 body_len)
+{
+	int			start = coco_message_begin(buf, event, collection_relid,
+										   hooks, hooks_len, nhooks,
+										   collection, collection_len,
+										   document_id, document_id_len,
+										   event_id, attempts, queued_at);
+
+	appendBinaryStringInfo(buf, body, body_len);
+	coco_message_end(buf, start);
 }
 
 /*

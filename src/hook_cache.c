@@ -8,9 +8,10 @@
  * per table and kept until a relcache invalidation says it may be stale:
  * one for the table itself (ALTER TABLE, a new primary key) drops its entry;
  * one for cocohooks.hooks, which a statement trigger on that table sends on
- * every change, drops them all.  Entries are keyed by the relation the
- * trigger fires on, so each partition of a partitioned collection has its
- * own entry pointing at the collection.
+ * every change, drops them all; so does any change to pg_cast, since a cast
+ * to json changes how to_jsonb renders a type (see row_json.c).  Entries
+ * are keyed by the relation the trigger fires on, so each partition of a
+ * partitioned collection has its own entry pointing at the collection.
  *
  * Each entry owns a memory context under CacheMemoryContext, replaced on
  * rebuild.  Lookups may raise errors (catalog access).
@@ -87,10 +88,18 @@ invalidate_callback(Datum arg, Oid relid)
 	}
 }
 
+/* A cast to json may change how to_jsonb renders a column: replan all. */
+static void
+cast_changed_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	invalidate_callback(arg, InvalidOid);
+}
+
 void
 coco_hook_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(CASTSOURCETARGET, cast_changed_callback, (Datum) 0);
 }
 
 static void
@@ -335,6 +344,7 @@ build_entry(CacheEntry *entry, Relation rel, Oid tgoid)
 		th->collection = pstrdup(RelationGetRelationName(rel));
 	load_primary_key(th, rel);
 	load_to_jsonb(th, rel);
+	th->row_plan = coco_row_json_plan(rel);
 	load_hooks(th);
 
 	MemoryContextSwitchTo(old);

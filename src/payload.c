@@ -3,8 +3,8 @@
  * payload.c
  *	  The JSON bodies of hook deliveries.
  *
- * A document is rendered exactly as to_jsonb(row) renders it, through
- * to_jsonb itself, so users can compare it with to_jsonb on their side.
+ * A document is rendered exactly as to_jsonb(row)::text renders it (by
+ * row_json.c), so users can compare it with to_jsonb on their side.
  * The body's keys and their order are those of the contract:
  *
  *	pre_save	event, collection, operation, document[, old_data]
@@ -25,13 +25,12 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
-char *
-coco_row_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
+/* Appends a row as to_jsonb(row)::text renders it. */
+static void
+append_row(StringInfo buf, CocoTableHooks *th, Relation rel, HeapTuple tuple)
 {
-	Datum		row = heap_copy_tuple_as_datum(tuple, RelationGetDescr(rel));
-	Jsonb	   *jb = DatumGetJsonbP(FunctionCall1(&th->to_jsonb, row));
-
-	return JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	coco_row_json_append(buf, th->row_plan, &th->to_jsonb,
+						 RelationGetDescr(rel), tuple);
 }
 
 /* The primary key as a JSON string, or null when the table has none. */
@@ -52,33 +51,39 @@ coco_document_id_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
 	return buf.data;
 }
 
+/*
+ * Appends the body of event for a row of rel: document is the row the
+ * event is about, old_row the row before an update (NULL otherwise), and
+ * document_id its JSON text from coco_document_id_json (unused for
+ * pre_save).
+ */
 void
-coco_build_body(StringInfo buf, CocoEventKind event, const char *collection,
-				bool is_update, const char *document, const char *document_id,
-				const char *old_data)
+coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
+				Relation rel, HeapTuple document, HeapTuple old_row,
+				const char *document_id)
 {
 	appendStringInfoString(buf, "{\"event\": ");
 	escape_json(buf, coco_event_names[event]);
 	appendStringInfoString(buf, ", \"collection\": ");
-	escape_json(buf, collection);
+	escape_json(buf, th->collection);
 
 	switch (event)
 	{
 		case COCO_PRE_SAVE:
 		case COCO_POST_SAVE:
 			appendStringInfoString(buf, ", \"operation\": ");
-			appendStringInfoString(buf, is_update ? "\"update\"" : "\"create\"");
+			appendStringInfoString(buf, old_row ? "\"update\"" : "\"create\"");
 			appendStringInfoString(buf, ", \"document\": ");
-			appendStringInfoString(buf, document);
+			append_row(buf, th, rel, document);
 			if (event == COCO_POST_SAVE)
 			{
 				appendStringInfoString(buf, ", \"document_id\": ");
 				appendStringInfoString(buf, document_id);
 			}
-			if (is_update)
+			if (old_row)
 			{
 				appendStringInfoString(buf, ", \"old_data\": ");
-				appendStringInfoString(buf, old_data);
+				append_row(buf, th, rel, old_row);
 			}
 			break;
 		case COCO_PRE_DELETE:
@@ -86,7 +91,7 @@ coco_build_body(StringInfo buf, CocoEventKind event, const char *collection,
 			appendStringInfoString(buf, ", \"document_id\": ");
 			appendStringInfoString(buf, document_id);
 			appendStringInfoString(buf, ", \"document\": ");
-			appendStringInfoString(buf, document);
+			append_row(buf, th, rel, document);
 			break;
 		default:
 			elog(ERROR, "unexpected cocohooks event %d", (int) event);

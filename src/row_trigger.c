@@ -40,12 +40,10 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	old_row = NULL;
 	bool		before;
 	bool		is_update = false;
+	int			start;
 	CocoEventKind event;
 	CocoTableHooks *th;
-	char	   *document_json;
-	char	   *old_json = NULL;
-	char	   *document_id = NULL;
-	StringInfoData body;
+	char	   *document_id;
 	StringInfoData message;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -104,25 +102,19 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	if (event == COCO_PRE_SAVE && is_update)
 		coco_upsert_conflict(td->tg_relation);
 
-	document_json = coco_row_json(th, td->tg_relation, document);
-	if (old_row)
-		old_json = coco_row_json(th, td->tg_relation, old_row);
-	if (event != COCO_PRE_SAVE)
-		document_id = coco_document_id_json(th, td->tg_relation, document);
+	document_id = coco_document_id_json(th, td->tg_relation, document);
 
-	initStringInfo(&body);
-	coco_build_body(&body, event, th->collection, is_update, document_json,
-					document_id, old_json);
-
-	if (document_id == NULL)
-		document_id = coco_document_id_json(th, td->tg_relation, document);
-
+	/* the body is written straight into the message, its last part */
 	initStringInfo(&message);
-	coco_message_append(&message, event, th->collection_relid,
-						th->hooks[event], th->hooks_len[event], th->nhooks[event],
-						th->collection, strlen(th->collection),
-						document_id, strlen(document_id),
-						NULL, 0, 0, body.data, body.len);
+	start = coco_message_begin(&message, event, th->collection_relid,
+							   th->hooks[event], th->hooks_len[event],
+							   th->nhooks[event],
+							   th->collection, strlen(th->collection),
+							   document_id, strlen(document_id),
+							   NULL, 0, 0);
+	coco_build_body(&message, event, th, td->tg_relation, document, old_row,
+					document_id);
+	coco_message_end(&message, start);
 
 	if (before)
 	{

@@ -1,0 +1,353 @@
+/*-------------------------------------------------------------------------
+ *
+ * row_json.c
+ *	  A row as JSON text, exactly as to_jsonb(row)::text renders it.
+ *
+ * to_jsonb builds a jsonb value and JsonbToCString prints it; on the way it
+ * looks up every column's type category in the catalogs for every row.  For
+ * a table whose columns are all of the common scalar kinds, this file does
+ * that lookup once per table (a "plan", kept in the hook cache) and prints
+ * each row straight into the caller's buffer:
+ *
+ *	- keys in jsonb's order (shorter names first, then bytewise), each
+ *	  written as jsonb writes it, with separators ", " and ": ";
+ *	- bool as true/false; int2/int4/int8 as their digits; numeric, float4
+ *	  and float8 as their numeric_out text, or a string when they are NaN or
+ *	  infinite (to_jsonb turns floats into numeric first, so this file does
+ *	  too); date and timestamps in JSON's ISO form; jsonb as it prints;
+ *	  any other type as a JSON string of its output function's text.
+ *
+ * Domains count as their base type, as in to_jsonb.  A table with a column
+ * whose rendering depends on more than its own text (json, arrays,
+ * composites, a type with a cast to json) has no plan, and its rows go
+ * through to_jsonb itself.  So does any row whose text comes out bigger
+ * than ROW_JSON_FAST_LIMIT, so that jsonb's size limits raise the errors
+ * they raise for to_jsonb.
+ *
+ * Plans are built in the hook cache's memory context and may raise errors
+ * (catalog access).  Rendering allocates in the current memory context and
+ * may raise errors (output functions).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "parser/parse_coerce.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+/* rows whose text is longer than this are rendered again by to_jsonb */
+#define ROW_JSON_FAST_LIMIT		(1024 * 1024)
+
+typedef enum ColumnKind
+{
+	COLUMN_BOOL,
+	COLUMN_INT2,
+	COLUMN_INT4,
+	COLUMN_INT8,
+	COLUMN_NUMBER,				/* numeric: its text, unless NaN or infinite */
+	COLUMN_FLOAT,				/* float4/8: through numeric, like to_jsonb */
+	COLUMN_DATETIME,			/* date, timestamp, timestamptz */
+	COLUMN_JSONB,
+	COLUMN_STRING				/* any other type: its output text */
+} ColumnKind;
+
+typedef struct RowJsonColumn
+{
+	AttrNumber	attnum;
+	ColumnKind	kind;
+	Oid			base_type;		/* for COLUMN_DATETIME */
+	char	   *key;			/* the escaped key and ": " */
+	int			key_len;
+	FmgrInfo	out;			/* output function, for the text kinds */
+} RowJsonColumn;
+
+struct CocoRowJsonPlan
+{
+	int			ncolumns;
+	RowJsonColumn columns[FLEXIBLE_ARRAY_MEMBER];
+};
+
+/*
+ * How to_jsonb renders a column of type typid; false when this file cannot
+ * render it alone.  Mirrors the type categories of to_jsonb.
+ */
+static bool
+plan_column(RowJsonColumn *col, Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	Oid			outfunc;
+	bool		isvarlena;
+
+	col->base_type = base;
+	switch (base)
+	{
+		case BOOLOID:
+			col->kind = COLUMN_BOOL;
+			return true;
+		case INT2OID:
+			col->kind = COLUMN_INT2;
+			return true;
+		case INT4OID:
+			col->kind = COLUMN_INT4;
+			return true;
+		case INT8OID:
+			col->kind = COLUMN_INT8;
+			return true;
+		case NUMERICOID:
+			col->kind = COLUMN_NUMBER;
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			col->kind = COLUMN_FLOAT;
+			break;
+		case DATEOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			col->kind = COLUMN_DATETIME;
+			return true;
+		case JSONBOID:
+			col->kind = COLUMN_JSONB;
+			return true;
+		case JSONOID:
+			return false;
+		default:
+			if (OidIsValid(get_element_type(base)) || base == ANYARRAYOID ||
+				base == ANYCOMPATIBLEARRAYOID || base == RECORDARRAYOID ||
+				type_is_rowtype(base))
+				return false;
+			if (base >= FirstNormalObjectId)
+			{
+				Oid			castfunc;
+
+				if (find_coercion_pathway(JSONOID, base, COERCION_EXPLICIT,
+										  &castfunc) == COERCION_PATH_FUNC &&
+					OidIsValid(castfunc))
+					return false;
+			}
+			col->kind = COLUMN_STRING;
+			break;
+	}
+	getTypeOutputInfo(base, &outfunc, &isvarlena);
+	fmgr_info_cxt(outfunc, &col->out, CurrentMemoryContext);
+	return true;
+}
+
+typedef struct KeyedColumn
+{
+	const char *name;
+	int			len;
+	AttrNumber	attnum;
+	Oid			typid;
+} KeyedColumn;
+
+/* jsonb's key order: shorter first, then bytewise */
+static int
+compare_keyed_columns(const void *a, const void *b)
+{
+	const KeyedColumn *x = a;
+	const KeyedColumn *y = b;
+
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->name, y->name, x->len);
+}
+
+/*
+ * The plan for rel's rows, or NULL when some column needs to_jsonb.
+ * Allocates in the current memory context; may raise errors.
+ */
+CocoRowJsonPlan *
+coco_row_json_plan(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	KeyedColumn *keyed = palloc(sizeof(KeyedColumn) * Max(desc->natts, 1));
+	CocoRowJsonPlan *plan;
+	int			n = 0;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		keyed[n].name = NameStr(att->attname);
+		keyed[n].len = strlen(keyed[n].name);
+		keyed[n].attnum = att->attnum;
+		keyed[n].typid = att->atttypid;
+		n++;
+	}
+	qsort(keyed, n, sizeof(KeyedColumn), compare_keyed_columns);
+
+	plan = palloc0(offsetof(CocoRowJsonPlan, columns) + sizeof(RowJsonColumn) * n);
+	plan->ncolumns = n;
+	for (int i = 0; i < n; i++)
+	{
+		RowJsonColumn *col = &plan->columns[i];
+		StringInfoData key;
+
+		if (!plan_column(col, keyed[i].typid))
+		{
+			pfree(keyed);
+			return NULL;
+		}
+		col->attnum = keyed[i].attnum;
+		initStringInfo(&key);
+		if (i > 0)
+			appendStringInfoString(&key, ", ");
+		escape_json(&key, keyed[i].name);
+		appendStringInfoString(&key, ": ");
+		col->key = key.data;
+		col->key_len = key.len;
+	}
+	pfree(keyed);
+	return plan;
+}
+
+/* a string value, refused above jsonb's limit as to_jsonb refuses it */
+static void
+append_json_string(StringInfo buf, const char *s)
+{
+	if (strlen(s) > JENTRY_OFFLENMASK)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("string too long to represent as jsonb string"),
+				 errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
+						   JENTRY_OFFLENMASK)));
+	escape_json(buf, s);
+}
+
+/* numeric text as a JSON number, or a string when it is NaN or infinite */
+static void
+append_number_text(StringInfo buf, const char *text)
+{
+	if (strchr(text, 'N') != NULL || strchr(text, 'n') != NULL)
+		escape_json(buf, text);
+	else
+		appendStringInfoString(buf, text);
+}
+
+static void
+append_value(StringInfo buf, RowJsonColumn *col, Datum value)
+{
+	char		digits[MAXINT8LEN + 1];
+	char		datebuf[MAXDATELEN + 1];
+	int			len;
+
+	switch (col->kind)
+	{
+		case COLUMN_BOOL:
+			appendStringInfoString(buf, DatumGetBool(value) ? "true" : "false");
+			break;
+		case COLUMN_INT2:
+			len = pg_ltoa((int32) DatumGetInt16(value), digits);
+			appendBinaryStringInfo(buf, digits, len);
+			break;
+		case COLUMN_INT4:
+			len = pg_ltoa(DatumGetInt32(value), digits);
+			appendBinaryStringInfo(buf, digits, len);
+			break;
+		case COLUMN_INT8:
+			len = pg_lltoa(DatumGetInt64(value), digits);
+			appendBinaryStringInfo(buf, digits, len);
+			break;
+		case COLUMN_NUMBER:
+			append_number_text(buf, OutputFunctionCall(&col->out, value));
+			break;
+		case COLUMN_FLOAT:
+			{
+				char	   *text = OutputFunctionCall(&col->out, value);
+
+				if (strchr(text, 'N') != NULL || strchr(text, 'n') != NULL)
+					escape_json(buf, text);
+				else
+				{
+					Datum		num = DirectFunctionCall3(numeric_in,
+														  CStringGetDatum(text),
+														  ObjectIdGetDatum(InvalidOid),
+														  Int32GetDatum(-1));
+
+					appendStringInfoString(buf,
+										   DatumGetCString(DirectFunctionCall1(numeric_out, num)));
+				}
+				break;
+			}
+		case COLUMN_DATETIME:
+			escape_json(buf, JsonEncodeDateTime(datebuf, value, col->base_type, NULL));
+			break;
+		case COLUMN_JSONB:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(value);
+
+				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
+				break;
+			}
+		case COLUMN_STRING:
+			append_json_string(buf, OutputFunctionCall(&col->out, value));
+			break;
+	}
+}
+
+/* Appends the row through to_jsonb itself. */
+static void
+append_through_to_jsonb(StringInfo buf, FmgrInfo *to_jsonb, TupleDesc desc,
+						HeapTuple tuple)
+{
+	Datum		row = heap_copy_tuple_as_datum(tuple, desc);
+	Jsonb	   *jb = DatumGetJsonbP(FunctionCall1(to_jsonb, row));
+
+	(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
+}
+
+/*
+ * Appends tuple, a row of desc, as to_jsonb(row)::text.  plan may be NULL;
+ * to_jsonb must be to_jsonb() bound to the row type.
+ */
+void
+coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan, FmgrInfo *to_jsonb,
+					 TupleDesc desc, HeapTuple tuple)
+{
+	int			start = buf->len;
+	Datum	   *values;
+	bool	   *isnull;
+
+	if (plan == NULL)
+	{
+		append_through_to_jsonb(buf, to_jsonb, desc, tuple);
+		return;
+	}
+
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tuple, desc, values, isnull);
+
+	appendStringInfoChar(buf, '{');
+	for (int i = 0; i < plan->ncolumns; i++)
+	{
+		RowJsonColumn *col = &plan->columns[i];
+		int			att = col->attnum - 1;
+
+		appendBinaryStringInfo(buf, col->key, col->key_len);
+		if (isnull[att])
+			appendStringInfoString(buf, "null");
+		else
+			append_value(buf, col, values[att]);
+	}
+	appendStringInfoChar(buf, '}');
+	pfree(values);
+	pfree(isnull);
+
+	if (buf->len - start > ROW_JSON_FAST_LIMIT)
+	{
+		/* let jsonb apply its own limits, with its own errors */
+		buf->len = start;
+		buf->data[start] = '\0';
+		append_through_to_jsonb(buf, to_jsonb, desc, tuple);
+	}
+}
