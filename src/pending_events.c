@@ -4,9 +4,12 @@
  *	  post_* event messages of the current transaction, held until it
  *	  commits.
  *
- * Messages are appended in order.  They live in memory up to work_mem and
- * beyond that in a temporary file, so a transaction that writes millions of
- * hooked rows holds a bounded amount of memory.  A stack of (nesting level,
+ * Messages are appended in order to an in-memory tail of up to work_mem.
+ * When the tail is full it is written, in one write, to the end of a
+ * temporary file, so a transaction that writes millions of hooked rows holds
+ * a bounded amount of memory and costs one system call per work_mem of
+ * messages.  The messages are the file's first file_len bytes followed by
+ * the tail.  A stack of (nesting level,
  * offset) marks where each open subtransaction's messages begin, so a
  * rolled-back savepoint cuts its messages off.
  *
@@ -26,7 +29,8 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "storage/buffile.h"
+#include "storage/fd.h"
+#include "utils/wait_event.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -38,10 +42,9 @@ typedef struct SubxactMark
 } SubxactMark;
 
 static MemoryContext pending_cxt = NULL;
-static StringInfoData mem;		/* messages while they fit in work_mem */
-static BufFile *spill = NULL;	/* all messages once they do not */
-static uint64 spill_end = 0;	/* logical end of the file */
-static bool spill_at_end = true;	/* file position is spill_end */
+static StringInfoData mem;		/* the tail of the messages */
+static File spill = -1;			/* the messages before the tail, if any */
+static uint64 file_len = 0;		/* how many bytes of the file are messages */
 static uint64 pending_bytes = 0;
 static uint64 pending_count = 0;
 static SubxactMark *marks = NULL;
@@ -52,14 +55,19 @@ static uint64 dropped_in_xact = 0;
 /* biggest chunk pushed under one hold of the queue lock */
 #define PUSH_CHUNK		(256 * 1024)
 
+/* how much of the temporary file is read at a time at commit */
+#define READ_CHUNK		((Size) 1024 * 1024)
+
+/* the tail never grows past this (work_mem may be set above what palloc allows) */
+#define MAX_TAIL		((Size) 256 * 1024 * 1024)
+
 static void
 reset_pending(void)
 {
-	if (spill)
-		BufFileClose(spill);
-	spill = NULL;
-	spill_end = 0;
-	spill_at_end = true;
+	if (spill >= 0)
+		FileClose(spill);
+	spill = -1;
+	file_len = 0;
 	pending_bytes = 0;
 	pending_count = 0;
 	nmarks = 0;
@@ -89,31 +97,42 @@ report_dropped(void)
 	dropped_in_xact = 0;
 }
 
-/* Moves the in-memory messages to a temporary file owned by the transaction. */
+/* Writes the tail to the end of the temporary file, creating it if need be. */
 static void
-start_spill(void)
+flush_tail(void)
 {
-	ResourceOwner save_owner = CurrentResourceOwner;
-	MemoryContext old = MemoryContextSwitchTo(pending_cxt);
+	int			written;
 
-	/* the file must outlive subtransactions, like the transaction's messages */
-	CurrentResourceOwner = TopTransactionResourceOwner;
-	PG_TRY();
+	if (spill < 0)
 	{
-		spill = BufFileCreateTemp(false);
-	}
-	PG_FINALLY();
-	{
-		CurrentResourceOwner = save_owner;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
+		ResourceOwner save_owner = CurrentResourceOwner;
 
-	BufFileWrite(spill, mem.data, mem.len);
-	spill_end = mem.len;
-	spill_at_end = true;
-	pfree(mem.data);
-	mem.data = NULL;
+		/* the file must outlive subtransactions, like the transaction's messages */
+		CurrentResourceOwner = TopTransactionResourceOwner;
+		PG_TRY();
+		{
+			spill = OpenTemporaryFile(false);
+		}
+		PG_FINALLY();
+		{
+			CurrentResourceOwner = save_owner;
+		}
+		PG_END_TRY();
+	}
+
+	errno = 0;
+	written = FileWrite(spill, mem.data, mem.len, (off_t) file_len,
+						WAIT_EVENT_BUFFILE_WRITE);
+	if (written != mem.len)
+	{
+		if (written >= 0 && errno == 0)
+			errno = ENOSPC;		/* a short write is most likely a full disk */
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write to cocohooks temporary file: %m")));
+	}
+	file_len += mem.len;
+	resetStringInfo(&mem);
 }
 
 static void
@@ -145,34 +164,17 @@ coco_pending_add(const char *message, Size len)
 											ALLOCSET_DEFAULT_SIZES);
 	remember_subxact();
 
-	if (spill == NULL)
+	if (mem.data == NULL)
 	{
-		if (mem.data == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(pending_cxt);
+		MemoryContext old = MemoryContextSwitchTo(pending_cxt);
 
-			initStringInfo(&mem);
-			MemoryContextSwitchTo(old);
-		}
-		if ((uint64) mem.len + len > (uint64) work_mem * 1024 && mem.len > 0)
-			start_spill();
+		initStringInfo(&mem);
+		MemoryContextSwitchTo(old);
 	}
-
-	if (spill == NULL)
-		appendBinaryStringInfo(&mem, message, len);
-	else
-	{
-		if (!spill_at_end)
-		{
-			if (BufFileSeek(spill, 0, (off_t) spill_end, SEEK_SET) != 0)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not seek in cocohooks temporary file: %m")));
-			spill_at_end = true;
-		}
-		BufFileWrite(spill, (void *) message, len);
-		spill_end += len;
-	}
+	if (mem.len > 0 &&
+		(Size) mem.len + len > Min((Size) work_mem * 1024, MAX_TAIL))
+		flush_tail();
+	appendBinaryStringInfo(&mem, message, len);
 	pending_bytes += len;
 	pending_count++;
 }
@@ -183,19 +185,57 @@ truncate_pending(uint64 offset, uint64 count)
 {
 	pending_bytes = offset;
 	pending_count = count;
-	if (spill == NULL)
+	if (offset < file_len)
 	{
-		if (mem.data)
-		{
-			mem.len = (int) offset;
-			mem.data[mem.len] = '\0';
-		}
+		/* later writes overwrite the file from here */
+		file_len = offset;
+		offset = 0;
 	}
 	else
+		offset -= file_len;
+	if (mem.data)
 	{
-		spill_end = offset;
-		spill_at_end = false;
+		mem.len = (int) offset;
+		mem.data[mem.len] = '\0';
 	}
+}
+
+/*
+ * Pushes the whole messages at the start of data[0..len) into the queue, at
+ * most PUSH_CHUNK bytes under one hold of its lock.  Returns how many
+ * messages were queued; sets *used to the bytes of whole messages it went
+ * through, and *full when the queue refused some.
+ */
+static uint64
+push_messages(const char *data, Size len, Size *used, bool *full)
+{
+	Size		off = 0;
+	uint64		pushed = 0;
+
+	while (off + sizeof(CocoEventHeader) <= len && !*full)
+	{
+		Size		chunk = 0;
+		int			n = 0;
+		int			done;
+
+		while (off + chunk + sizeof(CocoEventHeader) <= len)
+		{
+			uint32		msglen = ((const CocoEventHeader *) (data + off + chunk))->total_len;
+
+			if (off + chunk + msglen > len || (n > 0 && chunk + msglen > PUSH_CHUNK))
+				break;
+			chunk += msglen;
+			n++;
+		}
+		if (n == 0)
+			break;				/* a message continues past len */
+		done = coco_queue_push(data + off, chunk);
+		pushed += done;
+		*full = (done < n);
+		off += chunk;
+	}
+	*used = off;
+	return pushed;
 }
 
 /*
@@ -210,78 +250,43 @@ push_pending(void)
 	if (pending_count == 0)
 		return;
 
-	if (spill == NULL)
-	{
-		Size		off = 0;
-
-		while (off < (Size) mem.len)
-		{
-			Size		chunk = 0;
-			int			n = 0;
-			int			done;
-
-			/* whole messages, up to PUSH_CHUNK bytes (at least one) */
-			while (off + chunk < (Size) mem.len)
-			{
-				uint32		msglen = ((CocoEventHeader *) (mem.data + off + chunk))->total_len;
-
-				if (n > 0 && chunk + msglen > PUSH_CHUNK)
-					break;
-				chunk += msglen;
-				n++;
-			}
-			done = coco_queue_push(mem.data + off, chunk);
-			pushed += done;
-			if (done < n)
-				break;
-			off += chunk;
-		}
-	}
-	else
+	if (file_len > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pending_cxt);
 
 		PG_TRY();
 		{
-			StringInfoData chunk;
-			uint64		read = 0;
-			int			n = 0;
+			Size		bufsize = READ_CHUNK;
+			char	   *buf = palloc(bufsize);
+			Size		have = 0;
+			Size		used;
+			uint64		read_at = 0;
 			bool		full = false;
 
-			initStringInfo(&chunk);
-			if (BufFileSeek(spill, 0, 0, SEEK_SET) != 0)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not seek in cocohooks temporary file: %m")));
-			while (read < spill_end && !full)
+			/* read the file in big pieces; a message cut at a piece's end moves to the front */
+			while (read_at < file_len && !full)
 			{
-				CocoEventHeader hdr;
-				int			start = chunk.len;
+				int			want = (int) Min(bufsize - have, file_len - read_at);
 
-				if (BufFileRead(spill, &hdr, sizeof(hdr)) != sizeof(hdr))
+				if (FileRead(spill, buf + have, want, (off_t) read_at,
+							 WAIT_EVENT_BUFFILE_READ) != want)
 					ereport(ERROR,
 							(errcode_for_file_access(),
-							 errmsg("could not read cocohooks temporary file")));
-				enlargeStringInfo(&chunk, hdr.total_len);
-				memcpy(chunk.data + start, &hdr, sizeof(hdr));
-				if (BufFileRead(spill, chunk.data + start + sizeof(hdr),
-								hdr.total_len - sizeof(hdr)) != hdr.total_len - sizeof(hdr))
-					ereport(ERROR,
-							(errcode_for_file_access(),
-							 errmsg("could not read cocohooks temporary file")));
-				chunk.len += hdr.total_len;
-				read += hdr.total_len;
-				n++;
-				if (chunk.len >= PUSH_CHUNK || read >= spill_end)
+							 errmsg("could not read cocohooks temporary file: %m")));
+				read_at += want;
+				have += want;
+				pushed += push_messages(buf, have, &used, &full);
+				if (used == 0 && have == bufsize)
 				{
-					int			done = coco_queue_push(chunk.data, chunk.len);
-
-					pushed += done;
-					full = (done < n);
-					resetStringInfo(&chunk);
-					n = 0;
+					/* one message bigger than the buffer */
+					bufsize *= 2;
+					buf = repalloc(buf, bufsize);
 				}
+				memmove(buf, buf + used, have - used);
+				have -= used;
 			}
+			if (!full)
+				pushed += push_messages(mem.data, mem.len, &used, &full);
 		}
 		PG_CATCH();
 		{
@@ -290,6 +295,13 @@ push_pending(void)
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(old);
+	}
+	else
+	{
+		Size		used;
+		bool		full = false;
+
+		pushed = push_messages(mem.data, mem.len, &used, &full);
 	}
 
 	if (pushed < pending_count)
