@@ -685,6 +685,7 @@ cocohooks_worker_main(Datum main_arg)
 	Size		popbufsize = POP_BUFFER_INITIAL;
 	uint64		lost;
 	int			latch_pos;
+	int			http_pos;
 	bool		gathering = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -718,7 +719,7 @@ cocohooks_worker_main(Datum main_arg)
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
 	latch_pos = AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
+	http_pos = AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
 
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", cocohooks_database)));
@@ -766,9 +767,10 @@ cocohooks_worker_main(Datum main_arg)
 		 * (which set the latch while we had no room), look again at once.
 		 *
 		 * While events keep coming, gather them instead: look at the queue
-		 * again after GATHER_MS, with the latch left out of the wait.  A
-		 * backend's SetLatch then costs it no system call and us no wake-up
-		 * per commit, and the events go out together, at the price of at
+		 * and at libcurl's sockets again after GATHER_MS, with the latch and
+		 * the sockets left out of the wait.  A backend's SetLatch then costs
+		 * it no system call and us no wake-up per commit, responses are read
+		 * a tick at a time, and events go out together, at the price of at
 		 * most GATHER_MS of latency.  A latch set meanwhile stays set, so
 		 * the first wait after gathering ends at once.
 		 */
@@ -789,6 +791,7 @@ cocohooks_worker_main(Datum main_arg)
 		{
 			gathering = took;
 			ModifyWaitEvent(wes, latch_pos, WL_LATCH_SET, gathering ? NULL : MyLatch);
+			ModifyWaitEvent(wes, http_pos, gathering ? 0 : WL_SOCKET_READABLE, NULL);
 		}
 		if (gathering && (timeout < 0 || timeout > GATHER_MS))
 			timeout = GATHER_MS;
