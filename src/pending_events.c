@@ -9,9 +9,9 @@
  * temporary file, so a transaction that writes millions of hooked rows holds
  * a bounded amount of memory and costs one system call per work_mem of
  * messages.  The messages are the file's first file_len bytes followed by
- * the tail.  A stack of (nesting level,
- * offset) marks where each open subtransaction's messages begin, so a
- * rolled-back savepoint cuts its messages off.
+ * the tail.  A stack of (nesting level, offset) marks where each open
+ * subtransaction's messages begin, so a rolled-back savepoint cuts its
+ * messages off.
  *
  * At XACT_EVENT_COMMIT, after the commit record is written, the messages
  * are pushed into the shared queue; at abort they are thrown away.  An
