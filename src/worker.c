@@ -684,9 +684,7 @@ cocohooks_worker_main(Datum main_arg)
 	char	   *popbuf;
 	Size		popbufsize = POP_BUFFER_INITIAL;
 	uint64		lost;
-	int			latch_pos;
-	int			http_pos;
-	bool		gathering = false;
+	WaitEventSet *gather_wes;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -717,9 +715,12 @@ cocohooks_worker_main(Datum main_arg)
 	popbuf = palloc(popbufsize);
 
 	wes = CreateWaitEventSet(TopMemoryContext, 3);
-	latch_pos = AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	http_pos = AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
+	AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
+	/* the wait while gathering: only a timeout, or postmaster death */
+	gather_wes = CreateWaitEventSet(TopMemoryContext, 1);
+	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", cocohooks_database)));
@@ -766,13 +767,13 @@ cocohooks_worker_main(Datum main_arg)
 		 * latch; but with room for more deliveries and events waiting
 		 * (which set the latch while we had no room), look again at once.
 		 *
-		 * While events keep coming, gather them instead: look at the queue
-		 * and at libcurl's sockets again after GATHER_MS, with the latch and
-		 * the sockets left out of the wait.  A backend's SetLatch then costs
-		 * it no system call and us no wake-up per commit, responses are read
-		 * a tick at a time, and events go out together, at the price of at
+		 * While events keep coming (this round took some), gather them
+		 * instead: look at the queue and at libcurl's sockets again after
+		 * GATHER_MS, waiting on neither.  A backend's SetLatch then costs it
+		 * no system call and us no wake-up per commit, responses are read a
+		 * tick at a time, and events go out together, at the price of at
 		 * most GATHER_MS of latency.  A latch set meanwhile stays set, so
-		 * the first wait after gathering ends at once.
+		 * the first wait on the full set ends at once.
 		 */
 		timeout = coco_http_timeout_ms(http);
 		retry_ms = next_retry_ms();
@@ -787,15 +788,10 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		if (active < cocohooks_max_concurrent_deliveries && !coco_queue_is_empty())
 			timeout = 0;
-		if (took != gathering)
-		{
-			gathering = took;
-			ModifyWaitEvent(wes, latch_pos, WL_LATCH_SET, gathering ? NULL : MyLatch);
-			ModifyWaitEvent(wes, http_pos, gathering ? 0 : WL_SOCKET_READABLE, NULL);
-		}
-		if (gathering && (timeout < 0 || timeout > GATHER_MS))
+		if (took && (timeout < 0 || timeout > GATHER_MS))
 			timeout = GATHER_MS;
-		(void) WaitEventSetWait(wes, timeout, occurred, lengthof(occurred),
+		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
+								occurred, lengthof(occurred),
 								PG_WAIT_EXTENSION);
 	}
 }
