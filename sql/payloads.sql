@@ -316,7 +316,60 @@ SELECT r.body = format('{"event": "post_delete", "collection": "pl_text_exact", 
   FROM pl_req r WHERE r.path = '/payloads/exact/post_delete';
 -- the enum with and without the cast
 SELECT label, doc::jsonb->'mood' AS mood FROM pl_text_snap WHERE label IN ('cast', 'uncast') ORDER BY 1;
--- and the earlier table with arrays and json, which goes through to_jsonb
+-- arrays (any number of dimensions, nulls, empty, a lower bound other
+-- than 1, arrays of a domain and of an enum) and json (keys sorted, the last
+-- duplicate kept, numbers as numeric), byte for byte too
+CREATE TABLE pl_text_arrays (
+    id    int PRIMARY KEY,
+    ai    int[],
+    at    text[],
+    an    numeric[],
+    af    float8[],
+    ad    date[],
+    ats   timestamptz[],
+    aj    jsonb[],
+    ab    boolean[],
+    a2    int[][],
+    a3    text[][][],
+    aempt int[],
+    alow  int[],
+    adom  pl_posint[],
+    amood pl_mood[],
+    ajs   json[],
+    js    json,
+    jsn   json,
+    ai2   int2vector
+);
+SELECT cocohooks.register_hook('pl_text_arrays', 'post_save', recv_url('/payloads/arrays')) > 0 AS registered;
+INSERT INTO pl_text_arrays VALUES
+  (1, '{1,NULL,-3}', E'{"a b","c\\"d",NULL,"",é}', '{1.50,NaN,-Infinity}',
+   '{1e+20,-0,NaN,Infinity,1.5e-300}', '{2024-02-29,infinity}',
+   '{"2024-02-29 23:59:59.123456+05:30",NULL}',
+   ARRAY['{"b": 1, "a": [1, 2.50]}'::jsonb, 'null', '"s"', NULL],
+   '{t,f,NULL}', '{{1,2},{3,NULL}}', '{{{a,b}},{{c,d}}}', '{}', '[2:3]={5,6}', '{1,2}',
+   '{sad,happy}', ARRAY['{"k":  1, "k": 2}'::json, '[1, 2]', '"x"'],
+   '{"z": 1e3, "a": {"b": [true, null]}, "a": 2, "": 0}', '3.10', '1 2 3'),
+  (2, NULL, '{}', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   NULL, NULL, 'null', '"just text"', NULL);
+-- a composite column sends the table through to_jsonb; its bodies must match as well
+CREATE TYPE pl_pair AS (a int, b text);
+CREATE TABLE pl_text_composite (id int PRIMARY KEY, p pl_pair, ps pl_pair[]);
+SELECT cocohooks.register_hook('pl_text_composite', 'post_save', recv_url('/payloads/composite')) > 0 AS registered;
+INSERT INTO pl_text_composite VALUES (1, ROW(1, 'x"y'), ARRAY[ROW(2, NULL)::pl_pair]);
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT r.path, r.body = format('{"event": "post_save", "collection": "%s", "operation": "create", "document": %s, "document_id": "%s"}',
+                               t.collection, t.doc, t.id) AS exact_body
+  FROM pl_req r
+  JOIN (SELECT 'pl_text_arrays' AS collection, id, to_jsonb(x)::text AS doc FROM pl_text_arrays x
+        UNION ALL
+        SELECT 'pl_text_composite', id, to_jsonb(x)::text FROM pl_text_composite x) t
+    ON r.b->>'collection' = t.collection AND r.b->>'document_id' = t.id::text
+ WHERE r.path IN ('/payloads/arrays', '/payloads/composite')
+ ORDER BY 1, t.id;
+SELECT b->'document'->'a2' AS a2, b->'document'->'alow' AS alow, b->'document'->'aempt' AS aempt,
+       b->'document'->'ajs' AS ajs, b->'document'->'js' AS js, b->'document'->'ai2' AS ai2
+  FROM pl_req WHERE path = '/payloads/arrays' ORDER BY b->>'document_id';
+-- and the earlier table with arrays and json
 SELECT r.path, r.body = format('{"event": "post_save", "collection": "pl_types", "operation": "create", "document": %s, "document_id": "1"}',
                                (SELECT to_jsonb(pt)::text FROM pl_types pt)) AS exact_body
   FROM pl_req r WHERE r.path = '/payloads/types/post_save';
@@ -329,9 +382,9 @@ SELECT count(*) AS failures_logged FROM cocohooks.deliveries WHERE collection LI
 DROP VIEW pl_text_expected;
 DROP TABLE pl_items, pl_text, pl_uuid, pl_big, pl_parted, pl_parted_high, pl_copy,
            pl_upsert, pl_types, pl_snap, pl_text_exact, pl_text_snap,
-           pl_text_before, pl_text_deleted;
+           pl_text_before, pl_text_deleted, pl_text_arrays, pl_text_composite;
 DROP FUNCTION pl_modify(), pl_mood_json(pl_mood);
-DROP TYPE pl_mood;
+DROP TYPE pl_mood, pl_pair;
 DROP DOMAIN pl_posint, pl_label;
 DROP VIEW pl_req;
 SELECT count(*) FROM cocohooks.hooks;

@@ -4,10 +4,9 @@
  *	  A row as JSON text, exactly as to_jsonb(row)::text renders it.
  *
  * to_jsonb builds a jsonb value and JsonbToCString prints it; on the way it
- * looks up every column's type category in the catalogs for every row.  For
- * a table whose columns are all of the common scalar kinds, this file does
- * that lookup once per table (a "plan", kept in the hook cache) and prints
- * each row straight into the caller's buffer:
+ * looks up every column's type category in the catalogs for every row.
+ * This file does that lookup once per table (a "plan", kept in the hook
+ * cache) and prints each row straight into the caller's buffer:
  *
  *	- keys in jsonb's order (shorter names first, then bytewise), each
  *	  written as jsonb writes it, with separators ", " and ": ";
@@ -15,14 +14,15 @@
  *	  and float8 as their numeric_out text, or a string when they are NaN or
  *	  infinite (to_jsonb turns floats into numeric first, so this file does
  *	  too); date and timestamps in JSON's ISO form; jsonb as it prints;
- *	  any other type as a JSON string of its output function's text.
+ *	  json parsed into jsonb first, as to_jsonb does; arrays of any of
+ *	  these as nested JSON arrays, one level per dimension; any other type
+ *	  as a JSON string of its output function's text.
  *
- * Domains count as their base type, as in to_jsonb.  A table with a column
- * whose rendering depends on more than its own text (json, arrays,
- * composites, a type with a cast to json) has no plan, and its rows go
- * through to_jsonb itself.  So does any row whose text comes out bigger
- * than ROW_JSON_FAST_LIMIT, so that jsonb's size limits raise the errors
- * they raise for to_jsonb.
+ * Domains count as their base type, as in to_jsonb.  A table with a
+ * composite column, a column of a type with a cast to json, or an array of
+ * either has no plan, and its rows go through to_jsonb itself.  So does any
+ * row whose text comes out bigger than ROW_JSON_FAST_LIMIT, so that jsonb's
+ * size limits raise the errors they raise for to_jsonb.
  *
  * Plans are built in the hook cache's memory context and may raise errors
  * (catalog access).  Rendering allocates in the current memory context and
@@ -33,6 +33,7 @@
 #include "cocohooks.h"
 
 #include "access/htup_details.h"
+#include "utils/array.h"
 #include "catalog/pg_type.h"
 #include "parser/parse_coerce.h"
 #include "utils/builtins.h"
@@ -55,6 +56,8 @@ typedef enum ColumnKind
 	COLUMN_FLOAT,				/* float4/8: through numeric, like to_jsonb */
 	COLUMN_DATETIME,			/* date, timestamp, timestamptz */
 	COLUMN_JSONB,
+	COLUMN_JSON,				/* parsed into jsonb, as to_jsonb does */
+	COLUMN_ARRAY,				/* nested JSON arrays of one element kind */
 	COLUMN_STRING				/* any other type: its output text */
 } ColumnKind;
 
@@ -62,10 +65,16 @@ typedef struct RowJsonColumn
 {
 	AttrNumber	attnum;
 	ColumnKind	kind;
-	Oid			base_type;		/* for COLUMN_DATETIME */
+	Oid			base_type;		/* for COLUMN_DATETIME and COLUMN_ARRAY */
 	char	   *key;			/* the escaped key and ": " */
 	int			key_len;
 	FmgrInfo	out;			/* output function, for the text kinds */
+	/* COLUMN_ARRAY: how to take the array apart, and its elements' kind */
+	struct RowJsonColumn *elem;
+	Oid			elem_type;
+	int16		elem_len;
+	bool		elem_byval;
+	char		elem_align;
 } RowJsonColumn;
 
 struct CocoRowJsonPlan
@@ -116,11 +125,27 @@ plan_column(RowJsonColumn *col, Oid typid)
 			col->kind = COLUMN_JSONB;
 			return true;
 		case JSONOID:
-			return false;
+			col->kind = COLUMN_JSON;
+			return true;
 		default:
-			if (OidIsValid(get_element_type(base)) || base == ANYARRAYOID ||
-				base == ANYCOMPATIBLEARRAYOID || base == RECORDARRAYOID ||
-				type_is_rowtype(base))
+			if (OidIsValid(get_element_type(base)))
+			{
+				/*
+				 * Elements of one kind.  An element that is itself an array
+				 * (a domain over one) is left to to_jsonb.
+				 */
+				col->kind = COLUMN_ARRAY;
+				col->elem_type = get_element_type(base);
+				col->elem = palloc0(sizeof(RowJsonColumn));
+				if (!plan_column(col->elem, col->elem_type) ||
+					col->elem->kind == COLUMN_ARRAY)
+					return false;
+				get_typlenbyvalalign(col->elem_type, &col->elem_len,
+									 &col->elem_byval, &col->elem_align);
+				return true;
+			}
+			if (base == ANYARRAYOID || base == ANYCOMPATIBLEARRAYOID ||
+				base == RECORDARRAYOID || type_is_rowtype(base))
 				return false;
 			if (base >= FirstNormalObjectId)
 			{
@@ -233,6 +258,54 @@ append_number_text(StringInfo buf, const char *text)
 		appendStringInfoString(buf, text);
 }
 
+static void append_value(StringInfo buf, RowJsonColumn *col, Datum value);
+
+/* One dimension of an array, as to_jsonb nests them: [[1, 2], [3, 4]] */
+static void
+append_array_dim(StringInfo buf, RowJsonColumn *elem, int dim, int ndim,
+				 const int *dims, const Datum *values, const bool *nulls,
+				 int *next)
+{
+	appendStringInfoChar(buf, '[');
+	for (int i = 0; i < dims[dim]; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(buf, ", ");
+		if (dim + 1 < ndim)
+			append_array_dim(buf, elem, dim + 1, ndim, dims, values, nulls, next);
+		else
+		{
+			if (nulls[*next])
+				appendStringInfoString(buf, "null");
+			else
+				append_value(buf, elem, values[*next]);
+			(*next)++;
+		}
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+static void
+append_array(StringInfo buf, RowJsonColumn *col, Datum value)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	int			ndim = ARR_NDIM(arr);
+	int		   *dims = ARR_DIMS(arr);
+	Datum	   *values;
+	bool	   *nulls;
+	int			nitems;
+	int			next = 0;
+
+	if (ArrayGetNItems(ndim, dims) <= 0)
+	{
+		appendStringInfoString(buf, "[]");
+		return;
+	}
+	deconstruct_array(arr, col->elem_type, col->elem_len, col->elem_byval,
+					  col->elem_align, &values, &nulls, &nitems);
+	append_array_dim(buf, col->elem, 0, ndim, dims, values, nulls, &next);
+}
+
 static void
 append_value(StringInfo buf, RowJsonColumn *col, Datum value)
 {
@@ -288,6 +361,18 @@ append_value(StringInfo buf, RowJsonColumn *col, Datum value)
 				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
 				break;
 			}
+		case COLUMN_JSON:
+			{
+				/* to_jsonb parses json as jsonb_in does: keys sorted, last duplicate kept */
+				Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																   CStringGetDatum(TextDatumGetCString(value))));
+
+				(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
+				break;
+			}
+		case COLUMN_ARRAY:
+			append_array(buf, col, value);
+			break;
 		case COLUMN_STRING:
 			append_json_string(buf, OutputFunctionCall(&col->out, value));
 			break;
