@@ -248,7 +248,10 @@ append_json_string(StringInfo buf, const char *s)
 	escape_json(buf, s);
 }
 
-/* numeric text as a JSON number, or a string when it is NaN or infinite */
+/*
+ * Numeric text as a JSON number, or as a string when it is NaN or infinite
+ * (to_jsonb's test: such text, and only such, has an 'n' or 'N').
+ */
 static void
 append_number_text(StringInfo buf, const char *text)
 {
@@ -337,18 +340,17 @@ append_value(StringInfo buf, RowJsonColumn *col, Datum value)
 			{
 				char	   *text = OutputFunctionCall(&col->out, value);
 
-				if (strchr(text, 'N') != NULL || strchr(text, 'n') != NULL)
-					escape_json(buf, text);
-				else
+				/* a finite float goes through numeric, as in to_jsonb */
+				if (strchr(text, 'N') == NULL && strchr(text, 'n') == NULL)
 				{
 					Datum		num = DirectFunctionCall3(numeric_in,
 														  CStringGetDatum(text),
 														  ObjectIdGetDatum(InvalidOid),
 														  Int32GetDatum(-1));
 
-					appendStringInfoString(buf,
-										   DatumGetCString(DirectFunctionCall1(numeric_out, num)));
+					text = DatumGetCString(DirectFunctionCall1(numeric_out, num));
 				}
+				append_number_text(buf, text);
 				break;
 			}
 		case COLUMN_DATETIME:
