@@ -26,6 +26,7 @@
 
 #include "postgres.h"
 
+#include "pg_compat.h"
 #include "access/htup.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -197,6 +198,7 @@ extern void coco_message_append_carried(StringInfo buf,
 										const char *hooks, uint32 hooks_len,
 										int nhooks, const char *event_id,
 										int attempts);
+extern int	coco_secret_decode(const char *secret, char *key);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,
 								  const char *secret, int32 timeout_ms,

@@ -54,21 +54,32 @@ headers_to_lines(Jsonb *headers, StringInfo out)
 	}
 }
 
-/* The signing key from 'whsec_<base64>'; length 0 when there is none. */
-static int
-decode_secret(const char *secret, char *key, int keysize)
+/*
+ * The signing key of a secret 'whsec_<base64>', written to key (at least
+ * COCO_MAX_KEY_LEN bytes).  Returns its length, or -1 when the secret is not
+ * of that form or its key is not 1 to COCO_MAX_KEY_LEN bytes long.  The one
+ * decoder of secrets: register_hook() validates with it what deliveries sign
+ * with.
+ */
+int
+coco_secret_decode(const char *secret, char *key)
 {
+	/* pg_b64_dec_len() overestimates by up to 2 bytes of padding */
+	char		buf[COCO_MAX_KEY_LEN + 4];
 	const char *b64;
 	int			len;
 
 	if (secret == NULL || strncmp(secret, "whsec_", 6) != 0)
-		return 0;
+		return -1;
 	b64 = secret + 6;
 	len = strlen(b64);
-	if (pg_b64_dec_len(len) > keysize)
-		return 0;
-	len = pg_b64_decode(b64, len, key, keysize);
-	return len < 0 ? 0 : len;
+	if (len == 0 || pg_b64_dec_len(len) > (int) sizeof(buf))
+		return -1;
+	len = pg_b64_decode(b64, len, (coco_b64_byte *) buf, sizeof(buf));
+	if (len < 1 || len > COCO_MAX_KEY_LEN)
+		return -1;
+	memcpy(key, buf, len);
+	return len;
 }
 
 /*
@@ -94,7 +105,7 @@ coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 	spec.max_retries = max_retries;
 	spec.url_len = (uint16) strlen(url);
 	spec.headers_len = lines.len;
-	spec.key_len = (uint16) decode_secret(secret, key, sizeof(key));
+	spec.key_len = (uint16) Max(coco_secret_decode(secret, key), 0);
 	appendBinaryStringInfo(buf, (const char *) &spec, sizeof(spec));
 	appendBinaryStringInfo(buf, url, spec.url_len);
 	appendBinaryStringInfo(buf, lines.data, lines.len);

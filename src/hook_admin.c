@@ -36,13 +36,13 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
-#include "common/base64.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -223,22 +223,9 @@ check_headers(Jsonb *headers)
 static void
 check_secret(const char *secret)
 {
-	const char *b64;
-	int			len;
-	char	   *key;
-	int			keylen = -1;
+	char		key[COCO_MAX_KEY_LEN];
 
-	if (strncmp(secret, "whsec_", 6) == 0)
-	{
-		b64 = secret + 6;
-		len = strlen(b64);
-		if (len > 0 && pg_b64_dec_len(len) <= COCO_MAX_KEY_LEN + 4)
-		{
-			key = palloc(pg_b64_dec_len(len));
-			keylen = pg_b64_decode(b64, len, key, pg_b64_dec_len(len));
-		}
-	}
-	if (keylen < 1 || keylen > COCO_MAX_KEY_LEN)
+	if (coco_secret_decode(secret, key) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid secret"),
@@ -278,7 +265,7 @@ check_collection(Oid relid)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("collection \"%s\" is not a table", get_rel_name(relid)),
 				 errdetail("Hooks can be registered on tables and partitioned tables only.")));
-	if (!pg_class_ownercheck(relid, GetUserId()))
+	if (!coco_table_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
 					   get_rel_name(relid));
 	if (IsCatalogRelationOid(relid))
@@ -594,7 +581,7 @@ coco_hook_collection_for_change(int64 hook_id, CocoAsOwner *st)
 	if (SPI_processed == 0)
 		return InvalidOid;
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!pg_class_ownercheck(relid, st->save_userid))
+	if (!coco_table_ownercheck(relid, st->save_userid))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
 					   get_rel_name(relid));
 	return relid;

@@ -65,7 +65,7 @@ sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
 
 	out = palloc(4 + pg_b64_enc_len(sizeof(mac)) + 1);
 	memcpy(out, "v1,", 3);
-	len = pg_b64_encode((const char *) mac, sizeof(mac), out + 3,
+	len = pg_b64_encode((const coco_b64_byte *) mac, sizeof(mac), out + 3,
 						pg_b64_enc_len(sizeof(mac)));
 	out[3 + Max(len, 0)] = '\0';
 	return out;

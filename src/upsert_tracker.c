@@ -149,8 +149,7 @@ coco_upsert_conflict(Relation rel)
 }
 
 static void
-executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-			 bool execute_once)
+executor_run(COCO_EXECUTOR_RUN_PARAMS)
 {
 	RunFrame	frame = {0};
 
@@ -160,9 +159,9 @@ executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	PG_TRY();
 	{
 		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
+			prev_executor_run(COCO_EXECUTOR_RUN_ARGS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(COCO_EXECUTOR_RUN_ARGS);
 	}
 	PG_CATCH();
 	{

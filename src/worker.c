@@ -697,7 +697,7 @@ cocohooks_worker_main(Datum main_arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
 
-	coco_queue_set_worker(MyProc->pgprocno);
+	coco_queue_set_worker(coco_my_procno());
 	before_shmem_exit(forget_worker, (Datum) 0);
 	before_shmem_exit(save_unfinished, (Datum) 0);
 
@@ -714,12 +714,12 @@ cocohooks_worker_main(Datum main_arg)
 	coco_origin_set_limit(cocohooks_max_host_connections);
 	popbuf = palloc(popbufsize);
 
-	wes = CreateWaitEventSet(TopMemoryContext, 3);
+	wes = coco_create_wait_event_set(3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(wes, WL_SOCKET_READABLE, coco_http_wait_fd(http), NULL, NULL);
 	/* the wait while gathering: only a timeout, or postmaster death */
-	gather_wes = CreateWaitEventSet(TopMemoryContext, 1);
+	gather_wes = coco_create_wait_event_set(1);
 	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 
 	ereport(LOG,

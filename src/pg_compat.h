@@ -1,0 +1,85 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_compat.h
+ *	  Every difference between the PostgreSQL major versions cocohooks
+ *	  builds against (15, 16, 17, 18), in one place.
+ *
+ * The modules use the names defined here and never test PG_VERSION_NUM
+ * themselves.  Each entry says which version changed what.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PG_COMPAT_H
+#define PG_COMPAT_H
+
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+
+#if PG_VERSION_NUM < 150000
+#error "cocohooks needs PostgreSQL 15 or later"
+#endif
+
+/*
+ * 16 replaced pg_class_ownercheck() by object_ownercheck() on any catalog.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "catalog/pg_class.h"
+#define coco_table_ownercheck(relid, roleid) \
+	object_ownercheck(RelationRelationId, (relid), (roleid))
+#else
+#define coco_table_ownercheck(relid, roleid) \
+	pg_class_ownercheck((relid), (roleid))
+#endif
+
+/*
+ * 17 dropped PGPROC.pgprocno: a process's number is its place in the
+ * PGPROC array.
+ */
+#if PG_VERSION_NUM >= 170000
+#define coco_my_procno()	GetNumberFromPGProc(MyProc)
+#else
+#define coco_my_procno()	(MyProc->pgprocno)
+#endif
+
+/*
+ * 17's CreateWaitEventSet() takes a resource owner instead of a memory
+ * context; a set with no owner lives until it is freed, as before.
+ */
+#if PG_VERSION_NUM >= 170000
+#define coco_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define coco_create_wait_event_set(nevents) \
+	CreateWaitEventSet(TopMemoryContext, (nevents))
+#endif
+
+/*
+ * 18's base64 functions take the binary side as uint8 rather than char.
+ */
+#if PG_VERSION_NUM >= 180000
+typedef uint8 coco_b64_byte;
+#else
+typedef char coco_b64_byte;
+#endif
+
+/*
+ * 18 dropped the execute_once argument of ExecutorRun and its hook.  A hook
+ * is declared with COCO_EXECUTOR_RUN_PARAMS and passes its arguments on
+ * with COCO_EXECUTOR_RUN_ARGS.
+ */
+#if PG_VERSION_NUM >= 180000
+#define COCO_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define COCO_EXECUTOR_RUN_ARGS	queryDesc, direction, count
+#else
+#define COCO_EXECUTOR_RUN_PARAMS \
+	QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define COCO_EXECUTOR_RUN_ARGS	queryDesc, direction, count, execute_once
+#endif
+
+#endif							/* PG_COMPAT_H */
