@@ -19,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "cocohooks.h"
+#include "hooks_catalog.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -37,18 +38,6 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
-
-/* column numbers of cocohooks.hooks, as the install script creates it */
-#define Anum_hooks_id			1
-#define Anum_hooks_collection	2
-#define Anum_hooks_event		3
-#define Anum_hooks_url			4
-#define Anum_hooks_headers		5
-#define Anum_hooks_secret		6
-#define Anum_hooks_enabled		7
-#define Anum_hooks_timeout_ms	8
-#define Anum_hooks_max_retries	9
-#define Natts_hooks				10
 
 typedef struct CacheEntry
 {
@@ -236,6 +225,21 @@ typedef struct HookRow
 	int32		max_retries;
 } HookRow;
 
+/*
+ * One column of a catalog row; NULL for a column the catalog does not have
+ * (a schema older than this library, before ALTER EXTENSION UPDATE).
+ */
+static Datum
+hooks_attr(HeapTuple tup, TupleDesc desc, int attnum, bool *isnull)
+{
+	if (attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(tup, attnum, desc, isnull);
+}
+
 /* Reads the enabled hooks of the collection into per-event spec lists. */
 static void
 load_hooks(CocoTableHooks *th)
@@ -244,6 +248,7 @@ load_hooks(CocoTableHooks *th)
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
+	TupleDesc	desc;
 	HookRow    *rows;
 	int			nrows = 0;
 	int			maxrows = 8;
@@ -262,21 +267,24 @@ load_hooks(CocoTableHooks *th)
 	hooksrel = table_open(hooks_relid, AccessShareLock);
 	ScanKeyInit(&key, Anum_hooks_collection, BTEqualStrategyNumber,
 				F_OIDEQ, ObjectIdGetDatum(th->collection_relid));
+	desc = RelationGetDescr(hooksrel);
 	scan = systable_beginscan(hooksrel, hooks_index_relid, true, NULL, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
-		TupleDesc	desc = RelationGetDescr(hooksrel);
-		Datum		values[Natts_hooks];
-		bool		isnull[Natts_hooks];
 		HookRow    *row;
 		int			event;
+		Datum		value;
+		Datum		url;
+		bool		isnull;
+		bool		url_isnull;
 
-		heap_deform_tuple(tup, desc, values, isnull);
-		if (isnull[Anum_hooks_enabled - 1] ||
-			!DatumGetBool(values[Anum_hooks_enabled - 1]))
+		value = hooks_attr(tup, desc, Anum_hooks_enabled, &isnull);
+		if (isnull || !DatumGetBool(value))
 			continue;
-		event = coco_event_from_name(TextDatumGetCString(values[Anum_hooks_event - 1]));
-		if (event < 0)
+		value = hooks_attr(tup, desc, Anum_hooks_event, &isnull);
+		event = isnull ? -1 : coco_event_from_name(TextDatumGetCString(value));
+		url = hooks_attr(tup, desc, Anum_hooks_url, &url_isnull);
+		if (event < 0 || url_isnull)
 			continue;
 		if (nrows == maxrows)
 		{
@@ -284,15 +292,15 @@ load_hooks(CocoTableHooks *th)
 			rows = repalloc(rows, sizeof(HookRow) * maxrows);
 		}
 		row = &rows[nrows++];
-		row->id = DatumGetInt64(values[Anum_hooks_id - 1]);
+		row->id = DatumGetInt64(hooks_attr(tup, desc, Anum_hooks_id, &isnull));
 		row->event = event;
-		row->url = TextDatumGetCString(values[Anum_hooks_url - 1]);
-		row->headers = isnull[Anum_hooks_headers - 1] ? NULL :
-			DatumGetJsonbPCopy(values[Anum_hooks_headers - 1]);
-		row->secret = isnull[Anum_hooks_secret - 1] ? NULL :
-			TextDatumGetCString(values[Anum_hooks_secret - 1]);
-		row->timeout_ms = DatumGetInt32(values[Anum_hooks_timeout_ms - 1]);
-		row->max_retries = DatumGetInt32(values[Anum_hooks_max_retries - 1]);
+		row->url = TextDatumGetCString(url);
+		value = hooks_attr(tup, desc, Anum_hooks_headers, &isnull);
+		row->headers = isnull ? NULL : DatumGetJsonbPCopy(value);
+		value = hooks_attr(tup, desc, Anum_hooks_secret, &isnull);
+		row->secret = isnull ? NULL : TextDatumGetCString(value);
+		row->timeout_ms = DatumGetInt32(hooks_attr(tup, desc, Anum_hooks_timeout_ms, &isnull));
+		row->max_retries = DatumGetInt32(hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull));
 	}
 	systable_endscan(scan);
 	table_close(hooksrel, AccessShareLock);
