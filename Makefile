@@ -1,7 +1,7 @@
 # cocohooks: collection hooks for PostgreSQL tables (PGXS build)
 
 EXTENSION = cocohooks
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = cocohooks
 OBJS = \
@@ -23,12 +23,21 @@ OBJS = \
 	src/delivery_log.o \
 	src/worker.o
 
-DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+# the install script of the version under development, the scripts of every
+# released version as released, and an upgrade script from each of them
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql \
+	sql/$(EXTENSION)--0.1.0.sql \
+	sql/$(EXTENSION)--0.1.0--0.2.0.sql
 
 # PostgreSQL's own headers are not -Wextra clean for unused parameters.
-WARNINGS = -Wall -Wextra -Werror -Wno-unused-parameter
+# Warnings are errors in the test suite (make COCOHOOKS_WERROR=1), not in a
+# user's build, where another compiler or a newer PostgreSQL may warn anew.
+WARNINGS = -Wall -Wextra -Wno-unused-parameter
+ifdef COCOHOOKS_WERROR
+WARNINGS += -Werror
+endif
 PG_CPPFLAGS = -DCOCOHOOKS_VERSION=\"$(EXTVERSION)\"
-PG_CFLAGS = $(WARNINGS)
+PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server

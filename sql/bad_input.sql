@@ -145,6 +145,10 @@ SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', '{}', 
 SELECT bi_unchanged();
 SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', '{}', '');
 SELECT bi_unchanged();
+-- a key of 257 bytes is one too many
+SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', '{}',
+       'whsec_' || translate(encode(decode(repeat('a5', 257), 'hex'), 'base64'), E'\n', ''));
+SELECT bi_unchanged();
 
 -- timeout_ms: 1 .. 15000
 SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', timeout_ms => 0);

@@ -66,6 +66,17 @@ SELECT path, headers->>'webhook-signature' LIKE 'v1,%' AS v1,
   FROM recv('/delivery/signed');
 SELECT path, headers ? 'webhook-signature' AS signed FROM recv('/delivery/unsigned');
 SELECT cocohooks.unregister_hook(:hs), cocohooks.unregister_hook(:hu);
+-- the longest key allowed, 256 bytes, signs as well
+SELECT 'whsec_' || translate(encode(decode(repeat('a5', 256), 'hex'), 'base64'), E'\n', '') AS secret256 \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/delivery/signed256'), secret => :'secret256') AS hs \gset
+INSERT INTO dl_t VALUES (4, 'signed with a 256-byte key');
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT path, length(decode(substr(:'secret256', 7), 'base64')) AS key_bytes,
+       headers->>'webhook-signature' =
+         'v1,' || encode(hmac(convert_to((headers->>'webhook-id') || '.' || (headers->>'webhook-timestamp') || '.' || body, 'UTF8'),
+                              decode(substr(:'secret256', 7), 'base64'), 'sha256'), 'base64') AS signature_valid
+  FROM recv('/delivery/signed256');
+SELECT cocohooks.unregister_hook(:hs);
 
 -- Failures: each is logged in cocohooks.deliveries, whatever the cause
 SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/500/delivery/f500')) AS h500 \gset

@@ -1,7 +1,10 @@
 -- Installing the extension, and what it creates.
 CREATE EXTENSION cocohooks;
 SELECT current_setting('cocohooks.database') = current_database() AS serves_this_database;
-\dx cocohooks
+-- the extension as installed (\dx prints other columns on other versions)
+SELECT e.extname, e.extversion, e.extnamespace::regnamespace AS schema,
+       obj_description(e.oid, 'pg_extension') AS description
+  FROM pg_extension e WHERE e.extname = 'cocohooks';
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -45,7 +48,10 @@ SELECT cocohooks.wait_for_deliveries('1 s');
 \set regdb :DBNAME
 CREATE DATABASE cocohooks_other;
 \c cocohooks_other
+-- (18 adds the install script's line as context: not part of the message)
+\set SHOW_CONTEXT never
 CREATE EXTENSION cocohooks;
+\set SHOW_CONTEXT errors
 SELECT count(*) AS cocohooks_installed FROM pg_extension WHERE extname = 'cocohooks';
 SELECT count(*) AS cocohooks_schema FROM pg_namespace WHERE nspname = 'cocohooks';
 \c :regdb

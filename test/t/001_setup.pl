@@ -47,7 +47,7 @@ is($node->safe_psql('other',
 is($ret, 0, 'CREATE EXTENSION works in cocohooks.database') or diag($err);
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'cocohooks'"),
-	'0.1.0', 'extension version 0.1.0');
+	'0.2.0', 'extension version 0.2.0 by default');
 
 my $pid = wait_worker($node, 30);
 ok(defined $pid, 'worker visible in pg_stat_activity as "cocohooks worker"');
