@@ -176,6 +176,21 @@ $node->safe_psql('postgres', "INSERT INTO docs VALUES (21, 'c')",
 ok(wait_deliveries($node), 'deliveries finished');
 ok(paths_since($n)->{'/disabled'}, 'the re-enabled hook fires');
 
+# a catalog with more columns than the library knows is read safely, and
+# so is one with a dropped column
+my $id = 31;
+for my $change ([ 'ADD COLUMN note text', 'an extra' ], [ 'DROP COLUMN note', 'a dropped' ])
+{
+	my ($ddl, $what) = @$change;
+	$node->safe_psql('postgres', "ALTER TABLE cocohooks.hooks $ddl");
+	$n = scalar @{ records($recv) };
+	$node->safe_psql('postgres', "INSERT INTO docs VALUES ($id, '$what column')",
+		extra_params => [ '-U', 'app_api' ]);
+	$id++;
+	ok(wait_deliveries($node), "deliveries finished with $what catalog column");
+	is(paths_since($n)->{'/post_save'}, 1, "hooks fire with $what catalog column");
+}
+
 # lines in one listing and not the other, for the diagnosis
 sub schema_diff
 {
