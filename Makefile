@@ -21,6 +21,7 @@ OBJS = \
 	src/request_headers.o \
 	src/origin_queue.o \
 	src/delivery_log.o \
+	src/delivery_engine.o \
 	src/worker.o
 
 # the install script of the version under development, the scripts of every

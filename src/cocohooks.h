@@ -199,6 +199,7 @@ extern void coco_message_append_carried(StringInfo buf,
 										int nhooks, const char *event_id,
 										int attempts);
 extern int	coco_secret_decode(const char *secret, char *key);
+extern void coco_event_id_text(const CocoEventHeader *msg, char *out);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,
 								  const char *secret, int32 timeout_ms,

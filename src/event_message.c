@@ -199,3 +199,21 @@ coco_message_append_carried(StringInfo buf, const CocoEventHeader *orig,
 						event_id, attempts, orig->queued_at,
 						coco_event_body(orig), orig->body_len);
 }
+
+/*
+ * The event's id, as webhook-ids start with it: the id it carries, or for a
+ * fresh event, one made of the queue's epoch and the message's sequence
+ * number.  out holds COCO_MAX_EVENT_ID_LEN + 1 bytes.  The one place that
+ * names an event.
+ */
+void
+coco_event_id_text(const CocoEventHeader *msg, char *out)
+{
+	if (msg->event_id_len > 0)
+		snprintf(out, COCO_MAX_EVENT_ID_LEN + 1, "%.*s",
+				 (int) msg->event_id_len, coco_event_id(msg));
+	else
+		snprintf(out, COCO_MAX_EVENT_ID_LEN + 1, "msg_%llx_%llu",
+				 (unsigned long long) coco_queue_epoch(),
+				 (unsigned long long) msg->seq);
+}

@@ -1,0 +1,522 @@
+/*-------------------------------------------------------------------------
+ *
+ * delivery_engine.c
+ *	  From events to finished, logged deliveries: the worker's dispatcher.
+ *
+ * Each event handed in becomes one delivery per target hook.  A delivery
+ * waits for a slot of its receiver (origin_queue.c), is sent by libcurl's
+ * multi interface (http_client.c), and on failure with retries left waits
+ * in a heap ordered by due time.  Finished deliveries get their log rows
+ * (delivery_log.c) in batches, each in one short transaction, and only
+ * then count as finished.
+ *
+ * Events are kept in the order they were started, which is the queue's
+ * sequence order; the finished mark reported to the queue advances over
+ * the finished prefix, so an event is only reported once all its
+ * deliveries are done and their log rows committed (wait_for_deliveries()
+ * waits on that mark).  HTTP happens only outside transactions.
+ *
+ * Memory is bounded by the limit on active deliveries
+ * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
+ * waiting to retry, and one batch of log rows.  Everything lives in the
+ * engine's own memory context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "common/pg_prng.h"
+#include "lib/ilist.h"
+#include "lib/pairingheap.h"
+#include "utils/memutils.h"
+
+#include "delivery_engine.h"
+#include "delivery_log.h"
+#include "http_client.h"
+#include "origin_queue.h"
+
+#define MAX_LOG_BATCH		1000
+
+#define PRUNE_INTERVAL_MS	60000
+#define GATHER_MS			1	/* see the main loop */
+
+/*
+ * Deliveries waiting to retry do not count against
+ * cocohooks.max_concurrent_deliveries, so they never hold back fresh events;
+ * this many times that limit may wait, beyond which a failure is final
+ * (and logged with its payload, so it can be redelivered).
+ */
+#define RETRY_BACKLOG_FACTOR 16
+
+typedef struct WorkerEvent
+{
+	dlist_node	node;
+	CocoEventHeader *msg;		/* owned copy of the queued message */
+	char	   *document_id;	/* for the log: text of the key, or NULL */
+	int			remaining;		/* deliveries not yet finished and logged */
+	char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
+} WorkerEvent;
+
+typedef struct Delivery
+{
+	WorkerEvent *ev;
+	const CocoHookSpec *spec;	/* inside ev->msg */
+	CocoOrigin *origin;			/* the receiver, for admission */
+	dlist_node	wait_node;		/* in origin's queue while waiting */
+	bool		sent;			/* holds a slot of origin */
+	dlist_node	live_node;		/* in live while unfinished */
+	pairingheap_node retry_node;	/* in retries while waiting to retry */
+	bool		waiting_retry;
+	bool		done;			/* finished, only its log row is pending */
+	TimestampTz retry_at;
+	struct curl_slist *headers;
+	char		webhook_id[96];
+	int			attempts;
+} Delivery;
+
+static dlist_head events = DLIST_STATIC_INIT(events);
+static pairingheap *retries = NULL;	/* deliveries waiting to retry, soonest first */
+static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
+static int	active = 0;			/* unfinished, not waiting to retry */
+static int	retry_waiting = 0;	/* waiting to retry */
+
+static CocoHttp *http = NULL;
+static MemoryContext engine_cxt = NULL;
+
+static CocoLogRow log_rows[MAX_LOG_BATCH];
+static Delivery *log_deliveries[MAX_LOG_BATCH];
+static int	nlog = 0;
+
+/* The document id as plain text for the log: the JSON string unquoted. */
+static char *
+document_id_text(const CocoEventHeader *msg)
+{
+	const char *json = coco_event_document_id(msg);
+	int			len = msg->document_id_len;
+	StringInfoData buf;
+
+	if (len < 2 || json[0] != '"')
+		return NULL;
+	initStringInfo(&buf);
+	for (int i = 1; i < len - 1; i++)
+	{
+		if (json[i] == '\\' && i + 1 < len - 1)
+		{
+			i++;
+			switch (json[i])
+			{
+				case 'n':
+					appendStringInfoChar(&buf, '\n');
+					break;
+				case 't':
+					appendStringInfoChar(&buf, '\t');
+					break;
+				case 'r':
+					appendStringInfoChar(&buf, '\r');
+					break;
+				case 'b':
+					appendStringInfoChar(&buf, '\b');
+					break;
+				case 'f':
+					appendStringInfoChar(&buf, '\f');
+					break;
+				case 'u':
+					/* escape_json only writes \u00XX for control characters */
+					if (i + 4 < len)
+					{
+						char		hex[3] = {json[i + 3], json[i + 4], '\0'};
+
+						appendStringInfoChar(&buf, (char) strtol(hex, NULL, 16));
+						i += 4;
+					}
+					break;
+				default:
+					appendStringInfoChar(&buf, json[i]);
+			}
+		}
+		else
+			appendStringInfoChar(&buf, json[i]);
+	}
+	return buf.data;
+}
+
+static void
+finish_delivery(Delivery *d)
+{
+	if (d->headers)
+		pfree(d->headers);
+	d->ev->remaining--;
+	dlist_delete(&d->live_node);
+	pfree(d);
+	active--;
+}
+
+static void send_delivery(Delivery *d);
+
+static int
+retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
+{
+	const Delivery *da = pairingheap_const_container(Delivery, retry_node, a);
+	const Delivery *db = pairingheap_const_container(Delivery, retry_node, b);
+
+	/* the heap keeps its greatest element first: the soonest is greatest */
+	if (da->retry_at < db->retry_at)
+		return 1;
+	if (da->retry_at > db->retry_at)
+		return -1;
+	return 0;
+}
+
+/*
+ * Milliseconds before retry number `attempt` (1 for the first retry): about
+ * 1 s doubling each time, with jitter so that the retries of many events do
+ * not arrive together, capped by cocohooks.retry_max_backoff.  A
+ * Retry-After from the receiver is honoured up to the same cap.
+ */
+static long
+retry_delay_ms(int attempt, long retry_after_s)
+{
+	double		base = 1000.0 * (double) (1L << Min(attempt - 1, 20));
+	double		delay = base * (0.75 + 0.5 * pg_prng_double(&pg_global_prng_state));
+
+	if (retry_after_s > 0)
+		delay = Max(delay, (double) retry_after_s * 1000.0);
+	return (long) Min(delay, (double) cocohooks_retry_max_backoff);
+}
+
+/* Deliveries due for retry go back through their origin's admission. */
+static void
+start_due_retries(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	while (!pairingheap_is_empty(retries))
+	{
+		Delivery   *d = pairingheap_container(Delivery, retry_node,
+											  pairingheap_first(retries));
+
+		if (d->retry_at > now)
+			break;
+		(void) pairingheap_remove_first(retries);
+		d->waiting_retry = false;
+		retry_waiting--;
+		active++;
+		d->attempts++;
+		coco_queue_count_deliveries(0, 0, 1);
+		if (coco_origin_admit(d->origin, &d->wait_node))
+			send_delivery(d);
+	}
+}
+
+/* Milliseconds until the next retry is due, -1 if none is waiting. */
+static long
+next_retry_ms(void)
+{
+	Delivery   *d;
+	long		ms;
+
+	if (pairingheap_is_empty(retries))
+		return -1;
+	d = pairingheap_container(Delivery, retry_node, pairingheap_first(retries));
+	ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), d->retry_at);
+	return ms;
+}
+
+static void
+delivery_done(void *arg, const CocoHttpResult *r)
+{
+	Delivery   *d = (Delivery *) arg;
+	const CocoEventHeader *msg = d->ev->msg;
+	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
+	char	   *error = NULL;
+
+	if (d->sent)
+	{
+		dlist_node *next = coco_origin_release(d->origin);
+
+		d->sent = false;
+		if (next)
+			send_delivery(dlist_container(Delivery, wait_node, next));
+	}
+
+	if (d->headers)
+	{
+		pfree(d->headers);
+		d->headers = NULL;
+	}
+
+	if (!success)
+	{
+		bool		retry = d->attempts <= d->spec->max_retries;
+		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
+		char		next[64] = "";
+
+		if (retry && retry_waiting >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
+		{
+			retry = false;
+			snprintf(next, sizeof(next), ", not retried: too many retries waiting");
+		}
+		else if (retry)
+			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
+
+		error = r->error ? pstrdup(r->error) :
+			psprintf("receiver answered with HTTP status %ld", r->status);
+		ereport(LOG,
+				(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
+						coco_event_names[msg->event],
+						(int) msg->collection_len, coco_event_collection(msg),
+						(long long) d->spec->hook_id, error),
+				 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
+						   d->attempts, d->spec->max_retries + 1,
+						   next,
+						   (int) d->spec->url_len, coco_spec_url(d->spec),
+						   d->webhook_id,
+						   (int) msg->document_id_len, coco_event_document_id(msg))));
+		if (retry)
+		{
+			/* waits in worker memory, holding no place in the shared queue */
+			pfree(error);
+			d->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+			d->waiting_retry = true;
+			active--;
+			retry_waiting++;
+			pairingheap_add(retries, &d->retry_node);
+			return;
+		}
+	}
+	coco_queue_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
+
+	if (cocohooks_log_deliveries == COCO_LOG_ALL ||
+		(!success && cocohooks_log_deliveries == COCO_LOG_FAILURES))
+	{
+		CocoLogRow *row;
+
+		/* we are outside libcurl and any transaction: safe to write now */
+		if (nlog == MAX_LOG_BATCH)
+			coco_engine_flush_log();
+		row = &log_rows[nlog];
+
+		row->hook_id = d->spec->hook_id;
+		row->event = coco_event_names[msg->event];
+		row->collection = pnstrdup(coco_event_collection(msg), msg->collection_len);
+		row->document_id = d->ev->document_id;
+		row->success = success;
+		row->status_code = r->status;
+		row->error = error;
+		row->attempts = d->attempts;
+		row->duration_ms = r->duration_ms;
+		row->queued_at = msg->queued_at;
+		row->finished_at = GetCurrentTimestamp();
+		row->webhook_id = d->webhook_id;
+		/* kept for redeliver(): failures always, everything when all is logged */
+		row->payload = coco_event_body(msg);
+		row->payload_len = msg->body_len;
+		d->done = true;
+		log_deliveries[nlog++] = d;
+	}
+	else
+	{
+		if (error)
+			pfree(error);
+		finish_delivery(d);
+	}
+}
+
+/*
+ * Writes pending log rows, in one transaction, then lets their deliveries
+ * count as finished.  Can raise an error (the worker then exits, and its
+ * unfinished events are saved).
+ */
+void
+coco_engine_flush_log(void)
+{
+	if (nlog == 0)
+		return;
+	coco_log_write(log_rows, nlog);
+	for (int i = 0; i < nlog; i++)
+	{
+		if (log_rows[i].error)
+			pfree((char *) log_rows[i].error);
+		pfree((char *) log_rows[i].collection);
+		finish_delivery(log_deliveries[i]);
+	}
+	nlog = 0;
+}
+
+/* Reports the finished prefix of the event list and frees it. */
+static void
+release_finished_events(void)
+{
+	uint64		finished = 0;
+
+	while (!dlist_is_empty(&events))
+	{
+		WorkerEvent *ev = dlist_head_element(WorkerEvent, node, &events);
+
+		if (ev->remaining > 0)
+			break;
+		finished = ev->msg->seq;
+		dlist_delete(&ev->node);
+		pfree(ev->msg);
+		if (ev->document_id)
+			pfree(ev->document_id);
+		pfree(ev);
+	}
+	if (finished > 0)
+		coco_queue_finish_upto(finished);
+}
+
+/*
+ * Sends a delivery that holds a slot of its origin.  If libcurl refuses
+ * the transfer, the delivery fails at once (which frees the slot for the
+ * next one).
+ */
+static void
+send_delivery(Delivery *d)
+{
+	const CocoEventHeader *msg = d->ev->msg;
+	char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
+
+	d->sent = true;
+	d->headers = coco_request_headers(msg, d->spec, d->webhook_id);
+	if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
+						msg->body_len, d->spec->timeout_ms, d))
+	{
+		CocoHttpResult r = {0};
+
+		r.error = "could not start the HTTP request";
+
+		delivery_done(d, &r);
+	}
+	pfree(url);
+}
+
+/*
+ * Starts one delivery per target hook of an event; the message is copied.
+ * Call only while coco_engine_room() is positive.
+ */
+void
+coco_engine_start_event(const CocoEventHeader *queued)
+{
+	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
+	WorkerEvent *ev = palloc(sizeof(WorkerEvent));
+	const char *p;
+
+	ev->msg = palloc(queued->total_len);
+	memcpy(ev->msg, queued, queued->total_len);
+	ev->document_id = document_id_text(ev->msg);
+	ev->remaining = ev->msg->nhooks;
+	coco_event_id_text(ev->msg, ev->event_id);
+	dlist_push_tail(&events, &ev->node);
+
+	p = coco_event_hooks(ev->msg);
+	for (int i = 0; i < ev->msg->nhooks; i++)
+	{
+		const CocoHookSpec *spec = (const CocoHookSpec *) p;
+		Delivery   *d = palloc0(sizeof(Delivery));
+
+		p += spec->spec_len;
+		d->ev = ev;
+		d->spec = spec;
+		d->attempts = ev->msg->attempts + 1;
+		snprintf(d->webhook_id, sizeof(d->webhook_id), "%s_%lld",
+				 ev->event_id, (long long) spec->hook_id);
+		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
+		dlist_push_tail(&live, &d->live_node);
+		active++;
+		if (coco_origin_admit(d->origin, &d->wait_node))
+			send_delivery(d);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+void
+coco_engine_init(void)
+{
+	engine_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks delivery engine",
+									   ALLOCSET_DEFAULT_SIZES);
+	retries = pairingheap_allocate(retry_compare, NULL);
+	http = coco_http_create(delivery_done);
+	coco_engine_apply_settings();
+}
+
+/* Applies the settings a reload may have changed. */
+void
+coco_engine_apply_settings(void)
+{
+	coco_http_set_limits(http, cocohooks_max_host_connections);
+	coco_origin_set_limit(cocohooks_max_host_connections);
+}
+
+/* The socket that becomes readable when libcurl has work. */
+int
+coco_engine_wait_fd(void)
+{
+	return coco_http_wait_fd(http);
+}
+
+int
+coco_engine_room(void)
+{
+	/* an event is at least one delivery: never start past the limit */
+	if (nlog >= MAX_LOG_BATCH / 2)
+		return 0;
+	return Max(cocohooks_max_concurrent_deliveries - active, 0);
+}
+
+void
+coco_engine_progress(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
+
+	start_due_retries();
+	coco_http_drive(http);
+	coco_engine_flush_log();
+	release_finished_events();
+	MemoryContextSwitchTo(old);
+}
+
+long
+coco_engine_timeout_ms(void)
+{
+	long		timeout = coco_http_timeout_ms(http);
+	long		retry_ms = next_retry_ms();
+
+	if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
+		timeout = retry_ms;
+	return timeout;
+}
+
+/* Deliveries not yet finished, retries waiting included. */
+int
+coco_engine_in_flight(void)
+{
+	return active + retry_waiting;
+}
+
+/*
+ * Appends every unfinished delivery to buf as a message carrying its one
+ * hook, its event's id and the attempts made (one in flight is not counted
+ * as made).  Returns how many.  For the worker's exit: must be called with
+ * the log flushed.
+ */
+uint64
+coco_engine_save_unfinished(StringInfo buf)
+{
+	dlist_iter	iter;
+	uint64		n = 0;
+
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		if (d->done)
+			continue;
+		coco_message_append_carried(buf, d->ev->msg,
+									(const char *) d->spec, d->spec->spec_len, 1,
+									d->ev->event_id,
+									d->waiting_retry ? d->attempts : d->attempts - 1);
+		n++;
+	}
+	return n;
+}

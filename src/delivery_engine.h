@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * delivery_engine.h
+ *	  The worker's delivery engine: from events to finished, logged
+ *	  deliveries.
+ *
+ * The worker's loop (worker.c) takes events from its sources — the shared
+ * queue, the events a previous worker saved — and hands each to the engine
+ * with coco_engine_start_event() while coco_engine_room() allows; the engine
+ * does the rest: one delivery per event and target hook, admission per
+ * receiver, retries, log rows, and the report of finished events.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DELIVERY_ENGINE_H
+#define DELIVERY_ENGINE_H
+
+#include "cocohooks.h"
+
+extern void coco_engine_init(void);
+extern void coco_engine_apply_settings(void);
+extern int	coco_engine_wait_fd(void);
+
+/* events that may start now (0 when deliveries or log rows are at their limit) */
+extern int	coco_engine_room(void);
+extern void coco_engine_start_event(const CocoEventHeader *msg);
+
+/* starts due retries, lets libcurl progress, logs and releases what finished */
+extern void coco_engine_progress(void);
+extern void coco_engine_flush_log(void);
+
+/* milliseconds until libcurl or a retry needs the engine, -1 if nothing waits */
+extern long coco_engine_timeout_ms(void);
+extern int	coco_engine_in_flight(void);
+
+/* appends every unfinished delivery as a carried message; returns how many */
+extern uint64 coco_engine_save_unfinished(StringInfo buf);
+
+#endif							/* DELIVERY_ENGINE_H */
