@@ -21,6 +21,9 @@ OBJS = \
 	src/request_headers.o \
 	src/origin_queue.o \
 	src/delivery_log.o \
+	src/event_emit.o \
+	src/extension_watch.o \
+	src/wal_source.o \
 	src/delivery_engine.o \
 	src/worker.o
 

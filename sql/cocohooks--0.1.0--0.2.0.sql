@@ -6,3 +6,23 @@
 -- columns of cocohooks.hooks are appended, in the order the install script
 -- lists them (src/hooks_catalog.h holds their numbers).
 \echo Use "ALTER EXTENSION cocohooks UPDATE TO '0.2.0'" to load this file. \quit
+
+-- cocohooks.stats gains durability and wal_retained_bytes (SPEC section 7).
+DROP VIEW cocohooks.stats;
+DROP FUNCTION cocohooks.queue_stats();
+CREATE FUNCTION cocohooks.queue_stats(
+    OUT queued bigint,
+    OUT delivered bigint,
+    OUT failed bigint,
+    OUT retried bigint,
+    OUT dropped bigint,
+    OUT in_flight integer,
+    OUT queue_bytes_used bigint,
+    OUT queue_bytes_total bigint,
+    OUT durability text,
+    OUT wal_retained_bytes bigint
+) RETURNS record
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'cocohooks_stats';
+CREATE VIEW cocohooks.stats AS SELECT * FROM cocohooks.queue_stats();
+REVOKE ALL ON cocohooks.stats FROM PUBLIC;
+GRANT SELECT ON cocohooks.stats TO PUBLIC;

@@ -110,7 +110,9 @@ CREATE FUNCTION cocohooks.queue_stats(
     OUT dropped bigint,
     OUT in_flight integer,
     OUT queue_bytes_used bigint,
-    OUT queue_bytes_total bigint
+    OUT queue_bytes_total bigint,
+    OUT durability text,
+    OUT wal_retained_bytes bigint
 ) RETURNS record
     LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'cocohooks_stats';
 

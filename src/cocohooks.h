@@ -60,6 +60,18 @@ extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;
 extern int	cocohooks_retry_max_backoff;	/* ms */
 extern int	cocohooks_log_retention;	/* minutes */
+extern int	cocohooks_durability;
+extern int	cocohooks_max_wal_retention;	/* MB, -1: no limit */
+
+typedef enum CocoDurability
+{
+	COCO_DURABILITY_MEMORY,
+	COCO_DURABILITY_WAL
+} CocoDurability;
+
+/* true when events go into the WAL: durability = wal and the server allows it */
+extern bool coco_wal_mode(void);
+extern void coco_warn_if_wal_unavailable(void);
 
 typedef enum CocoLogDeliveries
 {
@@ -106,6 +118,15 @@ typedef struct CocoEventHeader
 } CocoEventHeader;
 
 #define COCO_MAX_EVENT_ID_LEN	64
+
+/*
+ * The event id of an event in the WAL: "wal_" and the 16 hex digits of the
+ * end of its WAL record.  A message is built with the placeholder, written
+ * to the WAL, then given its id (coco_message_set_wal_id); the WAL reader
+ * gives the copy it reads the same id.
+ */
+#define COCO_WAL_ID_PLACEHOLDER	"wal_0000000000000000"
+#define COCO_WAL_ID_LEN			20
 
 /*
  * One target hook, as copied into every message.  Followed by url_len bytes
@@ -200,6 +221,13 @@ extern void coco_message_append_carried(StringInfo buf,
 										int attempts);
 extern int	coco_secret_decode(const char *secret, char *key);
 extern void coco_event_id_text(const CocoEventHeader *msg, char *out);
+extern void coco_message_set_wal_id(CocoEventHeader *msg, uint64 lsn);
+extern uint64 coco_message_wal_lsn(const CocoEventHeader *msg);
+
+/* event_emit.c: where an event leaves the backend that caused it */
+extern void coco_emit_at_once(char *message, Size len);
+extern void coco_emit_at_commit(char *message, Size len);
+extern uint64 coco_wal_log_message(char *message, Size len, bool transactional);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,
 								  const char *secret, int32 timeout_ms,
@@ -218,13 +246,16 @@ extern void coco_queue_set_worker(int pgprocno);
 extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
 						   int *nmessages, Size *needed);
 extern bool coco_queue_is_empty(void);
-extern uint64 coco_queue_lose_unfinished(void);
+extern uint64 coco_queue_lose_unfinished(bool in_wal);
 extern void coco_queue_hand_off_popped(void);
 extern void coco_queue_store_requeued(void);
 extern void coco_queue_finish_upto(uint64 seq);
 extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,
 										uint64 retried);
 extern void coco_queue_set_in_flight(int n);
+extern void coco_queue_request_extension_check(int wait_ms);
+extern bool coco_queue_extension_check_requested(uint32 *request);
+extern void coco_queue_extension_checked(uint32 request);
 
 /* event_store.c */
 extern bool coco_store_save(const char *messages, Size len, uint64 n);
@@ -250,6 +281,10 @@ typedef struct CocoAsOwner
 extern void coco_begin_as_owner(CocoAsOwner *st);
 extern void coco_end_as_owner(CocoAsOwner *st);
 extern Oid	coco_hook_collection_for_change(int64 hook_id, CocoAsOwner *st);
+
+/* extension_watch.c */
+extern void coco_extension_watch_init(void);
+extern void coco_extension_changed(void);
 
 /* upsert_tracker.c */
 extern void coco_upsert_tracker_init(void);

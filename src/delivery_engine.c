@@ -34,6 +34,7 @@
 #include "delivery_log.h"
 #include "http_client.h"
 #include "origin_queue.h"
+#include "wal_source.h"
 
 #define MAX_LOG_BATCH		1000
 
@@ -54,6 +55,8 @@ typedef struct WorkerEvent
 	CocoEventHeader *msg;		/* owned copy of the queued message */
 	char	   *document_id;	/* for the log: text of the key, or NULL */
 	int			remaining;		/* deliveries not yet finished and logged */
+	uint64		wal_lsn;		/* its WAL record's end, 0 if not in the WAL */
+	void	   *source_arg;		/* for coco_wal_event_finished */
 	char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
 } WorkerEvent;
 
@@ -68,6 +71,7 @@ typedef struct Delivery
 	pairingheap_node retry_node;	/* in retries while waiting to retry */
 	bool		waiting_retry;
 	bool		done;			/* finished, only its log row is pending */
+	bool		given_up;		/* failed for good without being sent */
 	TimestampTz retry_at;
 	struct curl_slist *headers;
 	char		webhook_id[96];
@@ -145,13 +149,16 @@ finish_delivery(Delivery *d)
 {
 	if (d->headers)
 		pfree(d->headers);
-	d->ev->remaining--;
+	if (--d->ev->remaining == 0 && d->ev->wal_lsn != 0)
+		coco_wal_event_finished(d->ev->wal_lsn, d->ev->source_arg);
 	dlist_delete(&d->live_node);
 	pfree(d);
 	active--;
 }
 
 static void send_delivery(Delivery *d);
+static void start_or_give_up(const CocoEventHeader *queued, void *source_arg,
+							 const char *give_up_error);
 
 static int
 retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
@@ -247,7 +254,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 
 	if (!success)
 	{
-		bool		retry = d->attempts <= d->spec->max_retries;
+		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up;
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 
@@ -355,7 +362,9 @@ release_finished_events(void)
 
 		if (ev->remaining > 0)
 			break;
-		finished = ev->msg->seq;
+		/* events read from the WAL were never in the queue: no number */
+		if (ev->msg->seq > 0)
+			finished = ev->msg->seq;
 		dlist_delete(&ev->node);
 		pfree(ev->msg);
 		if (ev->document_id)
@@ -393,10 +402,30 @@ send_delivery(Delivery *d)
 
 /*
  * Starts one delivery per target hook of an event; the message is copied.
- * Call only while coco_engine_room() is positive.
+ * Call only while coco_engine_room() is positive.  An event in the WAL is
+ * reported finished to coco_wal_event_finished() with source_arg.
  */
 void
-coco_engine_start_event(const CocoEventHeader *queued)
+coco_engine_start_event(const CocoEventHeader *queued, void *source_arg)
+{
+	start_or_give_up(queued, source_arg, NULL);
+}
+
+/*
+ * Gives an event up without sending it: each of its deliveries fails for
+ * good with the given error and is logged with its payload, so that
+ * redeliver() can still send it.  Takes room like coco_engine_start_event().
+ */
+void
+coco_engine_give_up_event(const CocoEventHeader *msg, void *source_arg,
+						  const char *error)
+{
+	start_or_give_up(msg, source_arg, error);
+}
+
+static void
+start_or_give_up(const CocoEventHeader *queued, void *source_arg,
+				 const char *give_up_error)
 {
 	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
 	WorkerEvent *ev = palloc(sizeof(WorkerEvent));
@@ -406,6 +435,8 @@ coco_engine_start_event(const CocoEventHeader *queued)
 	memcpy(ev->msg, queued, queued->total_len);
 	ev->document_id = document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
+	ev->wal_lsn = coco_message_wal_lsn(ev->msg);
+	ev->source_arg = source_arg;
 	coco_event_id_text(ev->msg, ev->event_id);
 	dlist_push_tail(&events, &ev->node);
 
@@ -424,7 +455,16 @@ coco_engine_start_event(const CocoEventHeader *queued)
 		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
 		dlist_push_tail(&live, &d->live_node);
 		active++;
-		if (coco_origin_admit(d->origin, &d->wait_node))
+		if (give_up_error)
+		{
+			CocoHttpResult r = {0};
+
+			d->given_up = true;
+			d->attempts = ev->msg->attempts;
+			r.error = give_up_error;
+			delivery_done(d, &r);
+		}
+		else if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
 	MemoryContextSwitchTo(old);
@@ -510,7 +550,8 @@ coco_engine_save_unfinished(StringInfo buf)
 	{
 		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
 
-		if (d->done)
+		/* events in the WAL are read again from there */
+		if (d->done || d->ev->wal_lsn != 0)
 			continue;
 		coco_message_append_carried(buf, d->ev->msg,
 									(const char *) d->spec, d->spec->spec_len, 1,

@@ -217,3 +217,39 @@ coco_event_id_text(const CocoEventHeader *msg, char *out)
 				 (unsigned long long) coco_queue_epoch(),
 				 (unsigned long long) msg->seq);
 }
+
+/*
+ * Writes the id of the event whose WAL record ends at lsn into a message
+ * built with COCO_WAL_ID_PLACEHOLDER.
+ */
+void
+coco_message_set_wal_id(CocoEventHeader *msg, uint64 lsn)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char	   *digits = (char *) coco_event_id(msg) + 4;
+
+	Assert(msg->event_id_len == COCO_WAL_ID_LEN);
+	for (int i = 15; i >= 0; i--)
+	{
+		digits[i] = hex[lsn & 0xF];
+		lsn >>= 4;
+	}
+}
+
+/* The WAL position in a message's event id; 0 when it has none. */
+uint64
+coco_message_wal_lsn(const CocoEventHeader *msg)
+{
+	const char *id = coco_event_id(msg);
+	uint64		lsn = 0;
+
+	if (msg->event_id_len != COCO_WAL_ID_LEN || strncmp(id, "wal_", 4) != 0)
+		return 0;
+	for (int i = 4; i < COCO_WAL_ID_LEN; i++)
+	{
+		char		c = id[i];
+
+		lsn = (lsn << 4) | (uint64) (c <= '9' ? c - '0' : c - 'A' + 10);
+	}
+	return lsn;
+}

@@ -24,6 +24,8 @@
 #include "cocohooks.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -36,6 +38,8 @@
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+
+#include "wal_source.h"
 
 #include <sys/mman.h>
 
@@ -63,6 +67,13 @@ typedef struct CocoQueue
 	/* events saved to the event store and not yet queued again */
 	pg_atomic_uint32 store_pending;
 	pg_atomic_uint32 store_generation;	/* bumped at every save */
+	/* the worker reads events from the WAL: everything before wal_done is finished */
+	pg_atomic_uint32 wal_active;
+	pg_atomic_uint64 wal_done;
+	pg_atomic_uint64 wal_restart;	/* the oldest WAL position kept for events */
+	/* the extension was created or dropped: the worker looks and answers */
+	pg_atomic_uint32 ext_check_request;
+	pg_atomic_uint32 ext_check_done;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CocoQueue;
 
@@ -118,6 +129,11 @@ coco_queue_shmem_startup(void)
 		/* a previous server saved events: they count as queued */
 		pg_atomic_init_u32(&queue->store_pending, coco_store_exists() ? 1 : 0);
 		pg_atomic_init_u32(&queue->store_generation, 0);
+		pg_atomic_init_u32(&queue->wal_active, 0);
+		pg_atomic_init_u64(&queue->wal_done, 0);
+		pg_atomic_init_u64(&queue->wal_restart, 0);
+		pg_atomic_init_u32(&queue->ext_check_request, 0);
+		pg_atomic_init_u32(&queue->ext_check_done, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -335,7 +351,7 @@ coco_queue_is_empty(void)
  * gone with it.  Count them as dropped and let waiters past them.
  */
 uint64
-coco_queue_lose_unfinished(void)
+coco_queue_lose_unfinished(bool in_wal)
 {
 	uint64		popped;
 	uint64		finished;
@@ -347,9 +363,11 @@ coco_queue_lose_unfinished(void)
 	finished = pg_atomic_read_u64(&queue->finished_seq);
 	if (popped <= finished)
 		return 0;
-	pg_atomic_fetch_add_u64(&queue->dropped, popped - finished);
+	/* events in the WAL are read again from there: not lost */
+	if (!in_wal)
+		pg_atomic_fetch_add_u64(&queue->dropped, popped - finished);
 	coco_queue_finish_upto(popped);
-	return popped - finished;
+	return in_wal ? 0 : popped - finished;
 }
 
 /*
@@ -392,6 +410,110 @@ coco_queue_finish_upto(uint64 seq)
 	ConditionVariableBroadcast(&queue->finished_cv);
 }
 
+/*
+ * The worker's WAL reader: every event whose WAL record ends at or before
+ * lsn is finished (InvalidXLogRecPtr: the reader is not running).
+ */
+/*
+ * Asks the worker to look whether the extension exists (it was created or
+ * dropped) and waits, up to wait_ms, until it has.  Never raises an error:
+ * runs after commit.
+ */
+void
+coco_queue_request_extension_check(int wait_ms)
+{
+	uint32		request = pg_atomic_add_fetch_u32(&queue->ext_check_request, 1);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+
+	if (pg_atomic_read_u32(&queue->worker_pgprocno) == INVALID_WORKER_PROCNO)
+		return;
+	coco_queue_wake_worker();
+	ConditionVariablePrepareToSleep(&queue->finished_cv);
+	while ((int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) < 0)
+	{
+		long		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		if (remaining_ms <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&queue->finished_cv, Min(remaining_ms, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/* For the worker: true if a check was asked for since the one it answered. */
+bool
+coco_queue_extension_check_requested(uint32 *request)
+{
+	*request = pg_atomic_read_u32(&queue->ext_check_request);
+	return *request != pg_atomic_read_u32(&queue->ext_check_done);
+}
+
+void
+coco_queue_extension_checked(uint32 request)
+{
+	pg_atomic_write_u32(&queue->ext_check_done, request);
+	ConditionVariableBroadcast(&queue->finished_cv);
+}
+
+void
+coco_queue_set_wal_restart(uint64 lsn)
+{
+	pg_atomic_write_u64(&queue->wal_restart, lsn);
+}
+
+void
+coco_queue_set_wal_done(uint64 lsn)
+{
+	pg_atomic_write_u32(&queue->wal_active, lsn != 0 ? 1 : 0);
+	if (lsn == pg_atomic_read_u64(&queue->wal_done))
+		return;
+	pg_atomic_write_u64(&queue->wal_done, lsn);
+	ConditionVariableBroadcast(&queue->finished_cv);
+}
+
+/*
+ * wait_for_deliveries() while the worker reads events from the WAL: every
+ * event written before the call, once in the WAL on disk, is read and
+ * finished when the reader's done mark passes the call's WAL position.
+ */
+static bool
+wait_for_wal_deliveries(TimestampTz deadline)
+{
+	XLogRecPtr	target = GetXLogInsertRecPtr();
+	bool		done = false;
+
+	/*
+	 * The insert position of a new page or segment points past its header,
+	 * where no record ends yet: wait for the end of the last record.
+	 */
+	if (XLogSegmentOffset(target, wal_segment_size) == SizeOfXLogLongPHD)
+		target -= SizeOfXLogLongPHD;
+	else if (target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		target -= SizeOfXLogShortPHD;
+	XLogFlush(target);
+	coco_queue_wake_worker();
+	ConditionVariablePrepareToSleep(&queue->finished_cv);
+	for (;;)
+	{
+		long		remaining_ms;
+
+		if (pg_atomic_read_u64(&queue->wal_done) >= target)
+		{
+			done = true;
+			break;
+		}
+		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining_ms <= 0)
+			break;
+		(void) ConditionVariableTimedSleep(&queue->finished_cv,
+										   Min(remaining_ms, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return done;
+}
+
 void
 coco_queue_count_deliveries(uint64 delivered, uint64 failed, uint64 retried)
 {
@@ -413,10 +535,11 @@ Datum
 cocohooks_stats(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {0};
+	Datum		values[10];
+	bool		nulls[10] = {0};
 	uint64		head;
 	uint64		tail;
+	uint64		restart;
 
 	coco_require_preload();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -435,6 +558,15 @@ cocohooks_stats(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum((int32) pg_atomic_read_u32(&queue->in_flight));
 	values[6] = Int64GetDatum((int64) (head - tail));
 	values[7] = Int64GetDatum((int64) queue->size);
+	/* 0.2.0's columns; a 0.1.0 schema (before ALTER EXTENSION UPDATE) has 8 */
+	values[8] = CStringGetTextDatum(coco_wal_mode() ? "wal" : "memory");
+	restart = pg_atomic_read_u32(&queue->wal_active) ?
+		pg_atomic_read_u64(&queue->wal_restart) : 0;
+	values[9] = Int64GetDatum(restart == 0 ? 0 :
+							  (int64) Max(GetXLogInsertRecPtr(), restart) - (int64) restart);
+	if (tupdesc->natts < 8 || tupdesc->natts > 10)
+		elog(ERROR, "unexpected row type of cocohooks.queue_stats()");
+	tupdesc = BlessTupleDesc(tupdesc);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -467,6 +599,8 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
 	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
+	if (coco_wal_mode() && pg_atomic_read_u32(&queue->wal_active) != 0)
+		PG_RETURN_BOOL(wait_for_wal_deliveries(deadline));
 
 	generation = pg_atomic_read_u32(&queue->store_generation);
 	pg_read_barrier();

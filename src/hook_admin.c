@@ -560,6 +560,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	sync_triggers(relid);
 	coco_end_as_owner(&st);
 
+	coco_warn_if_wal_unavailable();
 	PG_RETURN_INT64(id);
 }
 
@@ -674,6 +675,8 @@ cocohooks_check_install(PG_FUNCTION_ARGS)
 	char	   *dbname = get_database_name(MyDatabaseId);
 
 	coco_require_preload();
+	coco_warn_if_wal_unavailable();
+	coco_extension_changed();
 	if (strcmp(dbname, cocohooks_database) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

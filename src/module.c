@@ -16,7 +16,9 @@
 
 #include <limits.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
 
@@ -32,6 +34,8 @@ int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
 int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
+int			cocohooks_durability = COCO_DURABILITY_MEMORY;
+int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
 
 bool		coco_preloaded = false;
 
@@ -44,6 +48,42 @@ static const struct config_enum_entry log_deliveries_options[] = {
 	{"all", COCO_LOG_ALL, false},
 	{NULL, 0, false}
 };
+
+static const struct config_enum_entry durability_options[] = {
+	{"memory", COCO_DURABILITY_MEMORY, false},
+	{"wal", COCO_DURABILITY_WAL, false},
+	{NULL, 0, false}
+};
+
+/*
+ * Events go into the WAL when the setting asks for it and the server can
+ * keep WAL for them: a replication slot needs wal_level replica or logical
+ * and a free max_replication_slots entry.
+ */
+bool
+coco_wal_mode(void)
+{
+	return cocohooks_durability == COCO_DURABILITY_WAL &&
+		wal_level >= WAL_LEVEL_REPLICA && max_replication_slots > 0;
+}
+
+/*
+ * A WARNING when durability = wal is asked for but the server cannot give
+ * it, so the mode in force is never a surprise.
+ */
+void
+coco_warn_if_wal_unavailable(void)
+{
+	if (cocohooks_durability != COCO_DURABILITY_WAL || coco_wal_mode())
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("cocohooks keeps events in memory only: the server cannot keep WAL for them"),
+			 errdetail("\"%s\" is \"wal\", which needs \"%s\" set to replica or logical and \"%s\" above 0; events are lost if the server crashes before they are delivered.",
+					   "cocohooks.durability", "wal_level", "max_replication_slots"),
+			 errhint("Set \"%s\" and \"%s\" and restart the server, or set \"%s\" to \"memory\".",
+					 "wal_level", "max_replication_slots", "cocohooks.durability")));
+}
 
 const char *const coco_event_names[COCO_NUM_EVENTS] = {
 	"pre_save", "post_save", "pre_delete", "post_delete"
@@ -100,6 +140,16 @@ define_server_start_settings(void)
 							PGC_POSTMASTER,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cocohooks.durability",
+							 "Where events wait for delivery: in the WAL, or in memory only.",
+							 "wal: every event is written to the WAL by the transaction that causes it, and delivered whatever crashes after its commit. memory: events live in shared memory only.",
+							 &cocohooks_durability,
+							 COCO_DURABILITY_MEMORY,
+							 durability_options,
+							 PGC_POSTMASTER,
+							 0,
+							 NULL, NULL, NULL);
 
 }
 
@@ -158,6 +208,17 @@ define_settings(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("cocohooks.max_wal_retention",
+							"WAL kept for events not yet finished, at most.",
+							"Past it, the oldest waiting events are given up and logged as failed with their payload. -1: no limit.",
+							&cocohooks_max_wal_retention,
+							10 * 1024,
+							-1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("cocohooks.log_retention",
 							"How long rows stay in cocohooks.deliveries.",
 							"The worker deletes older rows in small batches; 0 keeps them forever.",
@@ -203,5 +264,6 @@ _PG_init(void)
 	coco_hook_cache_init();
 	coco_pending_init();
 	coco_upsert_tracker_init();
+	coco_extension_watch_init();
 	coco_worker_register();
 }

@@ -20,8 +20,10 @@
  * The commit callback must not fail: it only copies bytes, catches any
  * error from reading the file, and counts what it cannot queue as dropped.
  *
- * PREPARE TRANSACTION with pending messages is refused: a prepared
- * transaction commits in another session that knows nothing of them.
+ * PREPARE TRANSACTION with pending messages is refused in memory mode: a
+ * prepared transaction commits in another session that knows nothing of
+ * them.  In wal mode the messages are in the WAL with their transaction,
+ * and the worker's WAL reader delivers them once it reads COMMIT PREPARED.
  *
  *-------------------------------------------------------------------------
  */
@@ -305,7 +307,13 @@ push_pending(void)
 	}
 
 	if (pushed < pending_count)
-		coco_note_dropped(pending_count - pushed);
+	{
+		/* in the WAL, the worker's reader finds them */
+		if (coco_wal_mode())
+			coco_queue_wake_worker();
+		else
+			coco_note_dropped(pending_count - pushed);
+	}
 }
 
 static void
@@ -314,7 +322,8 @@ xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (pending_count > 0)
+			/* in the WAL, they are delivered when COMMIT PREPARED is read */
+			if (pending_count > 0 && !coco_wal_mode())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has pending cocohooks events"),

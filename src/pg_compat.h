@@ -82,4 +82,33 @@ typedef char coco_b64_byte;
 #define COCO_EXECUTOR_RUN_ARGS	queryDesc, direction, count, execute_once
 #endif
 
+/*
+ * 17 added a flush argument to LogLogicalMessage(); events are flushed with
+ * their transaction's commit, not one by one.
+ */
+#if PG_VERSION_NUM >= 170000
+#define coco_log_logical_message(prefix, data, size, transactional) \
+	LogLogicalMessage((prefix), (data), (size), (transactional), false)
+#else
+#define coco_log_logical_message(prefix, data, size, transactional) \
+	LogLogicalMessage((prefix), (data), (size), (transactional))
+#endif
+
+/*
+ * 17 added failover and synced to ReplicationSlotCreate(); 18 added
+ * error_if_invalid to ReplicationSlotAcquire().
+ */
+#if PG_VERSION_NUM >= 170000
+#define coco_slot_create(name) \
+	ReplicationSlotCreate((name), false, RS_PERSISTENT, false, false, false)
+#else
+#define coco_slot_create(name) \
+	ReplicationSlotCreate((name), false, RS_PERSISTENT, false)
+#endif
+#if PG_VERSION_NUM >= 180000
+#define coco_slot_acquire(name)	ReplicationSlotAcquire((name), true, false)
+#else
+#define coco_slot_acquire(name)	ReplicationSlotAcquire((name), true)
+#endif
+
 #endif							/* PG_COMPAT_H */

@@ -111,7 +111,7 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 							   th->nhooks[event],
 							   th->collection, strlen(th->collection),
 							   document_id, strlen(document_id),
-							   NULL, 0, 0);
+							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
 	coco_build_body(&message, event, th, td->tg_relation, document, old_row,
 					document_id);
 	coco_message_end(&message, start);
@@ -123,11 +123,10 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 			coco_upsert_hold(td->tg_relation, th->collection_relid,
 							 message.data, message.len))
 			return PointerGetDatum(result);
-		if (coco_queue_push(message.data, message.len) == 0)
-			coco_note_dropped(1);
+		coco_emit_at_once(message.data, message.len);
 	}
 	else
-		coco_pending_add(message.data, message.len);
+		coco_emit_at_commit(message.data, message.len);
 
 	return PointerGetDatum(result);
 }

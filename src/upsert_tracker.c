@@ -99,8 +99,7 @@ resolve_held(RunFrame *f, bool inserted_unknown)
 	if (inserted_unknown || !f->counts_rows ||
 		f->query->estate->es_processed > f->held_processed)
 	{
-		if (coco_queue_push(f->held, f->held_len) == 0)
-			coco_note_dropped(1);
+		coco_emit_at_once(f->held, f->held_len);
 	}
 	f->held_len = 0;
 }

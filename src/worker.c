@@ -43,6 +43,7 @@
 
 #include "delivery_engine.h"
 #include "delivery_log.h"
+#include "wal_source.h"
 
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define PRUNE_BATCH			1000
@@ -89,6 +90,9 @@ save_unfinished(int code, Datum arg)
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 	volatile uint64 n = 0;
 
+	/* events in the WAL are read again from there */
+	coco_wal_source_exit();
+
 	PG_TRY();
 	{
 		StringInfoData buf;
@@ -116,12 +120,14 @@ save_unfinished(int code, Datum arg)
 				const CocoEventHeader *msg = (const CocoEventHeader *) (popbuf + off);
 				char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
 
+				off += msg->total_len;
+				if (coco_message_wal_lsn(msg) != 0)
+					continue;
 				coco_event_id_text(msg, event_id);
 				coco_message_append_carried(&buf, msg, coco_event_hooks(msg),
 											msg->hooks_len, msg->nhooks,
 											event_id, msg->attempts);
 				n++;
-				off += msg->total_len;
 			}
 		}
 		if (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
@@ -231,7 +237,7 @@ take_events(char **buf, Size *bufsize)
 	bool		took = false;
 	int			room;
 
-	while ((room = coco_engine_room()) > 0)
+	while ((room = coco_engine_room()) > 0 && !coco_wal_source_queue_paused())
 	{
 		int			n;
 		Size		needed = 0;
@@ -251,7 +257,8 @@ take_events(char **buf, Size *bufsize)
 		{
 			const CocoEventHeader *msg = (const CocoEventHeader *) (*buf + off);
 
-			coco_engine_start_event(msg);
+			coco_wal_note_queued(coco_message_wal_lsn(msg));
+			coco_engine_start_event(msg, NULL);
 			off += msg->total_len;
 		}
 		took = true;
@@ -286,7 +293,7 @@ cocohooks_worker_main(Datum main_arg)
 	before_shmem_exit(forget_worker, (Datum) 0);
 	before_shmem_exit(save_unfinished, (Datum) 0);
 
-	lost = coco_queue_lose_unfinished();
+	lost = coco_queue_lose_unfinished(coco_wal_mode());
 	if (lost > 0)
 		ereport(LOG,
 				(errmsg("cocohooks worker restarted: %llu events held by the previous worker were lost",
@@ -294,6 +301,7 @@ cocohooks_worker_main(Datum main_arg)
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
 	coco_engine_init();
+	(void) coco_wal_source_start();
 	popbuf = palloc(popbufsize);
 
 	wes = coco_create_wait_event_set(3);
@@ -313,7 +321,9 @@ cocohooks_worker_main(Datum main_arg)
 	{
 		WaitEvent	occurred[3];
 		long		timeout;
+		long		wal_ms;
 		bool		took;
+		uint32		check_request;
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -335,9 +345,17 @@ cocohooks_worker_main(Datum main_arg)
 			next_prune = GetCurrentTimestamp();
 		}
 
+		if (coco_queue_extension_check_requested(&check_request))
+		{
+			coco_wal_source_recheck();
+			coco_queue_extension_checked(check_request);
+		}
 		requeue_saved_events();
 		took = take_events(&popbuf, &popbufsize);
+		coco_wal_source_scan();
+		took |= coco_wal_source_take();
 		coco_engine_progress();
+		coco_wal_source_advance();
 		prune_log();
 		coco_queue_set_in_flight(coco_engine_in_flight());
 
@@ -355,6 +373,9 @@ cocohooks_worker_main(Datum main_arg)
 		 * the first wait on the full set ends at once.
 		 */
 		timeout = coco_engine_timeout_ms();
+		wal_ms = coco_wal_source_timeout_ms();
+		if (wal_ms >= 0 && (timeout < 0 || wal_ms < timeout))
+			timeout = wal_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),

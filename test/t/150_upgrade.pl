@@ -108,7 +108,7 @@ my $security_sql = q{SELECT c.relname, c.relrowsecurity, c.relacl::text,
 	   FROM pg_policy WHERE polrelid = c.oid)
 	FROM pg_class c WHERE c.relnamespace = 'cocohooks'::regnamespace ORDER BY 1};
 my $grants_sql = q{SELECT p.oid::regprocedure, p.proacl::text FROM pg_proc p
-	WHERE p.pronamespace = 'cocohooks'::regnamespace ORDER BY 1};
+	WHERE p.pronamespace = 'cocohooks'::regnamespace ORDER BY p.oid::regprocedure::text};
 my $seen_sql = q{SELECT count(*) FROM cocohooks.hooks};
 
 my %before = (
@@ -127,8 +127,13 @@ is($before{owner_sees}, '6', "the table's owner sees its hooks");
 is($before{other_sees}, '0', "another role sees none of them");
 is($before{other_log}, '0', "nor their delivery log rows");
 
+is($node->safe_psql('postgres', 'SELECT count(*) FROM cocohooks.stats WHERE queued > 0'), '1',
+	'the new library serves the 0.1.0 stats view (8 columns)');
+
 # --- the update
 $node->safe_psql('postgres', 'ALTER EXTENSION cocohooks UPDATE');
+is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'memory',
+	'after the update the stats view has the 0.2.0 columns');
 is(extversion(), '0.2.0', 'ALTER EXTENSION cocohooks UPDATE reaches 0.2.0');
 
 for my $what (qw(hooks triggers log security grants))

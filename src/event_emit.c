@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * event_emit.c
+ *	  Where an event message leaves the backend that caused it.
+ *
+ * pre_* events go out at once; post_* events wait for their transaction's
+ * commit (pending_events.c).  With cocohooks.durability = wal each message
+ * is also written to the WAL as a logical message with prefix "cocohooks":
+ * a pre_* one non-transactionally, at once; a post_* one transactionally,
+ * as the row is written, so that it precedes the commit record and shares
+ * its transaction's fate.  The message then carries the end of its WAL
+ * record as its event id, and the shared queue carries the same message as
+ * the fast path; the worker's WAL reader (wal_source.c) delivers from the
+ * WAL what the queue did not carry, so a full queue drops nothing there.
+ *
+ * Called in the executor's memory; may raise errors (WAL insertion), but
+ * only before the change's transaction commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "replication/message.h"
+
+#define COCO_WAL_PREFIX "cocohooks"
+
+/*
+ * Writes a complete message (built with COCO_WAL_ID_PLACEHOLDER as its
+ * event id) into the WAL and gives it its id.  Returns the end of its record.
+ */
+uint64
+coco_wal_log_message(char *message, Size len, bool transactional)
+{
+	uint64		lsn;
+
+	lsn = coco_log_logical_message(COCO_WAL_PREFIX, message, len, transactional);
+	coco_message_set_wal_id((CocoEventHeader *) message, lsn);
+	return lsn;
+}
+
+void
+coco_emit_at_once(char *message, Size len)
+{
+	bool		wal = coco_wal_mode();
+
+	if (wal)
+		(void) coco_wal_log_message(message, len, false);
+	if (coco_queue_push(message, len) == 0)
+	{
+		/* in the WAL, the worker's reader finds it */
+		if (wal)
+			coco_queue_wake_worker();
+		else
+			coco_note_dropped(1);
+	}
+}
+
+void
+coco_emit_at_commit(char *message, Size len)
+{
+	if (coco_wal_mode())
+		(void) coco_wal_log_message(message, len, true);
+	coco_pending_add(message, len);
+}

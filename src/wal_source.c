@@ -1,0 +1,810 @@
+/*-------------------------------------------------------------------------
+ *
+ * wal_source.c
+ *	  The worker's reader of the events in the WAL (cocohooks.durability =
+ *	  wal): the truth behind the shared queue's fast path.
+ *
+ * Backends write every event into the WAL as a logical message with prefix
+ * "cocohooks" (event_emit.c): post_* ones transactionally, under the xid of
+ * the (sub)transaction that wrote the row; pre_* ones not.  The worker reads
+ * them back with its own XLogReader, looking only at record headers, its
+ * own messages and the transactions' commit and abort records:
+ *
+ *	the scan cursor reads every record once.  A transactional message only
+ *	marks its xid as open, with the position of its first message; a
+ *	commit (or COMMIT PREPARED) record turns the open xids it names (the
+ *	transaction and its committed subtransactions) into a job: the range
+ *	from their first message to the commit and the set of xids; an abort
+ *	(or ROLLBACK PREPARED) forgets them.  A non-transactional message is a
+ *	job of its own.  Jobs are made in commit order.
+ *
+ *	the delivery cursor reads each job's range again and hands its
+ *	messages to the delivery engine, as far as the engine has room, so a
+ *	million-row transaction is never all in memory.
+ *
+ * An event's id is the end of its WAL record, the same in the copy the
+ * shared queue carries.  Events popped from the queue are remembered (until
+ * the delivery cursor passes them) so that they are not delivered twice;
+ * what the queue could not carry (it was full, or a crash emptied it) is
+ * delivered from here.
+ *
+ * A physical replication slot, "cocohooks_<database oid>", reserves the WAL
+ * from the restart point: the oldest position still needed, that is the
+ * first message of any open transaction or unfinished job, or the scan
+ * cursor.  After any crash the worker starts reading there again, so an
+ * event whose transaction committed is delivered at least once, under the
+ * same id.  The slot is saved to disk now and then, and at every orderly
+ * exit; a crash only makes the next worker read a little more again.
+ *
+ * A transaction that a crash cut short leaves open xids with no commit or
+ * abort record: once the scan has reached the end of the WAL, open xids
+ * that are neither running, prepared nor committed are forgotten.
+ *
+ * All state is in the worker's memory context for the source; the number of
+ * jobs and of remembered queue events is capped (the scan, and popping the
+ * queue, pause at the cap).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/transam.h"
+#include "commands/extension.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "replication/message.h"
+#include "replication/slot.h"
+#include "storage/procarray.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "delivery_engine.h"
+#include "wal_source.h"
+
+#define SCAN_RECORDS_PER_PASS	20000
+#define MAX_JOBS				20000
+#define MAX_REMEMBERED_QUEUED	200000
+#define SLOT_SAVE_INTERVAL_MS	1000
+#define IDLE_POLL_MS			200
+
+typedef struct OpenXact
+{
+	TransactionId xid;			/* hash key */
+	XLogRecPtr	first_lsn;		/* start of its first message */
+} OpenXact;
+
+typedef struct Job
+{
+	dlist_node	node;
+	XLogRecPtr	first_lsn;		/* start of its first message */
+	XLogRecPtr	end_lsn;		/* end of its commit record, or its message */
+	XLogRecPtr	next_lsn;		/* where the delivery cursor goes on */
+	bool		read_all;		/* every message handed on */
+	bool		give_up;		/* past cocohooks.max_wal_retention */
+	TimestampTz commit_time;
+	int			unfinished;		/* events handed on, not finished */
+	int			nxids;			/* 0: one non-transactional message */
+	TransactionId xids[FLEXIBLE_ARRAY_MEMBER];	/* sorted */
+} Job;
+
+typedef struct QueuedEvent
+{
+	uint64		lsn;			/* hash key */
+	bool		finished;
+	Job		   *job;			/* the job that met it while unfinished */
+} QueuedEvent;
+
+static bool active = false;
+static MemoryContext source_cxt = NULL;
+static XLogReaderState *scan_reader = NULL;
+static XLogReaderState *deliver_reader = NULL;
+static ReadLocalXLogPageNoWaitPrivate scan_private;
+static ReadLocalXLogPageNoWaitPrivate deliver_private;
+static XLogRecPtr scan_next = InvalidXLogRecPtr;	/* next record to scan */
+static bool scan_positioned = false;
+static bool scan_at_end = false;
+static HTAB *open_xacts = NULL;
+static dlist_head jobs = DLIST_STATIC_INIT(jobs);
+static int	njobs = 0;
+static HTAB *queued_events = NULL;
+static TimestampTz last_slot_save = 0;
+static char slot_name[NAMEDATALEN];
+
+static int
+xid_compare(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return (x > y) - (x < y);
+}
+
+static XLogReaderState *
+allocate_reader(ReadLocalXLogPageNoWaitPrivate *private)
+{
+	XLogReaderState *r;
+
+	r = XLogReaderAllocate(wal_segment_size, NULL,
+						   XL_ROUTINE(.page_read = read_local_xlog_page_no_wait,
+									  .segment_open = wal_segment_open,
+									  .segment_close = wal_segment_close),
+						   private);
+	if (r == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	return r;
+}
+
+static bool
+extension_installed(void)
+{
+	MemoryContext old = CurrentMemoryContext;
+	bool		installed;
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("cocohooks", true));
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	return installed;
+}
+
+/*
+ * Creates the slot that reserves WAL for the events, or takes the one a
+ * previous worker left, and positions the scan at its restart point.
+ * Returns false when events are not read from the WAL: in memory mode,
+ * when the server cannot keep WAL for them (with a WARNING), or while the
+ * extension is not installed (then no slot is kept).
+ */
+bool
+coco_wal_source_start(void)
+{
+	HASHCTL		ctl;
+	XLogRecPtr	restart = InvalidXLogRecPtr;
+	MemoryContext old;
+
+	if (!coco_wal_mode())
+	{
+		coco_warn_if_wal_unavailable();
+		coco_wal_source_drop_slot();
+		return false;
+	}
+	if (!extension_installed())
+	{
+		coco_wal_source_drop_slot();
+		return false;
+	}
+
+	/*
+	 * A new context each time: a context of an earlier start stays, since
+	 * events still in the engine may point at its jobs.
+	 */
+	source_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks WAL source",
+									   ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(source_cxt);
+	snprintf(slot_name, sizeof(slot_name), "cocohooks_%u", MyDatabaseId);
+
+	if (SearchNamedReplicationSlot(slot_name, true) != NULL)
+	{
+		coco_slot_acquire(slot_name);
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		restart = MyReplicationSlot->data.restart_lsn;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+		if (XLogRecPtrIsInvalid(restart))
+		{
+			/* invalidated: max_slot_wal_keep_size let its WAL go */
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("cocohooks replication slot \"%s\" lost the WAL it reserved",
+							slot_name),
+					 errdetail("Events in the WAL that was removed are lost; the slot is created anew."),
+					 errhint("Do not let \"max_slot_wal_keep_size\" remove WAL that cocohooks still needs; \"cocohooks.max_wal_retention\" gives up waiting events with a log row instead.")));
+			ReplicationSlotRelease();
+			ReplicationSlotDrop(slot_name, true);
+		}
+	}
+	if (MyReplicationSlot == NULL)
+	{
+		coco_slot_create(slot_name);
+		ReplicationSlotReserveWal();
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+		ReplicationSlotsComputeRequiredLSN();
+		ereport(LOG,
+				(errmsg("cocohooks created replication slot \"%s\" to keep WAL for its events",
+						slot_name)));
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		restart = MyReplicationSlot->data.restart_lsn;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+	}
+
+	ctl.keysize = sizeof(TransactionId);
+	ctl.entrysize = sizeof(OpenXact);
+	ctl.hcxt = source_cxt;
+	open_xacts = hash_create("cocohooks open transactions", 256, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(QueuedEvent);
+	queued_events = hash_create("cocohooks queued events", 1024, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	scan_reader = allocate_reader(&scan_private);
+	deliver_reader = allocate_reader(&deliver_private);
+	scan_next = restart;
+	scan_positioned = false;
+	scan_at_end = false;
+	dlist_init(&jobs);
+	njobs = 0;
+	active = true;
+	MemoryContextSwitchTo(old);
+	last_slot_save = GetCurrentTimestamp();
+	ereport(LOG,
+			(errmsg("cocohooks worker reads events from the WAL from %X/%X",
+					LSN_FORMAT_ARGS(restart))));
+	return true;
+}
+
+bool
+coco_wal_source_active(void)
+{
+	return active;
+}
+
+/*
+ * The extension was created or dropped: start reading the WAL, or stop and
+ * drop the slot so that nothing holds WAL for an extension that is gone.
+ */
+void
+coco_wal_source_recheck(void)
+{
+	bool		installed;
+
+	if (!coco_wal_mode())
+		return;
+	installed = extension_installed();
+	if (installed && !active)
+		(void) coco_wal_source_start();
+	else if (!installed && active)
+	{
+		active = false;
+		coco_queue_set_wal_done(0);
+		XLogReaderFree(scan_reader);
+		XLogReaderFree(deliver_reader);
+		scan_reader = deliver_reader = NULL;
+		ReplicationSlotRelease();
+		ReplicationSlotDrop(slot_name, true);
+		ereport(LOG,
+				(errmsg("cocohooks dropped replication slot \"%s\": the extension was dropped",
+						slot_name)));
+	}
+}
+
+/* Drops the slot of this database, if there is one (memory mode). */
+void
+coco_wal_source_drop_slot(void)
+{
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "cocohooks_%u", MyDatabaseId);
+	if (SearchNamedReplicationSlot(name, true) != NULL)
+	{
+		ReplicationSlotDrop(name, true);
+		ereport(LOG,
+				(errmsg("cocohooks dropped replication slot \"%s\": events are kept in memory only",
+						name)));
+	}
+}
+
+/*
+ * The payload of a record if it is one of our messages in this database,
+ * else NULL.
+ */
+static const char *
+our_message(XLogReaderState *r, Size *len, bool *transactional)
+{
+	xl_logical_message *m;
+
+	if (XLogRecGetRmid(r) != RM_LOGICALMSG_ID ||
+		(XLogRecGetInfo(r) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+		return NULL;
+	m = (xl_logical_message *) XLogRecGetData(r);
+	if (m->dbId != MyDatabaseId || m->prefix_size != sizeof("cocohooks") ||
+		strcmp(m->message, "cocohooks") != 0)
+		return NULL;
+	*len = m->message_size;
+	*transactional = m->transactional;
+	return m->message + m->prefix_size;
+}
+
+static Job *
+new_job(XLogRecPtr first, XLogRecPtr end, TimestampTz commit_time,
+		const TransactionId *xids, int nxids)
+{
+	Job		   *job = MemoryContextAllocZero(source_cxt,
+											 offsetof(Job, xids) + sizeof(TransactionId) * Max(nxids, 1));
+
+	job->first_lsn = first;
+	job->end_lsn = end;
+	job->next_lsn = first;
+	job->commit_time = commit_time;
+	job->nxids = nxids;
+	if (nxids > 0)
+	{
+		memcpy(job->xids, xids, sizeof(TransactionId) * nxids);
+		qsort(job->xids, nxids, sizeof(TransactionId), xid_compare);
+	}
+	dlist_push_tail(&jobs, &job->node);
+	njobs++;
+	return job;
+}
+
+/*
+ * A commit record: the open xids among the transaction and its committed
+ * subtransactions become one job.
+ */
+static void
+scan_commit(XLogReaderState *r, TransactionId top, TransactionId *subxacts,
+			int nsubxacts, TimestampTz commit_time)
+{
+	TransactionId *found = NULL;
+	int			nfound = 0;
+	XLogRecPtr	first = InvalidXLogRecPtr;
+
+	for (int i = -1; i < nsubxacts; i++)
+	{
+		TransactionId xid = i < 0 ? top : subxacts[i];
+		OpenXact   *ox;
+
+		if (!TransactionIdIsValid(xid))
+			continue;
+		ox = hash_search(open_xacts, &xid, HASH_FIND, NULL);
+		if (ox == NULL)
+			continue;
+		if (found == NULL)
+			found = palloc(sizeof(TransactionId) * (nsubxacts + 1));
+		found[nfound++] = xid;
+		if (XLogRecPtrIsInvalid(first) || ox->first_lsn < first)
+			first = ox->first_lsn;
+		hash_search(open_xacts, &xid, HASH_REMOVE, NULL);
+	}
+	if (nfound > 0)
+	{
+		new_job(first, r->EndRecPtr, commit_time, found, nfound);
+		pfree(found);
+	}
+}
+
+static void
+scan_abort(TransactionId top, TransactionId *subxacts, int nsubxacts)
+{
+	if (hash_get_num_entries(open_xacts) == 0)
+		return;
+	if (TransactionIdIsValid(top))
+		hash_search(open_xacts, &top, HASH_REMOVE, NULL);
+	for (int i = 0; i < nsubxacts; i++)
+		hash_search(open_xacts, &subxacts[i], HASH_REMOVE, NULL);
+}
+
+static void
+scan_record(XLogReaderState *r)
+{
+	Size		len;
+	bool		transactional;
+	uint8		info;
+
+	if (our_message(r, &len, &transactional) != NULL)
+	{
+		if (transactional)
+		{
+			TransactionId xid = XLogRecGetXid(r);
+			bool		found;
+			OpenXact   *ox = hash_search(open_xacts, &xid, HASH_ENTER, &found);
+
+			if (!found)
+				ox->first_lsn = r->ReadRecPtr;
+		}
+		else
+			new_job(r->ReadRecPtr, r->EndRecPtr, GetCurrentTimestamp(), NULL, 0);
+		return;
+	}
+	if (XLogRecGetRmid(r) != RM_XACT_ID)
+		return;
+
+	info = XLogRecGetInfo(r) & XLOG_XACT_OPMASK;
+	if (info == XLOG_XACT_COMMIT || info == XLOG_XACT_COMMIT_PREPARED)
+	{
+		xl_xact_parsed_commit parsed;
+
+		if (hash_get_num_entries(open_xacts) == 0)
+			return;
+		ParseCommitRecord(XLogRecGetInfo(r), (xl_xact_commit *) XLogRecGetData(r), &parsed);
+		scan_commit(r, info == XLOG_XACT_COMMIT_PREPARED ? parsed.twophase_xid : XLogRecGetXid(r),
+					parsed.subxacts, parsed.nsubxacts, parsed.xact_time);
+	}
+	else if (info == XLOG_XACT_ABORT || info == XLOG_XACT_ABORT_PREPARED)
+	{
+		xl_xact_parsed_abort parsed;
+
+		if (hash_get_num_entries(open_xacts) == 0)
+			return;
+		ParseAbortRecord(XLogRecGetInfo(r), (xl_xact_abort *) XLogRecGetData(r), &parsed);
+		scan_abort(info == XLOG_XACT_ABORT_PREPARED ? parsed.twophase_xid : XLogRecGetXid(r),
+				   parsed.subxacts, parsed.nsubxacts);
+	}
+}
+
+/*
+ * Open xids with no commit or abort record to come: their transaction was
+ * cut short by a crash.  Checked when the scan has reached the end of the
+ * WAL; a committed xid whose commit record is not flushed yet stays.
+ */
+static void
+forget_crashed_xacts(void)
+{
+	HASH_SEQ_STATUS status;
+	OpenXact   *ox;
+
+	if (hash_get_num_entries(open_xacts) == 0)
+		return;
+	hash_seq_init(&status, open_xacts);
+	while ((ox = hash_seq_search(&status)) != NULL)
+	{
+		if (!TransactionIdIsInProgress(ox->xid) && !TransactionIdDidCommit(ox->xid))
+			hash_search(open_xacts, &ox->xid, HASH_REMOVE, NULL);
+	}
+}
+
+/* Reads new WAL records with the scan cursor, a bounded number per call. */
+void
+coco_wal_source_scan(void)
+{
+	MemoryContext old;
+	char	   *errormsg;
+
+	if (!active)
+		return;
+	old = MemoryContextSwitchTo(source_cxt);
+	scan_at_end = false;
+	if (!scan_positioned)
+	{
+		XLogRecPtr	start;
+
+		scan_private.end_of_wal = false;
+		start = XLogFindNextRecord(scan_reader, scan_next);
+		if (XLogRecPtrIsInvalid(start))
+		{
+			scan_at_end = true;
+			MemoryContextSwitchTo(old);
+			return;
+		}
+		XLogBeginRead(scan_reader, start);
+		scan_next = start;
+		scan_positioned = true;
+	}
+
+	for (int i = 0; i < SCAN_RECORDS_PER_PASS && njobs < MAX_JOBS; i++)
+	{
+		XLogRecord *rec;
+
+		scan_private.end_of_wal = false;
+		rec = XLogReadRecord(scan_reader, &errormsg);
+		if (rec == NULL)
+		{
+			if (!scan_private.end_of_wal && errormsg)
+				ereport(WARNING,
+						(errmsg("cocohooks could not read WAL at %X/%X: %s",
+								LSN_FORMAT_ARGS(scan_next), errormsg)));
+			/* read again from the same record next time */
+			XLogBeginRead(scan_reader, scan_next);
+			scan_at_end = true;
+			forget_crashed_xacts();
+			break;
+		}
+		scan_record(scan_reader);
+		scan_next = scan_reader->EndRecPtr;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+job_has_xid(const Job *job, TransactionId xid)
+{
+	return bsearch(&xid, job->xids, job->nxids, sizeof(TransactionId),
+				   xid_compare) != NULL;
+}
+
+/*
+ * Hands the job's messages on from where the delivery cursor stopped, as
+ * long as the engine has room.  Returns how many events it started.
+ */
+static int
+deliver_job(Job *job, int *room)
+{
+	char	   *errormsg;
+	int			started = 0;
+
+	XLogBeginRead(deliver_reader, job->next_lsn);
+	while (*room > 0 && job->next_lsn < job->end_lsn)
+	{
+		Size		len;
+		bool		transactional;
+		const char *payload;
+
+		deliver_private.end_of_wal = false;
+		if (XLogReadRecord(deliver_reader, &errormsg) == NULL)
+		{
+			if (!deliver_private.end_of_wal && errormsg)
+				ereport(WARNING,
+						(errmsg("cocohooks could not read WAL at %X/%X: %s",
+								LSN_FORMAT_ARGS(job->next_lsn), errormsg)));
+			return started;
+		}
+		payload = our_message(deliver_reader, &len, &transactional);
+		if (payload != NULL &&
+			(job->nxids == 0 ? deliver_reader->ReadRecPtr == job->first_lsn :
+			 transactional && job_has_xid(job, XLogRecGetXid(deliver_reader))))
+		{
+			uint64		lsn = deliver_reader->EndRecPtr;
+			QueuedEvent *qe = hash_search(queued_events, &lsn, HASH_FIND, NULL);
+
+			if (qe != NULL)
+			{
+				/* the queue carried it: follow it rather than send it again */
+				if (qe->finished)
+					hash_search(queued_events, &lsn, HASH_REMOVE, NULL);
+				else
+				{
+					qe->job = job;
+					job->unfinished++;
+				}
+			}
+			else if (len >= sizeof(CocoEventHeader))
+			{
+				CocoEventHeader *msg = palloc(len);
+
+				memcpy(msg, payload, len);
+				if (msg->total_len == len && msg->event_id_len == COCO_WAL_ID_LEN)
+				{
+					coco_message_set_wal_id(msg, lsn);
+					msg->seq = 0;
+					msg->queued_at = job->commit_time;
+					job->unfinished++;
+					if (job->give_up)
+						coco_engine_give_up_event(msg, job, "given up: WAL retention limit");
+					else
+						coco_engine_start_event(msg, job);
+					started++;
+					(*room)--;
+				}
+				pfree(msg);
+			}
+		}
+		job->next_lsn = deliver_reader->EndRecPtr;
+	}
+	if (job->next_lsn >= job->end_lsn)
+		job->read_all = true;
+	return started;
+}
+
+/*
+ * Hands events of the jobs, oldest first, to the engine while it has room.
+ * Returns true if it started any.
+ */
+bool
+coco_wal_source_take(void)
+{
+	MemoryContext old;
+	dlist_iter	iter;
+	int			room;
+	int			started = 0;
+
+	if (!active || (room = coco_engine_room()) <= 0)
+		return false;
+	old = MemoryContextSwitchTo(source_cxt);
+	dlist_foreach(iter, &jobs)
+	{
+		Job		   *job = dlist_container(Job, node, iter.cur);
+
+		if (job->read_all)
+			continue;
+		started += deliver_job(job, &room);
+		if (room <= 0 || !job->read_all)
+			break;
+	}
+	MemoryContextSwitchTo(old);
+	return started > 0;
+}
+
+void
+coco_wal_note_queued(uint64 lsn)
+{
+	QueuedEvent *qe;
+	bool		found;
+
+	if (!active || lsn == 0)
+		return;
+	qe = hash_search(queued_events, &lsn, HASH_ENTER, &found);
+	if (!found)
+	{
+		qe->finished = false;
+		qe->job = NULL;
+	}
+}
+
+/* The queue waits while too many of its events await the delivery cursor. */
+bool
+coco_wal_source_queue_paused(void)
+{
+	return active && hash_get_num_entries(queued_events) >= MAX_REMEMBERED_QUEUED;
+}
+
+void
+coco_wal_event_finished(uint64 lsn, void *source_arg)
+{
+	QueuedEvent *qe;
+
+	/* a job's memory outlives a stop of the source (see start) */
+	if (source_arg != NULL)
+	{
+		((Job *) source_arg)->unfinished--;
+		return;
+	}
+	if (!active)
+		return;
+	qe = hash_search(queued_events, &lsn, HASH_FIND, NULL);
+	if (qe == NULL)
+		return;
+	if (qe->job != NULL)
+	{
+		qe->job->unfinished--;
+		hash_search(queued_events, &lsn, HASH_REMOVE, NULL);
+	}
+	else
+		qe->finished = true;
+}
+
+/*
+ * Past cocohooks.max_wal_retention, the jobs that hold WAL beyond it give up
+ * what they have not handed on yet: those events are logged as failed, with
+ * their payload.  Events already in flight finish as usual (their retries
+ * are bounded); an open transaction holds its WAL until it ends.
+ */
+static void
+give_up_past_retention(XLogRecPtr restart)
+{
+	XLogRecPtr	insert;
+	uint64		limit;
+	dlist_iter	iter;
+
+	if (cocohooks_max_wal_retention < 0)
+		return;
+	insert = GetXLogInsertRecPtr();
+	limit = (uint64) cocohooks_max_wal_retention * 1024 * 1024;
+	if (insert <= restart || insert - restart <= limit)
+		return;
+	dlist_foreach(iter, &jobs)
+	{
+		Job		   *job = dlist_container(Job, node, iter.cur);
+
+		if (!job->read_all && !job->give_up && insert - job->first_lsn > limit)
+		{
+			job->give_up = true;
+			ereport(LOG,
+					(errmsg("cocohooks gives up the undelivered events of a transaction whose WAL at %X/%X is past \"%s\"",
+							LSN_FORMAT_ARGS(job->first_lsn), "cocohooks.max_wal_retention"),
+					 errdetail("Each is logged in cocohooks.deliveries as failed, with its payload, and can be sent again with cocohooks.redeliver().")));
+		}
+	}
+}
+
+/*
+ * Frees finished jobs, reports how far everything is finished, and moves
+ * the slot's restart point up to the oldest position still needed.
+ */
+void
+coco_wal_source_advance(void)
+{
+	XLogRecPtr	restart = InvalidXLogRecPtr;
+	XLogRecPtr	done;
+	XLogRecPtr	current;
+	dlist_mutable_iter miter;
+	HASH_SEQ_STATUS status;
+	OpenXact   *ox;
+	TimestampTz now;
+
+	if (!active || !scan_positioned)
+		return;
+
+	/* jobs finish in any order; the oldest bounds what is done */
+	dlist_foreach_modify(miter, &jobs)
+	{
+		Job		   *job = dlist_container(Job, node, miter.cur);
+
+		if (!job->read_all || job->unfinished > 0)
+			break;
+		dlist_delete(&job->node);
+		njobs--;
+		pfree(job);
+	}
+	if (!dlist_is_empty(&jobs))
+		done = dlist_head_element(Job, node, &jobs)->end_lsn - 1;
+	else
+		done = scan_next;
+	coco_queue_set_wal_done(done);
+
+	restart = scan_next;
+	hash_seq_init(&status, open_xacts);
+	while ((ox = hash_seq_search(&status)) != NULL)
+		restart = Min(restart, ox->first_lsn);
+	dlist_foreach_modify(miter, &jobs)
+	{
+		Job		   *job = dlist_container(Job, node, miter.cur);
+
+		if (!job->read_all || job->unfinished > 0)
+			restart = Min(restart, job->first_lsn);
+	}
+
+	give_up_past_retention(restart);
+	coco_queue_set_wal_restart(restart);
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	current = MyReplicationSlot->data.restart_lsn;
+	if (restart > current)
+		MyReplicationSlot->data.restart_lsn = restart;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	if (restart > current)
+	{
+		ReplicationSlotMarkDirty();
+		ReplicationSlotsComputeRequiredLSN();
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(last_slot_save, now, SLOT_SAVE_INTERVAL_MS))
+		{
+			ReplicationSlotSave();
+			last_slot_save = now;
+		}
+	}
+
+	/* queued events the cursor will never meet: before the restart point */
+	if (hash_get_num_entries(queued_events) >= MAX_REMEMBERED_QUEUED / 2)
+	{
+		QueuedEvent *qe;
+
+		hash_seq_init(&status, queued_events);
+		while ((qe = hash_seq_search(&status)) != NULL)
+		{
+			if (qe->finished && qe->lsn < restart)
+				hash_search(queued_events, &qe->lsn, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+/*
+ * Milliseconds until the scan should look again: at once while WAL is
+ * waiting to be read, else after a short while (pre_* events reach the
+ * disk with the WAL writer, and no one wakes us for that), -1 if inactive.
+ */
+long
+coco_wal_source_timeout_ms(void)
+{
+	if (!active)
+		return -1;
+	if (!scan_at_end && njobs < MAX_JOBS)
+		return 0;
+	return IDLE_POLL_MS;
+}
+
+/* At an orderly exit: the slot's restart point goes to disk. */
+void
+coco_wal_source_exit(void)
+{
+	if (active && MyReplicationSlot != NULL)
+	{
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+	}
+}

@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * wal_source.h
+ *	  The worker's reader of the events in the WAL (cocohooks.durability =
+ *	  wal).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef WAL_SOURCE_H
+#define WAL_SOURCE_H
+
+#include "cocohooks.h"
+
+extern bool coco_wal_source_start(void);
+extern bool coco_wal_source_active(void);
+extern void coco_wal_source_recheck(void);
+extern void coco_wal_source_scan(void);
+extern bool coco_wal_source_take(void);
+extern void coco_wal_source_advance(void);
+extern long coco_wal_source_timeout_ms(void);
+extern bool coco_wal_source_queue_paused(void);
+extern void coco_wal_source_exit(void);
+extern void coco_wal_source_drop_slot(void);
+
+/* an event popped from the shared queue, and one that finished */
+extern void coco_wal_note_queued(uint64 lsn);
+extern void coco_wal_event_finished(uint64 lsn, void *source_arg);
+
+/* event_queue.c: what the WAL reader has finished, for wait_for_deliveries() */
+extern void coco_queue_set_wal_done(uint64 lsn);
+extern void coco_queue_set_wal_restart(uint64 lsn);
+
+#endif							/* WAL_SOURCE_H */
