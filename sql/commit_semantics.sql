@@ -157,13 +157,22 @@ SELECT path, body::jsonb->'document'->>'id' AS id, body::jsonb->>'operation' AS 
   FROM recv('/commit/child/') ORDER BY path, 2;
 SELECT * FROM cs_child ORDER BY id;
 
--- PREPARE TRANSACTION with pending post_* events: a clear error, and the
--- transaction rolls back; its pre_* events already went out
+-- PREPARE TRANSACTION with pending post_* events (durability = wal, the
+-- default; memory mode refuses it, see test/t/180_memory_mode.pl): they
+-- wait in the WAL with the prepared transaction and go out after COMMIT
+-- PREPARED, never after ROLLBACK PREPARED; its pre_* events went out at once
+SELECT durability FROM cocohooks.stats;
 BEGIN;
-INSERT INTO cs_t VALUES (90, 'prepared?');
+INSERT INTO cs_t VALUES (90, 'prepared');
 PREPARE TRANSACTION 'cs_pending';
-SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'cs_pending';
-SELECT count(*) AS row_kept FROM cs_t WHERE id = 90;
+BEGIN;
+INSERT INTO cs_t VALUES (91, 'prepared, rolled back');
+PREPARE TRANSACTION 'cs_pending_rollback';
+SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid LIKE 'cs_pending%';
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT * FROM cs_seen(90, 99);
+COMMIT PREPARED 'cs_pending';
+ROLLBACK PREPARED 'cs_pending_rollback';
 SELECT cocohooks.wait_for_deliveries('20 s');
 SELECT * FROM cs_seen(90, 99);
 

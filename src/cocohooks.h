@@ -227,6 +227,7 @@ extern uint64 coco_message_wal_lsn(const CocoEventHeader *msg);
 /* event_emit.c: where an event leaves the backend that caused it */
 extern void coco_emit_at_once(char *message, Size len);
 extern void coco_emit_at_commit(char *message, Size len);
+extern void coco_emit_redelivery(char *message, Size len);
 extern uint64 coco_wal_log_message(char *message, Size len, bool transactional);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,

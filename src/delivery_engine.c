@@ -157,8 +157,8 @@ finish_delivery(Delivery *d)
 }
 
 static void send_delivery(Delivery *d);
-static void start_or_give_up(const CocoEventHeader *queued, void *source_arg,
-							 const char *give_up_error);
+static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
+							 void *source_arg, const char *give_up_error);
 
 static int
 retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
@@ -402,13 +402,15 @@ send_delivery(Delivery *d)
 
 /*
  * Starts one delivery per target hook of an event; the message is copied.
- * Call only while coco_engine_room() is positive.  An event in the WAL is
- * reported finished to coco_wal_event_finished() with source_arg.
+ * Call only while coco_engine_room() is positive.  An event in the WAL, its
+ * record ending at wal_lsn (0 if none), is reported finished to
+ * coco_wal_event_finished() with source_arg.
  */
 void
-coco_engine_start_event(const CocoEventHeader *queued, void *source_arg)
+coco_engine_start_event(const CocoEventHeader *queued, uint64 wal_lsn,
+						void *source_arg)
 {
-	start_or_give_up(queued, source_arg, NULL);
+	start_or_give_up(queued, wal_lsn, source_arg, NULL);
 }
 
 /*
@@ -417,15 +419,15 @@ coco_engine_start_event(const CocoEventHeader *queued, void *source_arg)
  * redeliver() can still send it.  Takes room like coco_engine_start_event().
  */
 void
-coco_engine_give_up_event(const CocoEventHeader *msg, void *source_arg,
-						  const char *error)
+coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
+						  void *source_arg, const char *error)
 {
-	start_or_give_up(msg, source_arg, error);
+	start_or_give_up(msg, wal_lsn, source_arg, error);
 }
 
 static void
-start_or_give_up(const CocoEventHeader *queued, void *source_arg,
-				 const char *give_up_error)
+start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
+				 void *source_arg, const char *give_up_error)
 {
 	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
 	WorkerEvent *ev = palloc(sizeof(WorkerEvent));
@@ -435,7 +437,7 @@ start_or_give_up(const CocoEventHeader *queued, void *source_arg,
 	memcpy(ev->msg, queued, queued->total_len);
 	ev->document_id = document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
-	ev->wal_lsn = coco_message_wal_lsn(ev->msg);
+	ev->wal_lsn = wal_lsn;
 	ev->source_arg = source_arg;
 	coco_event_id_text(ev->msg, ev->event_id);
 	dlist_push_tail(&events, &ev->node);
@@ -468,6 +470,21 @@ start_or_give_up(const CocoEventHeader *queued, void *source_arg,
 			send_delivery(d);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A queued event that is already being delivered from elsewhere (the WAL
+ * reader got to it first): nothing to send, but its place in the queue's
+ * order must still be reported finished.
+ */
+void
+coco_engine_note_skipped(const CocoEventHeader *queued)
+{
+	WorkerEvent *ev = MemoryContextAllocZero(engine_cxt, sizeof(WorkerEvent));
+
+	ev->msg = MemoryContextAlloc(engine_cxt, sizeof(CocoEventHeader));
+	memcpy(ev->msg, queued, sizeof(CocoEventHeader));
+	dlist_push_tail(&events, &ev->node);
 }
 
 void

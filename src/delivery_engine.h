@@ -23,9 +23,11 @@ extern int	coco_engine_wait_fd(void);
 
 /* events that may start now (0 when deliveries or log rows are at their limit) */
 extern int	coco_engine_room(void);
-extern void coco_engine_start_event(const CocoEventHeader *msg, void *source_arg);
-extern void coco_engine_give_up_event(const CocoEventHeader *msg, void *source_arg,
-									  const char *error);
+extern void coco_engine_start_event(const CocoEventHeader *msg, uint64 wal_lsn,
+									void *source_arg);
+extern void coco_engine_note_skipped(const CocoEventHeader *msg);
+extern void coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
+									  void *source_arg, const char *error);
 
 /* starts due retries, lets libcurl progress, logs and releases what finished */
 extern void coco_engine_progress(void);

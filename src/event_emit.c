@@ -55,6 +55,24 @@ coco_emit_at_once(char *message, Size len)
 	}
 }
 
+/*
+ * A redelivered event keeps its id.  In wal mode it goes into the WAL only,
+ * transactionally, and the worker's WAL reader sends it once the
+ * transaction commits: it is as durable as a fresh event, and no queued
+ * copy can be mistaken for the original's (see wal_source.c).
+ */
+void
+coco_emit_redelivery(char *message, Size len)
+{
+	if (coco_wal_mode())
+	{
+		(void) coco_log_logical_message(COCO_WAL_PREFIX, message, len, true);
+		coco_queue_wake_worker();
+	}
+	else
+		coco_pending_add(message, len);
+}
+
 void
 coco_emit_at_commit(char *message, Size len)
 {

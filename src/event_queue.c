@@ -456,6 +456,19 @@ coco_queue_extension_checked(uint32 request)
 	ConditionVariableBroadcast(&queue->finished_cv);
 }
 
+/*
+ * Events the WAL reader found that the queue had not carried (negative: a
+ * queued copy of one of them came after all, and counted itself).
+ */
+void
+coco_queue_count_queued(int64 n)
+{
+	if (n >= 0)
+		pg_atomic_fetch_add_u64(&queue->queued, (uint64) n);
+	else
+		pg_atomic_fetch_sub_u64(&queue->queued, (uint64) -n);
+}
+
 void
 coco_queue_set_wal_restart(uint64 lsn)
 {
@@ -475,13 +488,14 @@ coco_queue_set_wal_done(uint64 lsn)
 /*
  * wait_for_deliveries() while the worker reads events from the WAL: every
  * event written before the call, once in the WAL on disk, is read and
- * finished when the reader's done mark passes the call's WAL position.
+ * finished when the reader's done mark passes the call's WAL position
+ * (target).  Events queued but not in the WAL (redeliver()) are waited for
+ * by their place in the queue, as in memory mode.
  */
-static bool
-wait_for_wal_deliveries(TimestampTz deadline)
+static XLogRecPtr
+wal_wait_target(void)
 {
 	XLogRecPtr	target = GetXLogInsertRecPtr();
-	bool		done = false;
 
 	/*
 	 * The insert position of a new page or segment points past its header,
@@ -491,6 +505,14 @@ wait_for_wal_deliveries(TimestampTz deadline)
 		target -= SizeOfXLogLongPHD;
 	else if (target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
 		target -= SizeOfXLogShortPHD;
+	return target;
+}
+
+static bool
+wait_for_wal_deliveries(XLogRecPtr target, TimestampTz deadline)
+{
+	bool		done = false;
+
 	XLogFlush(target);
 	coco_queue_wake_worker();
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
@@ -585,6 +607,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	uint32		generation;
 	bool		requeue_seen = false;
 	bool		done = false;
+	XLogRecPtr	wal_target = InvalidXLogRecPtr;
 
 	coco_require_preload();
 	if (PG_ARGISNULL(0))
@@ -600,7 +623,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				 errmsg("timeout must not be negative")));
 	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
 	if (coco_wal_mode() && pg_atomic_read_u32(&queue->wal_active) != 0)
-		PG_RETURN_BOOL(wait_for_wal_deliveries(deadline));
+		wal_target = wal_wait_target();
 
 	generation = pg_atomic_read_u32(&queue->store_generation);
 	pg_read_barrier();
@@ -649,5 +672,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	}
 	ConditionVariableCancelSleep();
 
+	if (done && !XLogRecPtrIsInvalid(wal_target))
+		done = wait_for_wal_deliveries(wal_target, deadline);
 	PG_RETURN_BOOL(done);
 }

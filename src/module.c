@@ -34,7 +34,7 @@ int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
 int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
-int			cocohooks_durability = COCO_DURABILITY_MEMORY;
+int			cocohooks_durability = COCO_DURABILITY_WAL;
 int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
 
 bool		coco_preloaded = false;
@@ -145,7 +145,7 @@ define_server_start_settings(void)
 							 "Where events wait for delivery: in the WAL, or in memory only.",
 							 "wal: every event is written to the WAL by the transaction that causes it, and delivered whatever crashes after its commit. memory: events live in shared memory only.",
 							 &cocohooks_durability,
-							 COCO_DURABILITY_MEMORY,
+							 COCO_DURABILITY_WAL,
 							 durability_options,
 							 PGC_POSTMASTER,
 							 0,

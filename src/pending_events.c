@@ -328,7 +328,8 @@ xact_callback(XactEvent event, void *arg)
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot PREPARE a transaction that has pending cocohooks events"),
 						 errdetail("post_save and post_delete events are delivered when their transaction commits, and a prepared transaction commits elsewhere."),
-						 errhint("Commit without two-phase commit, or make these writes with \"cocohooks.api_session\" off.")));
+						 errhint("Set \"%s\" to \"wal\", commit without two-phase commit, or make these writes with \"%s\" off.",
+								 "cocohooks.durability", "cocohooks.api_session")));
 			break;
 		case XACT_EVENT_COMMIT:
 			push_pending();

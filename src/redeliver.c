@@ -167,7 +167,7 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 						collection, strlen(collection),
 						docid_json.data, docid_json.len,
 						event_id, 0, 0, payload, strlen(payload));
-	coco_pending_add(message.data, message.len);
+	coco_emit_redelivery(message.data, message.len);
 
 	PG_RETURN_BOOL(true);
 }

@@ -92,6 +92,12 @@ typedef struct Job
 	TransactionId xids[FLEXIBLE_ARRAY_MEMBER];	/* sorted */
 } Job;
 
+typedef struct StartedEvent
+{
+	uint64		lsn;			/* hash key */
+	TimestampTz started;
+} StartedEvent;
+
 typedef struct QueuedEvent
 {
 	uint64		lsn;			/* hash key */
@@ -112,8 +118,12 @@ static HTAB *open_xacts = NULL;
 static dlist_head jobs = DLIST_STATIC_INIT(jobs);
 static int	njobs = 0;
 static HTAB *queued_events = NULL;
+static HTAB *started_events = NULL;
+static TimestampTz last_expiry = 0;
 static TimestampTz last_slot_save = 0;
 static char slot_name[NAMEDATALEN];
+
+static void remember_started(uint64 lsn);
 
 static int
 xid_compare(const void *a, const void *b)
@@ -233,6 +243,9 @@ coco_wal_source_start(void)
 	ctl.entrysize = sizeof(QueuedEvent);
 	queued_events = hash_create("cocohooks queued events", 1024, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.entrysize = sizeof(StartedEvent);
+	started_events = hash_create("cocohooks events started from the WAL", 1024, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	scan_reader = allocate_reader(&scan_private);
 	deliver_reader = allocate_reader(&deliver_private);
@@ -569,16 +582,21 @@ deliver_job(Job *job, int *room)
 				CocoEventHeader *msg = palloc(len);
 
 				memcpy(msg, payload, len);
-				if (msg->total_len == len && msg->event_id_len == COCO_WAL_ID_LEN)
+				if (msg->total_len == len && msg->event_id_len > 0)
 				{
-					coco_message_set_wal_id(msg, lsn);
+					/* a fresh event is named after its record; a redelivery keeps its name */
+					if (msg->event_id_len == COCO_WAL_ID_LEN &&
+						memcmp(coco_event_id(msg), COCO_WAL_ID_PLACEHOLDER, COCO_WAL_ID_LEN) == 0)
+						coco_message_set_wal_id(msg, lsn);
 					msg->seq = 0;
 					msg->queued_at = job->commit_time;
 					job->unfinished++;
+					coco_queue_count_queued(1);
+					remember_started(lsn);
 					if (job->give_up)
-						coco_engine_give_up_event(msg, job, "given up: WAL retention limit");
+						coco_engine_give_up_event(msg, lsn, job, "given up: WAL retention limit");
 					else
-						coco_engine_start_event(msg, job);
+						coco_engine_start_event(msg, lsn, job);
 					started++;
 					(*room)--;
 				}
@@ -619,6 +637,61 @@ coco_wal_source_take(void)
 	}
 	MemoryContextSwitchTo(old);
 	return started > 0;
+}
+
+/*
+ * An event the delivery cursor started: its copy may still reach the queue
+ * (a backend pushes it just after its commit record, which the cursor may
+ * read first), and must then not be sent again.
+ */
+static void
+remember_started(uint64 lsn)
+{
+	StartedEvent *se;
+	bool		found;
+
+	se = hash_search(started_events, &lsn, HASH_ENTER, &found);
+	se->started = GetCurrentTimestamp();
+}
+
+/*
+ * True, once, if the delivery cursor already started the event of this
+ * queued copy.
+ */
+bool
+coco_wal_started_from_wal(uint64 lsn)
+{
+	bool		found = false;
+
+	if (active && lsn != 0 && hash_get_num_entries(started_events) > 0)
+		hash_search(started_events, &lsn, HASH_REMOVE, &found);
+	return found;
+}
+
+/*
+ * Forgets started events whose queued copy never came (the queue was full):
+ * after a minute, or sooner when there are very many.
+ */
+static void
+expire_started(void)
+{
+	HASH_SEQ_STATUS status;
+	StartedEvent *se;
+	TimestampTz now = GetCurrentTimestamp();
+	int			keep_ms = 60000;
+
+	if (hash_get_num_entries(started_events) == 0 ||
+		!TimestampDifferenceExceeds(last_expiry, now, 1000))
+		return;
+	last_expiry = now;
+	if (hash_get_num_entries(started_events) >= MAX_REMEMBERED_QUEUED)
+		keep_ms = 1000;
+	hash_seq_init(&status, started_events);
+	while ((se = hash_seq_search(&status)) != NULL)
+	{
+		if (TimestampDifferenceExceeds(se->started, now, keep_ms))
+			hash_search(started_events, &se->lsn, HASH_REMOVE, NULL);
+	}
 }
 
 void
@@ -751,6 +824,7 @@ coco_wal_source_advance(void)
 	}
 
 	give_up_past_retention(restart);
+	expire_started();
 	coco_queue_set_wal_restart(restart);
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	current = MyReplicationSlot->data.restart_lsn;

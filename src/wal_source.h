@@ -24,10 +24,12 @@ extern void coco_wal_source_drop_slot(void);
 
 /* an event popped from the shared queue, and one that finished */
 extern void coco_wal_note_queued(uint64 lsn);
+extern bool coco_wal_started_from_wal(uint64 lsn);
 extern void coco_wal_event_finished(uint64 lsn, void *source_arg);
 
 /* event_queue.c: what the WAL reader has finished, for wait_for_deliveries() */
 extern void coco_queue_set_wal_done(uint64 lsn);
 extern void coco_queue_set_wal_restart(uint64 lsn);
+extern void coco_queue_count_queued(int64 n);
 
 #endif							/* WAL_SOURCE_H */

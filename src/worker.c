@@ -256,9 +256,18 @@ take_events(char **buf, Size *bufsize)
 		while (off < len)
 		{
 			const CocoEventHeader *msg = (const CocoEventHeader *) (*buf + off);
+			uint64		lsn = coco_message_wal_lsn(msg);
 
-			coco_wal_note_queued(coco_message_wal_lsn(msg));
-			coco_engine_start_event(msg, NULL);
+			if (coco_wal_started_from_wal(lsn))
+			{
+				coco_queue_count_queued(-1);
+				coco_engine_note_skipped(msg);
+			}
+			else
+			{
+				coco_wal_note_queued(lsn);
+				coco_engine_start_event(msg, lsn, NULL);
+			}
 			off += msg->total_len;
 		}
 		took = true;

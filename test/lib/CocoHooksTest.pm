@@ -39,7 +39,9 @@ sub new_node
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
-	my $conf = "max_connections = 30\n";
+	# wal_level = replica (initdb's default; the test cluster's is minimal)
+	# lets cocohooks.durability = wal, the default, keep WAL for events
+	my $conf = "max_connections = 30\nwal_level = replica\nmax_wal_senders = 0\n";
 	if (!defined $opts{preload} || $opts{preload})
 	{
 		$conf .= "shared_preload_libraries = 'cocohooks'\n";

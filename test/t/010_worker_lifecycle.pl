@@ -1,5 +1,7 @@
 # The worker: restart after termination and after a crash, prompt exit on
 # SIGTERM and on fast shutdown with requests in flight, settings reload.
+# In memory mode, where an orderly exit saves the worker's events to disk
+# (in wal mode they are read again from the WAL: test/t/160_wal_durability.pl).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -11,7 +13,7 @@ use lib "$FindBin::RealBin/../lib";
 use CocoHooksTest;
 
 my $recv = start_receiver();
-my $node = new_node('lifecycle', conf => "restart_after_crash = on\n");
+my $node = new_node('lifecycle', conf => "restart_after_crash = on\ncocohooks.durability = memory\n");
 $node->start;
 create_extension($node);
 

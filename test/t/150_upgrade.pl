@@ -132,7 +132,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM cocohooks.stats WHERE queu
 
 # --- the update
 $node->safe_psql('postgres', 'ALTER EXTENSION cocohooks UPDATE');
-is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'memory',
+is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'wal',
 	'after the update the stats view has the 0.2.0 columns');
 is(extversion(), '0.2.0', 'ALTER EXTENSION cocohooks UPDATE reaches 0.2.0');
 

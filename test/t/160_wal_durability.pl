@@ -160,6 +160,12 @@ sub wait_back
 	return;
 }
 
+crash_batch('terminate', 1000001, sub {
+	my $pid = worker_pid($node);
+	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok(defined wait_worker($node, 30, $pid), 'a new worker after SIGTERM');
+});
+
 crash_batch('kill-backend', 10001, sub {
 	my $psql = $node->background_psql('postgres');
 	my $pid = $psql->query_safe('SELECT pg_backend_pid()');
