@@ -9,11 +9,15 @@
  *					  which hooks want the event, builds the body with
  *					  payload.c (rows rendered by row_json.c) inside an
  *					  event message laid out by event_message.c;
+ *	event_emit.c	  sends a pre_* message on at once and a post_* one
+ *					  to pending_events.c, writing each into the WAL first
+ *					  when cocohooks.durability = wal;
  *	pending_events.c  holds post_* messages until the transaction commits;
  *	event_queue.c	  is the shared-memory ring the messages cross into;
- *	worker.c		  drains the ring and hands one delivery per event and
- *					  hook to http_client.c, then logs results through
- *					  delivery_log.c.
+ *	worker.c		  takes events from the ring, and from the WAL through
+ *					  wal_source.c, and hands them to delivery_engine.c:
+ *					  one delivery per event and hook through
+ *					  http_client.c, results logged through delivery_log.c.
  *
  * An event message is self-contained: it carries the body and a copy of
  * every target hook's settings, so the worker never reads the hook catalog

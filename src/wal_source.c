@@ -49,12 +49,15 @@
 #include "cocohooks.h"
 
 #include "access/transam.h"
-#include "commands/extension.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
 #include "replication/message.h"
@@ -62,6 +65,7 @@
 #include "storage/procarray.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "delivery_engine.h"
 #include "wal_source.h"
@@ -71,6 +75,8 @@
 #define MAX_REMEMBERED_QUEUED	200000
 #define SLOT_SAVE_INTERVAL_MS	1000
 #define IDLE_POLL_MS			200
+#define RESTART_INTERVAL_MS		100	/* how often the restart point moves */
+#define CRASHED_CHECK_MS		1000
 
 typedef struct OpenXact
 {
@@ -120,6 +126,9 @@ static int	njobs = 0;
 static HTAB *queued_events = NULL;
 static HTAB *started_events = NULL;
 static TimestampTz last_expiry = 0;
+static TimestampTz last_restart_update = 0;
+static TimestampTz last_crashed_check = 0;
+static Job *first_unread = NULL;	/* the oldest job not all handed on */
 static TimestampTz last_slot_save = 0;
 static char slot_name[NAMEDATALEN];
 
@@ -158,8 +167,27 @@ extension_installed(void)
 	MemoryContext old = CurrentMemoryContext;
 	bool		installed;
 
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+
 	StartTransactionCommand();
-	installed = OidIsValid(get_extension_oid("cocohooks", true));
+
+	/*
+	 * Asked from the commit callback of the transaction that created or
+	 * dropped the extension, before its invalidations are sent: a cache
+	 * entry or a catalog snapshot kept from earlier would not see the change
+	 * (get_extension_oid() uses a cache from PostgreSQL 18), so read the
+	 * catalog itself with a new snapshot.
+	 */
+	InvalidateCatalogSnapshot();
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("cocohooks"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	installed = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(old);
 	return installed;
@@ -254,6 +282,7 @@ coco_wal_source_start(void)
 	scan_at_end = false;
 	dlist_init(&jobs);
 	njobs = 0;
+	first_unread = NULL;
 	active = true;
 	MemoryContextSwitchTo(old);
 	last_slot_save = GetCurrentTimestamp();
@@ -354,6 +383,8 @@ new_job(XLogRecPtr first, XLogRecPtr end, TimestampTz commit_time,
 	}
 	dlist_push_tail(&jobs, &job->node);
 	njobs++;
+	if (first_unread == NULL)
+		first_unread = job;
 	return job;
 }
 
@@ -463,8 +494,12 @@ forget_crashed_xacts(void)
 	HASH_SEQ_STATUS status;
 	OpenXact   *ox;
 
-	if (hash_get_num_entries(open_xacts) == 0)
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (hash_get_num_entries(open_xacts) == 0 ||
+		!TimestampDifferenceExceeds(last_crashed_check, now, CRASHED_CHECK_MS))
 		return;
+	last_crashed_check = now;
 	hash_seq_init(&status, open_xacts);
 	while ((ox = hash_seq_search(&status)) != NULL)
 	{
@@ -618,22 +653,21 @@ bool
 coco_wal_source_take(void)
 {
 	MemoryContext old;
-	dlist_iter	iter;
 	int			room;
 	int			started = 0;
 
-	if (!active || (room = coco_engine_room()) <= 0)
+	if (!active || first_unread == NULL || (room = coco_engine_room()) <= 0)
 		return false;
 	old = MemoryContextSwitchTo(source_cxt);
-	dlist_foreach(iter, &jobs)
-	{
-		Job		   *job = dlist_container(Job, node, iter.cur);
 
-		if (job->read_all)
-			continue;
-		started += deliver_job(job, &room);
-		if (room <= 0 || !job->read_all)
+	/* jobs are handed on in commit order: those before first_unread are read */
+	while (first_unread != NULL && room > 0)
+	{
+		started += deliver_job(first_unread, &room);
+		if (!first_unread->read_all)
 			break;
+		first_unread = dlist_has_next(&jobs, &first_unread->node) ?
+			dlist_container(Job, node, dlist_next_node(&jobs, &first_unread->node)) : NULL;
 	}
 	MemoryContextSwitchTo(old);
 	return started > 0;
@@ -811,6 +845,12 @@ coco_wal_source_advance(void)
 		done = scan_next;
 	coco_queue_set_wal_done(done);
 
+	/* the rest looks at every job: now and then is enough */
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(last_restart_update, now, RESTART_INTERVAL_MS))
+		return;
+	last_restart_update = now;
+
 	restart = scan_next;
 	hash_seq_init(&status, open_xacts);
 	while ((ox = hash_seq_search(&status)) != NULL)
@@ -835,7 +875,6 @@ coco_wal_source_advance(void)
 	{
 		ReplicationSlotMarkDirty();
 		ReplicationSlotsComputeRequiredLSN();
-		now = GetCurrentTimestamp();
 		if (TimestampDifferenceExceeds(last_slot_save, now, SLOT_SAVE_INTERVAL_MS))
 		{
 			ReplicationSlotSave();

@@ -9,21 +9,26 @@
  *	wait (latch, postmaster death, HTTP sockets, libcurl's timer, the next
  *	retry or log pruning)
  *	-> reset latch -> CHECK_FOR_INTERRUPTS -> reload settings if asked
+ *	-> if the extension was created or dropped, start or stop reading the
+ *	   WAL (extension_watch.c)
  *	-> take events from the sources while the engine has room:
- *	   the events a previous worker saved (queued again), then the shared
- *	   queue
+ *	   the events a previous worker saved (queued again), the shared
+ *	   queue, then (durability = wal) the WAL (wal_source.c)
  *	-> let the engine progress (delivery_engine.c): retries that are due,
  *	   libcurl, the batch of log rows, the report of finished events
+ *	-> move the WAL source's restart point past what is finished
  *	-> now and then, delete log rows past cocohooks.log_retention.
  *
  * Each pass runs in a memory context reset at the next pass; what outlives
- * a pass lives in the worker's or the engine's own context.
+ * a pass lives in the worker's, the engine's or the WAL source's context.
  *
- * On any orderly exit, a before_shmem_exit callback saves every unfinished
- * event (held by the engine or still queued) with event_store.c, and the
- * next worker queues them again under the same webhook-ids.  Only a process
- * killed outright loses events; a new worker then counts what its
- * predecessor held as dropped (coco_queue_lose_unfinished).
+ * In memory mode, on any orderly exit, a before_shmem_exit callback saves
+ * every unfinished event (held by the engine or still queued) with
+ * event_store.c, and the next worker queues them again under the same
+ * webhook-ids; a process killed outright loses events, and a new worker
+ * counts what its predecessor held as dropped (coco_queue_lose_unfinished).
+ * In wal mode nothing is lost: the next worker reads again from the slot's
+ * restart point.
  *
  *-------------------------------------------------------------------------
  */
@@ -80,9 +85,10 @@ forget_worker(int code, Datum arg)
 
 /*
  * before_shmem_exit callback: saves every unfinished event, held by the
- * engine or still in the shared queue, so that the next worker delivers it (see
- * event_store.c).  An attempt in flight is not counted as made.  Runs on
- * any orderly exit; must not raise an error.
+ * engine or still in the shared queue, so that the next worker delivers it
+ * (see event_store.c); events in the WAL are not saved, the slot's restart
+ * point is.  An attempt in flight is not counted as made.  Runs on any
+ * orderly exit; must not raise an error.
  */
 static void
 save_unfinished(int code, Datum arg)
@@ -90,14 +96,14 @@ save_unfinished(int code, Datum arg)
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
 	volatile uint64 n = 0;
 
-	/* events in the WAL are read again from there */
-	coco_wal_source_exit();
-
 	PG_TRY();
 	{
 		StringInfoData buf;
 		char	   *popbuf = palloc(POP_BUFFER_INITIAL);
 		Size		popbufsize = POP_BUFFER_INITIAL;
+
+		/* events in the WAL are read again from there: keep where */
+		coco_wal_source_exit();
 
 		initStringInfo(&buf);
 		n = coco_engine_save_unfinished(&buf);
