@@ -415,6 +415,22 @@ coco_queue_finish_upto(uint64 seq)
  * lsn is finished (InvalidXLogRecPtr: the reader is not running).
  */
 /*
+ * One sleep on finished_cv (prepared by the caller), of at most 100 ms so
+ * that a missed broadcast costs little; false once the deadline has passed.
+ */
+static bool
+sleep_until(TimestampTz deadline)
+{
+	long		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+	if (remaining_ms <= 0)
+		return false;
+	(void) ConditionVariableTimedSleep(&queue->finished_cv, Min(remaining_ms, 100),
+									   PG_WAIT_EXTENSION);
+	return true;
+}
+
+/*
  * Asks the worker to look whether the extension exists (it was created or
  * dropped) and waits, up to wait_ms, until it has.  Never raises an error:
  * runs after commit.
@@ -429,15 +445,9 @@ coco_queue_request_extension_check(int wait_ms)
 		return;
 	coco_queue_wake_worker();
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
-	while ((int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) < 0)
-	{
-		long		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-		if (remaining_ms <= 0)
-			break;
-		(void) ConditionVariableTimedSleep(&queue->finished_cv, Min(remaining_ms, 100),
-										   PG_WAIT_EXTENSION);
-	}
+	while ((int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) < 0 &&
+		   sleep_until(deadline))
+		;
 	ConditionVariableCancelSleep();
 }
 
@@ -518,19 +528,13 @@ wait_for_wal_deliveries(XLogRecPtr target, TimestampTz deadline)
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
 	for (;;)
 	{
-		long		remaining_ms;
-
 		if (pg_atomic_read_u64(&queue->wal_done) >= target)
 		{
 			done = true;
 			break;
 		}
-		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (remaining_ms <= 0)
+		if (!sleep_until(deadline))
 			break;
-		(void) ConditionVariableTimedSleep(&queue->finished_cv,
-										   Min(remaining_ms, 100),
-										   PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 	return done;
@@ -634,8 +638,6 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
 	for (;;)
 	{
-		long		remaining_ms;
-
 		/*
 		 * Saved events are back in the queue only once store_pending is
 		 * clear, under new numbers: if a save happened since we looked, or
@@ -662,13 +664,8 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				break;
 			}
 		}
-		remaining_ms = (long) ((deadline - GetCurrentTimestamp() + 999) / 1000);
-		if (remaining_ms <= 0)
+		if (!sleep_until(deadline))
 			break;
-		/* bounded slices, so a missed broadcast costs at most 100 ms */
-		(void) ConditionVariableTimedSleep(&queue->finished_cv,
-										   Min(remaining_ms, 100),
-										   PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
 
