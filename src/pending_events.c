@@ -13,6 +13,13 @@
  * subtransaction's messages begin, so a rolled-back savepoint cuts its
  * messages off.
  *
+ * With cocohooks.durability = wal every message is already in the WAL
+ * with its transaction, and the copies kept here only spare the worker's
+ * WAL reader some work and latency.  So in wal mode a transaction whose
+ * messages outgrow the tail keeps none: it writes no temporary file, and
+ * the worker reads all its events from the WAL after the commit.  That
+ * saves the bulk write twice over (to the file and into the queue).
+ *
  * At XACT_EVENT_COMMIT, after the commit record is written, the messages
  * are pushed into the shared queue; at abort they are thrown away.  An
  * abort that happens at commit time (a deferred constraint, a serialization
@@ -53,6 +60,7 @@ static SubxactMark *marks = NULL;
 static int	nmarks = 0;
 static int	maxmarks = 0;
 static uint64 dropped_in_xact = 0;
+static bool wal_only = false;	/* copies given up: the WAL has them all */
 
 /* biggest chunk pushed under one hold of the queue lock */
 #define PUSH_CHUNK		(256 * 1024)
@@ -76,6 +84,7 @@ reset_pending(void)
 	marks = NULL;
 	maxmarks = 0;
 	mem.data = NULL;
+	wal_only = false;
 	if (pending_cxt)
 		MemoryContextReset(pending_cxt);
 }
@@ -173,10 +182,20 @@ coco_pending_add(const char *message, Size len)
 		initStringInfo(&mem);
 		MemoryContextSwitchTo(old);
 	}
-	if (mem.len > 0 &&
+	if (!wal_only && mem.len > 0 &&
 		(Size) mem.len + len > Min((Size) work_mem * 1024, MAX_TAIL))
-		flush_tail();
-	appendBinaryStringInfo(&mem, message, len);
+	{
+		if (coco_wal_mode())
+		{
+			/* the worker reads this transaction's events from the WAL */
+			wal_only = true;
+			resetStringInfo(&mem);
+		}
+		else
+			flush_tail();
+	}
+	if (!wal_only)
+		appendBinaryStringInfo(&mem, message, len);
 	pending_bytes += len;
 	pending_count++;
 }
@@ -187,6 +206,8 @@ truncate_pending(uint64 offset, uint64 count)
 {
 	pending_bytes = offset;
 	pending_count = count;
+	if (wal_only)
+		return;					/* no copies kept; the WAL reader sees the abort */
 	if (offset < file_len)
 	{
 		/* later writes overwrite the file from here */
@@ -252,6 +273,12 @@ push_pending(void)
 	if (pending_count == 0)
 		return;
 
+	if (wal_only)
+	{
+		/* the worker reads them from the WAL */
+		coco_queue_wake_worker();
+		return;
+	}
 	if (file_len > 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pending_cxt);
