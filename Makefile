@@ -6,6 +6,7 @@ EXTVERSION = 0.2.0
 MODULE_big = cocohooks
 OBJS = \
 	src/module.o \
+	src/network_guard.o \
 	src/event_queue.o \
 	src/event_message.o \
 	src/hook_cache.o \
@@ -45,7 +46,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input payloads commit_semantics api_session delivery
+REGRESS = setup registration bad_input network_guard payloads commit_semantics api_session delivery
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

@@ -254,7 +254,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 
 	if (!success)
 	{
-		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up;
+		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up &&
+			!r->permanent;
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 

@@ -25,6 +25,8 @@
 
 #include <curl/curl.h>
 
+#include "network_guard.h"
+
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/catalog.h"
@@ -92,6 +94,29 @@ check_event(const char *event)
 	return (CocoEventKind) kind;
 }
 
+/*
+ * A URL whose host is a literal IP address the network guard would refuse
+ * is refused now; a host name is checked on each address it resolves to,
+ * when the worker connects.  host is as libcurl's URL parser gives it, so
+ * numeric forms such as "http://2130706433/" arrive as dotted addresses.
+ */
+static void
+check_literal_address(const char *url, const char *host)
+{
+	uint8		addr[16];
+	int			family = coco_parse_ip(host, addr);
+	const char *why;
+
+	if (family != 0 && !coco_address_allowed(family, addr, &why))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("url \"%s\" points to an address deliveries may not connect to", url),
+				 errdetail("%s is %s, and not inside \"%s\".", host, why,
+						   "cocohooks.allowed_networks"),
+				 errhint("Use a public address, or ask a superuser to add its range to \"%s\".",
+						 "cocohooks.allowed_networks")));
+}
+
 static void
 check_url(const char *url)
 {
@@ -142,6 +167,7 @@ check_url(const char *url)
 				 errmsg("invalid url \"%s\"", url),
 				 errdetail("url could not be parsed: %s.", why)));
 	}
+	check_literal_address(url, host);
 	curl_free(host);
 	curl_url_cleanup(cu);
 }

@@ -11,7 +11,13 @@
  *
  * Every transfer is restricted to http and https, follows no redirect, and
  * discards the response body.  Easy handles are kept for reuse; the multi
- * handle keeps connections alive between requests to the same receiver.
+ * handle keeps connections alive between requests to the same receiver,
+ * and a share handle keeps TLS sessions (and DNS answers) for every handle.
+ * HTTPS always verifies the certificate and the host name, with TLS 1.2 or
+ * later; cocohooks.ca_file names certificates trusted in addition to the
+ * system's (set as libcurl's CA file, while its CA directory, the
+ * system's, stays in use).  Every address is checked by the network guard
+ * as it is connected to.
  *
  * Nothing here raises a PostgreSQL error from inside a libcurl callback:
  * callbacks only record state and return codes.  coco_http_post() may
@@ -26,6 +32,7 @@
 #include <unistd.h>
 
 #include "http_client.h"
+#include "network_guard.h"
 
 #include "storage/fd.h"
 #include "utils/memutils.h"
@@ -37,14 +44,20 @@ typedef struct HttpRequest
 	CURL	   *easy;
 	void	   *arg;
 	char		errbuf[CURL_ERROR_SIZE];
+	int			nsockets;		/* sockets libcurl asked for */
+	int			nblocked;		/* of them, refused by the network guard */
+	char		blocked[160];	/* why the last one was refused */
 	struct HttpRequest *next_free;
 } HttpRequest;
 
 #define WATCH_NONE	0xFF			/* not in the epoll set */
 
+char	   *cocohooks_ca_file = NULL;
+
 struct CocoHttp
 {
 	CURLM	   *multi;
+	CURLSH	   *share;			/* TLS sessions, reused across handles */
 	int			epfd;
 	/* per descriptor below nwatch: the events registered in epfd */
 	int			nwatch;
@@ -114,6 +127,61 @@ timer_callback(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/* Notes that the guard refused an address, for the request's error. */
+static void
+note_blocked(HttpRequest *req, const char *address, const char *why)
+{
+	req->nblocked++;
+	snprintf(req->blocked, sizeof(req->blocked),
+			 "blocked: %s is %s, not in cocohooks.allowed_networks",
+			 address, why);
+}
+
+/*
+ * libcurl asks for a socket for each address it tries: the network guard
+ * decides here, on the very address the socket would connect to.
+ */
+static curl_socket_t
+open_socket_callback(void *clientp, curlsocktype purpose,
+					 struct curl_sockaddr *address)
+{
+	HttpRequest *req = (HttpRequest *) clientp;
+	char		text[INET6_ADDRSTRLEN];
+	const char *why;
+
+	req->nsockets++;
+	if (!coco_sockaddr_allowed(&address->addr, text, sizeof(text), &why))
+	{
+		note_blocked(req, text, why);
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+#if LIBCURL_VERSION_NUM >= 0x075000
+/*
+ * Called before each request, on a new or a kept-alive connection: a
+ * connection opened before cocohooks.allowed_networks was narrowed must
+ * not be reused for an address it no longer allows.
+ */
+static int
+prereq_callback(void *clientp, char *primary_ip, char *local_ip,
+				int primary_port, int local_port)
+{
+	HttpRequest *req = (HttpRequest *) clientp;
+	uint8		addr[16];
+	int			family = coco_parse_ip(primary_ip, addr);
+	const char *why;
+
+	if (!coco_address_allowed(family, addr, &why))
+	{
+		note_blocked(req, primary_ip, why);
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
+}
+#endif
+
 static size_t
 discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -139,6 +207,13 @@ coco_http_create(CocoHttpDoneFn done)
 		ereport(ERROR,
 				(errcode_for_socket_access(),
 				 errmsg("could not create epoll descriptor: %m")));
+	http->share = curl_share_init();
+	if (http->share == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl share handle")));
+	curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	http->done = done;
 	http->timeout_ms = -1;
 	http->nwatch = Max(max_safe_fds, 1024);
@@ -208,6 +283,9 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 
 	req->arg = arg;
 	req->errbuf[0] = '\0';
+	req->nsockets = 0;
+	req->nblocked = 0;
+	req->blocked[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -221,8 +299,23 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_SHARE, http->share);
+	/* HTTPS: certificate and host name always verified, TLS 1.2 at least */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+	/* trusted besides the system's CA directory, which libcurl still uses */
+	if (cocohooks_ca_file && cocohooks_ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, cocohooks_ca_file);
 	/* receivers are reached directly: no proxy, and no proxy variables read */
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* every address is checked as it is connected to, and before reuse */
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
+#if LIBCURL_VERSION_NUM >= 0x075000
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_callback);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
+#endif
 
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
 	{
@@ -263,6 +356,12 @@ collect_finished(CocoHttp *http)
 				curl_easy_strerror(msg->data.result);
 			/* a response cut short is no response */
 			result.status = 0;
+			if (req->nblocked > 0)
+			{
+				/* every address it tried was refused: retrying cannot help */
+				result.error = req->blocked;
+				result.permanent = (req->nblocked >= req->nsockets);
+			}
 		}
 		curl_multi_remove_handle(http->multi, req->easy);
 		http->active--;

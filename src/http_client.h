@@ -19,9 +19,12 @@ typedef struct CocoHttpResult
 	const char *error;			/* transport error, or NULL */
 	double		duration_ms;
 	long		retry_after_s;	/* the response's Retry-After, or 0 */
+	bool		permanent;		/* retrying cannot help (the network guard) */
 } CocoHttpResult;
 
 typedef void (*CocoHttpDoneFn) (void *arg, const CocoHttpResult *result);
+
+extern char *cocohooks_ca_file;
 
 extern CocoHttp *coco_http_create(CocoHttpDoneFn done);
 extern int	coco_http_wait_fd(CocoHttp *http);

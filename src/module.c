@@ -14,6 +14,9 @@
  */
 #include "cocohooks.h"
 
+#include "http_client.h"
+#include "network_guard.h"
+
 #include <limits.h>
 
 #include "access/xlog.h"
@@ -229,6 +232,26 @@ define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cocohooks.allowed_networks",
+							   "Non-public networks deliveries may connect to.",
+							   "A list of CIDR ranges, such as \"127.0.0.0/8, ::1\". Deliveries connect only to public addresses and to addresses inside these ranges.",
+							   &cocohooks_allowed_networks,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   coco_allowed_networks_check,
+							   coco_allowed_networks_assign,
+							   NULL);
+
+	DefineCustomStringVariable("cocohooks.ca_file",
+							   "PEM file of certificate authorities trusted for HTTPS deliveries, besides the system's.",
+							   NULL,
+							   &cocohooks_ca_file,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("cocohooks");
 }

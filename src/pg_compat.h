@@ -36,6 +36,25 @@
 #endif
 
 /*
+ * 16 exported guc_malloc() and added guc_free(); before, a GUC's extra
+ * data was plain malloc()'d memory, freed with free().
+ */
+#if PG_VERSION_NUM < 160000
+static inline void *
+guc_malloc(int elevel, size_t size)
+{
+	void	   *p = malloc(size ? size : 1);
+
+	if (p == NULL)
+		ereport(elevel,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	return p;
+}
+#define guc_free(p)		free(p)
+#endif
+
+/*
  * 17 dropped PGPROC.pgprocno: a process's number is its place in the
  * PGPROC array.
  */

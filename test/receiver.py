@@ -10,13 +10,19 @@ finished its record is on disk.  The path chooses the answer:
     /slow/<ms>         wait <ms> milliseconds, then answer 200
     /redirect          answer 302 with a Location header
     /close             close the connection without answering
+    /closeafter        answer 200 with "Connection: close", then close
+    /body/<n>          answer 200 with a body of <n> bytes: "0123456789" over
+                       and over; ?status=<code> answers with that status
 
-Only listens on 127.0.0.1.  Usage:
+Only listens on 127.0.0.1.  With --tls-cert and --tls-key it speaks HTTPS
+(TLS 1.2 or later) with that certificate.  Usage:
     receiver.py --log FILE [--port N] [--port-file FILE]
+                [--tls-cert PEM --tls-key PEM]
 """
 import argparse
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -39,15 +45,20 @@ class Handler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("utf-8", errors="replace"),
             "received_at": time.time(),
+            "peer_port": self.client_address[1],
         }
+        if hasattr(self.connection, "session_reused"):
+            rec["tls_version"] = self.connection.version()
+            rec["tls_session_reused"] = self.connection.session_reused
         line = json.dumps(rec, sort_keys=True) + "\n"
         with LOCK:
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(line)
                 f.flush()
 
-    def _answer(self, code, extra=None):
-        payload = b'{"ok": true}' if 200 <= code < 300 else b'{"ok": false}'
+    def _answer(self, code, extra=None, payload=None):
+        if payload is None:
+            payload = b'{"ok": true}' if 200 <= code < 300 else b'{"ok": false}'
         if code in (204, 304) or code < 200:
             # these answers have no body (RFC 9110); sending one would leave
             # stray bytes on a kept-alive connection
@@ -74,6 +85,14 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(200)
         elif parts[:1] == ["redirect"]:
             self._answer(302, {"Location": "/status/200"})
+        elif parts[:1] == ["body"] and len(parts) > 1:
+            n = int(parts[1])
+            payload = (b"0123456789" * (n // 10 + 1))[:n]
+            self._answer(int(query.get("status", "200")), None, payload)
+        elif parts[:1] == ["closeafter"]:
+            # answers, then closes: the client's next request needs a new connection
+            self.close_connection = True
+            self._answer(200, {"Connection": "close"})
         elif parts[:1] == ["close"]:
             self.close_connection = True
             self.connection.close()
@@ -90,12 +109,19 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     Handler.log_path = args.log
     open(args.log, "a").close()
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 1024
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

@@ -46,6 +46,10 @@ sub new_node
 	{
 		$conf .= "shared_preload_libraries = 'cocohooks'\n";
 		$conf .= "cocohooks.database = 'postgres'\n";
+		# the test receivers are on loopback, which the network guard
+		# blocks unless allowed (allowed_networks => '' tests the default)
+		$conf .= "cocohooks.allowed_networks = '"
+		  . ($opts{allowed_networks} // '127.0.0.0/8, ::1') . "'\n";
 	}
 	$conf .= $opts{conf} if defined $opts{conf};
 	$node->append_conf('postgresql.conf', $conf);
@@ -109,6 +113,8 @@ sub wait_until
 
 # Starts test/receiver.py on 127.0.0.1, on a free port unless port => N;
 # it records requests to a new file unless log => FILE (appended to).
+# With tls_cert => PEM, tls_key => PEM it speaks HTTPS, and its url is
+# https://localhost:PORT.
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -120,7 +126,8 @@ sub start_receiver
 	my $h = IPC::Run::start(
 		[
 			'python3', $receiver_script, '--log', $log, '--port', $listen_port,
-			'--port-file', $port_file
+			'--port-file', $port_file,
+			($opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ())
 		],
 		'<', \undef, '>', \$out, '2>', \$err);
 	my $ok = wait_until('receiver port file', 15, sub { -s $port_file });
@@ -131,7 +138,7 @@ sub start_receiver
 		handle => $h,
 		log => $log,
 		port => $port,
-		url => "http://127.0.0.1:$port",
+		url => $opts{tls_cert} ? "https://localhost:$port" : "http://127.0.0.1:$port",
 		err => \$err,
 	};
 	push @receivers, $recv;

@@ -31,7 +31,7 @@ is($node->safe_psql('postgres',
 
 # Now preloaded, serving 'postgres'
 $node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'cocohooks'\ncocohooks.database = 'postgres'\n");
+	"shared_preload_libraries = 'cocohooks'\ncocohooks.database = 'postgres'\ncocohooks.allowed_networks = '127.0.0.0/8'\n");
 $node->restart;
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 
