@@ -7,6 +7,8 @@ MODULE_big = cocohooks
 OBJS = \
 	src/module.o \
 	src/network_guard.o \
+	src/signing_keys.o \
+	src/gone_hooks.o \
 	src/event_queue.o \
 	src/event_message.o \
 	src/hook_cache.o \

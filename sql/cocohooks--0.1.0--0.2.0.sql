@@ -26,3 +26,16 @@ CREATE FUNCTION cocohooks.queue_stats(
 CREATE VIEW cocohooks.stats AS SELECT * FROM cocohooks.queue_stats();
 REVOKE ALL ON cocohooks.stats FROM PUBLIC;
 GRANT SELECT ON cocohooks.stats TO PUBLIC;
+
+-- A 410 Gone disables a hook and says why; secrets rotate with an overlap;
+-- the log keeps the start of each response (SPEC section 8).
+ALTER TABLE cocohooks.hooks ADD COLUMN disabled_reason text;
+ALTER TABLE cocohooks.hooks ADD COLUMN previous_secret text;
+ALTER TABLE cocohooks.hooks ADD COLUMN previous_secret_until timestamptz;
+ALTER TABLE cocohooks.deliveries ADD COLUMN response text;
+
+-- Secret rotation with an overlap (SPEC section 8).
+CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
+                                        overlap interval DEFAULT '24 hours')
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_rotate_secret';

@@ -23,7 +23,12 @@ CREATE TABLE cocohooks.hooks (
     enabled     boolean     NOT NULL DEFAULT true,
     timeout_ms  integer     NOT NULL DEFAULT 15000 CHECK (timeout_ms BETWEEN 1 AND 15000),
     max_retries integer     NOT NULL DEFAULT 0 CHECK (max_retries BETWEEN 0 AND 20),
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- why and when the worker disabled the hook (a 410 Gone); NULL otherwise
+    disabled_reason text,
+    -- during a rotation (rotate_secret), the secret that still signs too
+    previous_secret text,
+    previous_secret_until timestamptz
 );
 ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
 CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
@@ -62,7 +67,8 @@ CREATE TABLE cocohooks.deliveries (
     queued_at   timestamptz      NOT NULL,
     finished_at timestamptz      NOT NULL,
     webhook_id  text             NOT NULL,
-    payload     jsonb            -- failed deliveries, all with log_deliveries = 'all'
+    payload     jsonb,           -- failed deliveries, all with log_deliveries = 'all'
+    response    text             -- first 1 kB of the last attempt's response body
 );
 CREATE INDEX deliveries_finished_at_idx ON cocohooks.deliveries (finished_at);
 CREATE INDEX deliveries_hook_id_idx ON cocohooks.deliveries (hook_id);
@@ -94,6 +100,11 @@ CREATE FUNCTION cocohooks.enable_hook(hook_id bigint) RETURNS boolean
 
 CREATE FUNCTION cocohooks.disable_hook(hook_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_disable_hook';
+
+CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
+                                        overlap interval DEFAULT '24 hours')
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_rotate_secret';
 
 CREATE FUNCTION cocohooks.redeliver(delivery_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver';

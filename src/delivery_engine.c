@@ -32,8 +32,10 @@
 
 #include "delivery_engine.h"
 #include "delivery_log.h"
+#include "gone_hooks.h"
 #include "http_client.h"
 #include "origin_queue.h"
+#include "signing_keys.h"
 #include "wal_source.h"
 
 #define MAX_LOG_BATCH		1000
@@ -237,6 +239,19 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
 	char	   *error = NULL;
 
+	if (!success && r->status == 410 && !d->given_up)
+	{
+		/*
+		 * The receiver wants no more: disable the hook and hold back its
+		 * events, before the slot freed below sends the next one.
+		 */
+		coco_gone_note(d->spec->hook_id);
+		ereport(LOG,
+				(errmsg("cocohooks disabled hook %lld: its receiver answered 410 Gone",
+						(long long) d->spec->hook_id),
+				 errdetail("URL: %.*s. Its events written before this answer are not sent; enable_hook() enables it again.",
+						   (int) d->spec->url_len, coco_spec_url(d->spec))));
+	}
 	if (d->sent)
 	{
 		dlist_node *next = coco_origin_release(d->origin);
@@ -255,7 +270,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	if (!success)
 	{
 		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up &&
-			!r->permanent;
+			!r->permanent && r->status != 410;
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 
@@ -319,6 +334,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		/* kept for redeliver(): failures always, everything when all is logged */
 		row->payload = coco_event_body(msg);
 		row->payload_len = msg->body_len;
+		row->response = (r->response_len > 0 || r->status > 0) ?
+			coco_log_text(r->response, r->response_len) : NULL;
 		d->done = true;
 		log_deliveries[nlog++] = d;
 	}
@@ -338,13 +355,19 @@ delivery_done(void *arg, const CocoHttpResult *r)
 void
 coco_engine_flush_log(void)
 {
-	if (nlog == 0)
+	CocoHookDisable *disables;
+	int			ndisables = coco_gone_pending(&disables);
+
+	if (nlog == 0 && ndisables == 0)
 		return;
-	coco_log_write(log_rows, nlog);
+	if (coco_log_write(log_rows, nlog, disables, ndisables))
+		coco_gone_written();
 	for (int i = 0; i < nlog; i++)
 	{
 		if (log_rows[i].error)
 			pfree((char *) log_rows[i].error);
+		if (log_rows[i].response)
+			pfree((char *) log_rows[i].response);
 		pfree((char *) log_rows[i].collection);
 		finish_delivery(log_deliveries[i]);
 	}
@@ -379,26 +402,50 @@ release_finished_events(void)
 /*
  * Sends a delivery that holds a slot of its origin.  If libcurl refuses
  * the transfer, the delivery fails at once (which frees the slot for the
- * next one).
+ * next one).  A delivery of a hook whose receiver answered 410 Gone after
+ * its event was written is not sent: it fails at once, and its slot goes
+ * to the next waiting delivery, in a loop rather than by recursion (a gone
+ * receiver may have thousands waiting).
  */
 static void
 send_delivery(Delivery *d)
 {
-	const CocoEventHeader *msg = d->ev->msg;
-	char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
+	TimestampTz gone_at;
 
-	d->sent = true;
-	d->headers = coco_request_headers(msg, d->spec, d->webhook_id);
-	if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
-						msg->body_len, d->spec->timeout_ms, d))
+	while (coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at, &gone_at))
 	{
+		dlist_node *next = coco_origin_release(d->origin);
 		CocoHttpResult r = {0};
 
-		r.error = "could not start the HTTP request";
-
+		r.error = psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
+						   timestamptz_to_str(gone_at));
+		d->given_up = true;
+		d->attempts--;
 		delivery_done(d, &r);
+		pfree((char *) r.error);
+		if (next == NULL)
+			return;
+		d = dlist_container(Delivery, wait_node, next);
 	}
-	pfree(url);
+
+	{
+		const CocoEventHeader *msg = d->ev->msg;
+		char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
+
+		d->sent = true;
+		d->headers = coco_request_headers(msg, d->spec, d->webhook_id,
+										  coco_signing_keys_for(d->spec->hook_id));
+		if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
+							msg->body_len, d->spec->timeout_ms, d))
+		{
+			CocoHttpResult r = {0};
+
+			r.error = "could not start the HTTP request";
+
+			delivery_done(d, &r);
+		}
+		pfree(url);
+	}
 }
 
 /*
@@ -430,9 +477,13 @@ static void
 start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 				 void *source_arg, const char *give_up_error)
 {
-	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
-	WorkerEvent *ev = palloc(sizeof(WorkerEvent));
+	MemoryContext old;
+	WorkerEvent *ev;
 	const char *p;
+
+	coco_signing_keys_refresh();
+	old = MemoryContextSwitchTo(engine_cxt);
+	ev = palloc(sizeof(WorkerEvent));
 
 	ev->msg = palloc(queued->total_len);
 	memcpy(ev->msg, queued, queued->total_len);
@@ -525,8 +576,10 @@ coco_engine_room(void)
 void
 coco_engine_progress(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(engine_cxt);
+	MemoryContext old;
 
+	coco_signing_keys_refresh();
+	old = MemoryContextSwitchTo(engine_cxt);
 	start_due_retries();
 	coco_http_drive(http);
 	coco_engine_flush_log();

@@ -12,10 +12,12 @@
  *-------------------------------------------------------------------------
  */
 #include "delivery_log.h"
+#include "gone_hooks.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -23,11 +25,29 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
-#define NCOLS 13
+#define NCOLS 14
 
 static SPIPlanPtr insert_plan = NULL;
+static bool insert_plan_has_response = false;
 
+/* the 0.2.0 log, with response */
 static const char *insert_sql =
+"INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, "
+"success, status_code, error, attempts, duration_ms, queued_at, finished_at, "
+"webhook_id, payload, response) "
+"SELECT h, e, c, d, s, sc, er, a, du, q, f, w, p::pg_catalog.jsonb, rs "
+"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), "
+"pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), "
+"pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.bool[]), "
+"pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]), "
+"pg_catalog.unnest($8::pg_catalog.int4[]), pg_catalog.unnest($9::pg_catalog.float8[]), "
+"pg_catalog.unnest($10::pg_catalog.timestamptz[]), "
+"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]), "
+"pg_catalog.unnest($13::pg_catalog.text[]), pg_catalog.unnest($14::pg_catalog.text[])) "
+"AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p, rs)";
+
+/* the 0.1.0 log, until ALTER EXTENSION UPDATE: no response */
+static const char *insert_sql_0_1 =
 "INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, "
 "success, status_code, error, attempts, duration_ms, queued_at, finished_at, "
 "webhook_id, payload) "
@@ -42,12 +62,72 @@ static const char *insert_sql =
 "pg_catalog.unnest($13::pg_catalog.text[])) "
 "AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p)";
 
-static bool
-log_table_exists(void)
+/* The log table's oid, or InvalidOid if the extension is not installed. */
+static Oid
+log_table(void)
 {
 	Oid			nsp = get_namespace_oid("cocohooks", true);
 
-	return OidIsValid(nsp) && OidIsValid(get_relname_relid("deliveries", nsp));
+	return OidIsValid(nsp) ? get_relname_relid("deliveries", nsp) : InvalidOid;
+}
+
+/*
+ * A response body as text for the log: valid in the database encoding (a
+ * byte that is not is shown as '?', a character cut at the end is left out)
+ * and without NUL bytes.
+ */
+char *
+coco_log_text(const char *bytes, int len)
+{
+	int			enc = GetDatabaseEncoding();
+	char	   *out = palloc(len + 1);
+	int			o = 0;
+	int			i = 0;
+
+	while (i < len)
+	{
+		int			l = pg_encoding_mblen(enc, bytes + i);
+
+		if (i + l > len)
+			break;				/* a character cut at the excerpt's end */
+		if (bytes[i] == '\0' || pg_encoding_verifymbchar(enc, bytes + i, l) != l)
+		{
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(out + o, bytes + i, l);
+		o += l;
+		i += l;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Disables the hooks whose receivers answered 410 Gone. */
+static void
+disable_gone_hooks(const CocoHookDisable *disables, int ndisables)
+{
+	Oid			nsp = get_namespace_oid("cocohooks", true);
+	Oid			hooks = OidIsValid(nsp) ? get_relname_relid("hooks", nsp) : InvalidOid;
+	bool		has_reason;
+
+	if (!OidIsValid(hooks))
+		return;
+	has_reason = get_attnum(hooks, "disabled_reason") != InvalidAttrNumber;
+	for (int i = 0; i < ndisables; i++)
+	{
+		Datum		args[2] = {Int64GetDatum(disables[i].hook_id),
+		CStringGetTextDatum(disables[i].reason)};
+		Oid			types[2] = {INT8OID, TEXTOID};
+
+		if (SPI_execute_with_args(has_reason ?
+								  "UPDATE cocohooks.hooks SET enabled = false, disabled_reason = $2 "
+								  "WHERE id = $1 AND enabled" :
+								  "UPDATE cocohooks.hooks SET enabled = false WHERE id = $1 AND enabled",
+								  has_reason ? 2 : 1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update cocohooks.hooks");
+	}
 }
 
 static Datum
@@ -64,34 +144,44 @@ make_array(Datum *values, bool *nulls, int n, Oid elemtype)
 											  elemtype, typlen, typbyval, typalign));
 }
 
-/* Inserts the rows in one transaction.  May raise errors. */
+/*
+ * Inserts the rows and disables the gone hooks, in one transaction.  May
+ * raise errors.
+ */
 static void
-insert_rows(CocoLogRow *rows, int nrows)
+insert_rows(CocoLogRow *rows, int nrows,
+			const CocoHookDisable *disables, int ndisables)
 {
 	static const Oid elemtypes[NCOLS] = {
 		INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT4OID, TEXTOID,
-		INT4OID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID
+		INT4OID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
+		TEXTOID
 	};
 	Oid			argtypes[NCOLS];
 	Datum		args[NCOLS];
+	Oid			logrel;
 
-	if (nrows == 0)
+	if (nrows == 0 && ndisables == 0)
 		return;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "writing cocohooks.deliveries");
-
-	if (log_table_exists())
+	logrel = log_table();
+	if (OidIsValid(logrel))
 	{
-		Datum	   *values = palloc(sizeof(Datum) * nrows);
-		bool	   *nulls = palloc(sizeof(bool) * nrows);
+		Datum	   *values = palloc(sizeof(Datum) * Max(nrows, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(nrows, 1));
+		bool		has_response = get_attnum(logrel, "response") != InvalidAttrNumber;
+		int			ncols = has_response ? NCOLS : NCOLS - 1;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-
-		for (int c = 0; c < NCOLS; c++)
+		disable_gone_hooks(disables, ndisables);
+		if (nrows == 0)
+			goto done;
+		for (int c = 0; c < ncols; c++)
 		{
 			for (int i = 0; i < nrows; i++)
 			{
@@ -144,15 +234,26 @@ insert_rows(CocoLogRow *rows, int nrows)
 						values[i] = nulls[i] ? (Datum) 0 :
 							PointerGetDatum(cstring_to_text_with_len(r->payload, r->payload_len));
 						break;
+					case 13:
+						nulls[i] = (r->response == NULL);
+						values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(r->response);
+						break;
 				}
 			}
 			args[c] = make_array(values, nulls, nrows, elemtypes[c]);
 			argtypes[c] = get_array_type(elemtypes[c]);
 		}
 
+		if (insert_plan != NULL && insert_plan_has_response != has_response)
+		{
+			/* ALTER EXTENSION UPDATE added the column */
+			SPI_freeplan(insert_plan);
+			insert_plan = NULL;
+		}
 		if (insert_plan == NULL)
 		{
-			SPIPlanPtr	plan = SPI_prepare(insert_sql, NCOLS, argtypes);
+			SPIPlanPtr	plan = SPI_prepare(has_response ? insert_sql : insert_sql_0_1,
+										   ncols, argtypes);
 
 			if (plan == NULL)
 				elog(ERROR, "could not prepare cocohooks.deliveries insert: %s",
@@ -160,9 +261,11 @@ insert_rows(CocoLogRow *rows, int nrows)
 			if (SPI_keepplan(plan) != 0)
 				elog(ERROR, "could not keep cocohooks.deliveries insert plan");
 			insert_plan = plan;
+			insert_plan_has_response = has_response;
 		}
 		if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert into cocohooks.deliveries");
+done:
 		SPI_finish();
 	}
 
@@ -178,14 +281,16 @@ insert_rows(CocoLogRow *rows, int nrows)
  * worker down with the deliveries it holds; failed deliveries were already
  * reported to the server log one by one.  Call outside any transaction.
  */
-void
-coco_log_write(CocoLogRow *rows, int nrows)
+bool
+coco_log_write(CocoLogRow *rows, int nrows,
+			   const CocoHookDisable *disables, int ndisables)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
 
 	PG_TRY();
 	{
-		insert_rows(rows, nrows);
+		insert_rows(rows, nrows, disables, ndisables);
 		/* committing leaves us in TopMemoryContext */
 		MemoryContextSwitchTo(cxt);
 	}
@@ -203,8 +308,10 @@ coco_log_write(CocoLogRow *rows, int nrows)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("cocohooks could not write %d rows to cocohooks.deliveries", nrows)));
 		pgstat_report_activity(STATE_IDLE, NULL);
+		ok = false;
 	}
 	PG_END_TRY();
+	return ok;
 }
 
 /*
@@ -225,7 +332,7 @@ coco_log_prune(int retention_min, int batch)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "pruning cocohooks.deliveries");
-		if (log_table_exists())
+		if (OidIsValid(log_table()))
 		{
 			Datum		args[2] = {Int32GetDatum(retention_min), Int32GetDatum(batch)};
 			Oid			types[2] = {INT4OID, INT4OID};

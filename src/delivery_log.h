@@ -26,9 +26,13 @@ typedef struct CocoLogRow
 	const char *webhook_id;
 	const char *payload;		/* the body sent, or NULL */
 	uint32		payload_len;
+	const char *response;		/* start of the last response body, or NULL */
 } CocoLogRow;
 
-extern void coco_log_write(CocoLogRow *rows, int nrows);
+struct CocoHookDisable;
+extern bool coco_log_write(CocoLogRow *rows, int nrows,
+						   const struct CocoHookDisable *disables, int ndisables);
+extern char *coco_log_text(const char *bytes, int len);
 extern int	coco_log_prune(int retention_min, int batch);
 
 #endif							/* COCOHOOKS_DELIVERY_LOG_H */

@@ -72,6 +72,7 @@ typedef struct CocoQueue
 	pg_atomic_uint64 wal_done;
 	pg_atomic_uint64 wal_restart;	/* the oldest WAL position kept for events */
 	/* the extension was created or dropped: the worker looks and answers */
+	pg_atomic_uint32 hooks_generation;	/* bumped when a hooks change commits */
 	pg_atomic_uint32 ext_check_request;
 	pg_atomic_uint32 ext_check_done;
 	char		data[FLEXIBLE_ARRAY_MEMBER];
@@ -132,6 +133,7 @@ coco_queue_shmem_startup(void)
 		pg_atomic_init_u32(&queue->wal_active, 0);
 		pg_atomic_init_u64(&queue->wal_done, 0);
 		pg_atomic_init_u64(&queue->wal_restart, 0);
+		pg_atomic_init_u32(&queue->hooks_generation, 0);
 		pg_atomic_init_u32(&queue->ext_check_request, 0);
 		pg_atomic_init_u32(&queue->ext_check_done, 0);
 	}
@@ -672,4 +674,21 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	if (done && !XLogRecPtrIsInvalid(wal_target))
 		done = wait_for_wal_deliveries(wal_target, deadline);
 	PG_RETURN_BOOL(done);
+}
+
+/*
+ * A transaction that changed cocohooks.hooks committed: the worker reads
+ * the hooks' signing secrets again before its next signed request.
+ */
+void
+coco_queue_bump_hooks_generation(void)
+{
+	if (queue)
+		pg_atomic_fetch_add_u32(&queue->hooks_generation, 1);
+}
+
+uint32
+coco_queue_hooks_generation(void)
+{
+	return queue ? pg_atomic_read_u32(&queue->hooks_generation) : 0;
 }

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 
 #include "network_guard.h"
+#include "signing_keys.h"
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -54,6 +55,7 @@
 PG_FUNCTION_INFO_V1(cocohooks_register_hook);
 PG_FUNCTION_INFO_V1(cocohooks_unregister_hook);
 PG_FUNCTION_INFO_V1(cocohooks_enable_hook);
+PG_FUNCTION_INFO_V1(cocohooks_rotate_secret);
 PG_FUNCTION_INFO_V1(cocohooks_disable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_hooks_changed);
 PG_FUNCTION_INFO_V1(cocohooks_check_install);
@@ -646,6 +648,17 @@ cocohooks_unregister_hook(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(OidIsValid(relid));
 }
 
+/* True if the catalog has this column (a 0.1.0 one lacks 0.2.0's). */
+static bool
+hooks_has_column(const char *name)
+{
+	return get_attnum(hooks_catalog(), name) != InvalidAttrNumber;
+}
+
+/*
+ * Enables or disables a hook; either way the reason a 410 Gone left in
+ * disabled_reason goes (a hook disabled by hand has none).
+ */
 static bool
 set_enabled(int64 hook_id, bool enabled)
 {
@@ -653,15 +666,73 @@ set_enabled(int64 hook_id, bool enabled)
 	Oid			relid;
 	Datum		args[2] = {Int64GetDatum(hook_id), BoolGetDatum(enabled)};
 	Oid			types[2] = {INT8OID, BOOLOID};
+	bool		has_reason = hooks_has_column("disabled_reason");
 
 	coco_begin_as_owner(&st);
 	relid = coco_hook_collection_for_change(hook_id, &st);
 	if (OidIsValid(relid) &&
-		SPI_execute_with_args("UPDATE cocohooks.hooks SET enabled = $2 WHERE id = $1",
+		SPI_execute_with_args(has_reason ?
+							  "UPDATE cocohooks.hooks SET enabled = $2, disabled_reason = NULL WHERE id = $1" :
+							  "UPDATE cocohooks.hooks SET enabled = $2 WHERE id = $1",
 							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update cocohooks.hooks");
 	coco_end_as_owner(&st);
 	return OidIsValid(relid);
+}
+
+/*
+ * rotate_secret(hook_id, new_secret, overlap): the new secret signs from
+ * now on; the old one also signs until the overlap ends, so receivers can
+ * switch at any time within it.  A rotation during another's overlap keeps
+ * only the secret it replaces as the previous one.
+ */
+Datum
+cocohooks_rotate_secret(PG_FUNCTION_ARGS)
+{
+	int64		hook_id = hook_id_arg(fcinfo);
+	char	   *secret;
+	Interval   *overlap;
+	CocoAsOwner st;
+	Oid			relid;
+	Datum		args[3];
+	Oid			types[3] = {INT8OID, TEXTOID, INTERVALOID};
+	Interval	zero = {0};
+
+	require_arg(fcinfo, 1, "new_secret");
+	require_arg(fcinfo, 2, "overlap");
+	secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	overlap = PG_GETARG_INTERVAL_P(2);
+	check_secret(secret);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(overlap),
+										  IntervalPGetDatum(&zero))) < 0 ||
+		INTERVAL_NOT_FINITE(overlap))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid overlap \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(overlap)))),
+				 errdetail("overlap must be a finite interval of zero or more.")));
+	if (!hooks_has_column("previous_secret"))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cocohooks.rotate_secret needs the 0.2.0 catalog"),
+				 errhint("Run ALTER EXTENSION cocohooks UPDATE.")));
+
+	args[0] = Int64GetDatum(hook_id);
+	args[1] = CStringGetTextDatum(secret);
+	args[2] = IntervalPGetDatum(overlap);
+	coco_begin_as_owner(&st);
+	relid = coco_hook_collection_for_change(hook_id, &st);
+	if (OidIsValid(relid) &&
+		SPI_execute_with_args("UPDATE cocohooks.hooks SET "
+							  "previous_secret = CASE WHEN $3 > '0' AND secret IS DISTINCT FROM $2 THEN secret END, "
+							  "previous_secret_until = CASE WHEN $3 > '0' AND secret IS DISTINCT FROM $2 "
+							  "AND secret IS NOT NULL THEN pg_catalog.now() + $3 END, "
+							  "secret = $2 WHERE id = $1",
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.hooks");
+	coco_end_as_owner(&st);
+	PG_RETURN_BOOL(OidIsValid(relid));
 }
 
 Datum
@@ -691,6 +762,8 @@ cocohooks_hooks_changed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("cocohooks.hooks_changed() was not called by the trigger manager")));
 	CacheInvalidateRelcache(td->tg_relation);
+	/* the worker signs with the secrets in force: it reads them again */
+	coco_signing_keys_note_change();
 	return PointerGetDatum(NULL);
 }
 

@@ -225,21 +225,6 @@ typedef struct HookRow
 	int32		max_retries;
 } HookRow;
 
-/*
- * One column of a catalog row; NULL for a column the catalog does not have
- * (a schema older than this library, before ALTER EXTENSION UPDATE).
- */
-static Datum
-hooks_attr(HeapTuple tup, TupleDesc desc, int attnum, bool *isnull)
-{
-	if (attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	return heap_getattr(tup, attnum, desc, isnull);
-}
-
 /* Reads the enabled hooks of the collection into per-event spec lists. */
 static void
 load_hooks(CocoTableHooks *th)
@@ -278,12 +263,12 @@ load_hooks(CocoTableHooks *th)
 		bool		isnull;
 		bool		url_isnull;
 
-		value = hooks_attr(tup, desc, Anum_hooks_enabled, &isnull);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_enabled, &isnull);
 		if (isnull || !DatumGetBool(value))
 			continue;
-		value = hooks_attr(tup, desc, Anum_hooks_event, &isnull);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_event, &isnull);
 		event = isnull ? -1 : coco_event_from_name(TextDatumGetCString(value));
-		url = hooks_attr(tup, desc, Anum_hooks_url, &url_isnull);
+		url = coco_hooks_attr(tup, desc, Anum_hooks_url, &url_isnull);
 		if (event < 0 || url_isnull)
 			continue;
 		if (nrows == maxrows)
@@ -292,15 +277,15 @@ load_hooks(CocoTableHooks *th)
 			rows = repalloc(rows, sizeof(HookRow) * maxrows);
 		}
 		row = &rows[nrows++];
-		row->id = DatumGetInt64(hooks_attr(tup, desc, Anum_hooks_id, &isnull));
+		row->id = DatumGetInt64(coco_hooks_attr(tup, desc, Anum_hooks_id, &isnull));
 		row->event = event;
 		row->url = TextDatumGetCString(url);
-		value = hooks_attr(tup, desc, Anum_hooks_headers, &isnull);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_headers, &isnull);
 		row->headers = isnull ? NULL : DatumGetJsonbPCopy(value);
-		value = hooks_attr(tup, desc, Anum_hooks_secret, &isnull);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_secret, &isnull);
 		row->secret = isnull ? NULL : TextDatumGetCString(value);
-		row->timeout_ms = DatumGetInt32(hooks_attr(tup, desc, Anum_hooks_timeout_ms, &isnull));
-		row->max_retries = DatumGetInt32(hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull));
+		row->timeout_ms = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_timeout_ms, &isnull));
+		row->max_retries = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull));
 	}
 	systable_endscan(scan);
 	table_close(hooksrel, AccessShareLock);

@@ -26,7 +26,25 @@
 #define Anum_hooks_timeout_ms	8
 #define Anum_hooks_max_retries	9
 #define Anum_hooks_created_at	10
+/* 0.2.0 */
+#define Anum_hooks_disabled_reason	11
+#define Anum_hooks_previous_secret	12
+#define Anum_hooks_previous_secret_until	13
 
-#define Natts_hooks				10
+#define Natts_hooks				13
+
+#include "access/htup_details.h"
+
+/* A column of a catalog row; NULL when this catalog lacks or dropped it. */
+static inline Datum
+coco_hooks_attr(HeapTuple tup, TupleDesc desc, int attnum, bool *isnull)
+{
+	if (attnum > desc->natts || TupleDescAttr(desc, attnum - 1)->attisdropped)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return heap_getattr(tup, attnum, desc, isnull);
+}
 
 #endif							/* HOOKS_CATALOG_H */

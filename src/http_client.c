@@ -10,7 +10,8 @@
  * in flight never keeps it from new events, config reloads or shutdown.
  *
  * Every transfer is restricted to http and https, follows no redirect, and
- * discards the response body.  Easy handles are kept for reuse; the multi
+ * keeps only the first kilobyte of the response body, reading at most
+ * 64 kB of it.  Easy handles are kept for reuse; the multi
  * handle keeps connections alive between requests to the same receiver,
  * and a share handle keeps TLS sessions (and DNS answers) for every handle.
  * HTTPS always verifies the certificate and the host name, with TLS 1.2 or
@@ -47,6 +48,9 @@ typedef struct HttpRequest
 	int			nsockets;		/* sockets libcurl asked for */
 	int			nblocked;		/* of them, refused by the network guard */
 	char		blocked[160];	/* why the last one was refused */
+	size_t		body_read;		/* response body bytes read so far */
+	bool		body_cut;		/* stopped reading at COCO_RESPONSE_MAX_READ */
+	char		response[COCO_RESPONSE_EXCERPT];	/* its first bytes */
 	struct HttpRequest *next_free;
 } HttpRequest;
 
@@ -182,10 +186,30 @@ prereq_callback(void *clientp, char *primary_ip, char *local_ip,
 }
 #endif
 
+/*
+ * Keeps the first COCO_RESPONSE_EXCERPT bytes of the response body for the
+ * log and drops the rest as it arrives; past COCO_RESPONSE_MAX_READ the
+ * transfer is stopped (the status and headers have arrived by then).
+ */
 static size_t
-discard_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+read_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	return size * nmemb;
+	HttpRequest *req = (HttpRequest *) userdata;
+	size_t		n = size * nmemb;
+
+	if (req->body_read < COCO_RESPONSE_EXCERPT)
+	{
+		size_t		keep = Min(n, COCO_RESPONSE_EXCERPT - req->body_read);
+
+		memcpy(req->response + req->body_read, ptr, keep);
+	}
+	req->body_read += n;
+	if (req->body_read > COCO_RESPONSE_MAX_READ)
+	{
+		req->body_cut = true;
+		return 0;				/* libcurl ends the transfer: CURLE_WRITE_ERROR */
+	}
+	return n;
 }
 
 CocoHttp *
@@ -286,6 +310,8 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	req->nsockets = 0;
 	req->nblocked = 0;
 	req->blocked[0] = '\0';
+	req->body_read = 0;
+	req->body_cut = false;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -297,7 +323,8 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, read_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_SHARE, http->share);
 	/* HTTPS: certificate and host name always verified, TLS 1.2 at least */
@@ -350,7 +377,13 @@ collect_finished(CocoHttp *http)
 		if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
 			retry_after > 0)
 			result.retry_after_s = (long) Min(retry_after, (curl_off_t) 86400);
-		if (msg->data.result != CURLE_OK)
+		result.response = req->response;
+		result.response_len = (int) Min(req->body_read, (size_t) COCO_RESPONSE_EXCERPT);
+		if (msg->data.result == CURLE_WRITE_ERROR && req->body_cut)
+		{
+			/* a complete answer whose body we would not read to the end */
+		}
+		else if (msg->data.result != CURLE_OK)
 		{
 			result.error = req->errbuf[0] ? req->errbuf :
 				curl_easy_strerror(msg->data.result);

@@ -13,6 +13,10 @@
 typedef struct CocoHttp CocoHttp;
 
 /* What a finished request reports; error is NULL on a complete response. */
+/* how much of a response body is kept, and how much is read at most */
+#define COCO_RESPONSE_EXCERPT	1024
+#define COCO_RESPONSE_MAX_READ	(64 * 1024)
+
 typedef struct CocoHttpResult
 {
 	long		status;			/* HTTP status, 0 when there was no response */
@@ -20,6 +24,8 @@ typedef struct CocoHttpResult
 	double		duration_ms;
 	long		retry_after_s;	/* the response's Retry-After, or 0 */
 	bool		permanent;		/* retrying cannot help (the network guard) */
+	const char *response;		/* the start of the response body */
+	int			response_len;	/* at most COCO_RESPONSE_EXCERPT bytes */
 } CocoHttpResult;
 
 typedef void (*CocoHttpDoneFn) (void *arg, const CocoHttpResult *result);
@@ -36,10 +42,12 @@ extern bool coco_http_post(CocoHttp *http, const char *url,
 extern void coco_http_drive(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
 
-/* request_headers.c; the longest line we build (an id, a signature) */
-#define COCO_HEADER_LINE_LEN	128
+/* request_headers.c; the longest line we build (an id, two signatures) */
+#define COCO_HEADER_LINE_LEN	160
+struct CocoSigningKeys;
 extern struct curl_slist *coco_request_headers(const CocoEventHeader *msg,
 											   const CocoHookSpec *spec,
-											   const char *webhook_id);
+											   const char *webhook_id,
+											   const struct CocoSigningKeys *keys);
 
 #endif							/* COCOHOOKS_HTTP_CLIENT_H */

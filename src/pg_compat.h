@@ -55,6 +55,13 @@ guc_malloc(int elevel, size_t size)
 #endif
 
 /*
+ * 17 added infinite intervals.
+ */
+#if PG_VERSION_NUM < 170000
+#define INTERVAL_NOT_FINITE(i)	false
+#endif
+
+/*
  * 17 dropped PGPROC.pgprocno: a process's number is its place in the
  * PGPROC array.
  */

@@ -21,17 +21,17 @@
 #include "utils/resowner.h"
 
 #include "http_client.h"
+#include "signing_keys.h"
 
-/* webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body"> */
-static char *
-sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
-	 const char *body, size_t body_len)
+/* One signature, "v1,<base64 HMAC-SHA256 of 'id.timestamp.body'>", appended to out. */
+static void
+sign(const char *key, int key_len, const char *webhook_id, const char *timestamp,
+	 const char *body, size_t body_len, StringInfo out)
 {
 	static ResourceOwner hmac_owner = NULL;
 	ResourceOwner save_owner = CurrentResourceOwner;
 	pg_hmac_ctx *ctx;
 	uint8		mac[32];
-	char	   *out;
 	int			len;
 
 	/* OpenSSL contexts are tracked by a resource owner; we are outside any transaction */
@@ -44,7 +44,7 @@ sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
-	if (pg_hmac_init(ctx, (const uint8 *) coco_spec_key(spec), spec->key_len) < 0 ||
+	if (pg_hmac_init(ctx, (const uint8 *) key, key_len) < 0 ||
 		pg_hmac_update(ctx, (const uint8 *) webhook_id, strlen(webhook_id)) < 0 ||
 		pg_hmac_update(ctx, (const uint8 *) ".", 1) < 0 ||
 		pg_hmac_update(ctx, (const uint8 *) timestamp, strlen(timestamp)) < 0 ||
@@ -63,24 +63,28 @@ sign(const CocoHookSpec *spec, const char *webhook_id, const char *timestamp,
 	pg_hmac_free(ctx);
 	CurrentResourceOwner = save_owner;
 
-	out = palloc(4 + pg_b64_enc_len(sizeof(mac)) + 1);
-	memcpy(out, "v1,", 3);
-	len = pg_b64_encode((const coco_b64_byte *) mac, sizeof(mac), out + 3,
+	if (out->len > 0)
+		appendStringInfoChar(out, ' ');
+	appendStringInfoString(out, "v1,");
+	enlargeStringInfo(out, pg_b64_enc_len(sizeof(mac)) + 1);
+	len = pg_b64_encode((const coco_b64_byte *) mac, sizeof(mac), out->data + out->len,
 						pg_b64_enc_len(sizeof(mac)));
-	out[3 + Max(len, 0)] = '\0';
-	return out;
+	out->len += Max(len, 0);
+	out->data[out->len] = '\0';
 }
 
 /*
  * The request headers of one attempt: ours, the signature when the hook
- * has a key, then the hook's own.  webhook-timestamp is the time of the
+ * has a key, then the hook's own.  keys are the hook's secrets as of now
+ * (signing_keys.c): during a rotation's overlap the request carries two
+ * signatures, the new secret's first; NULL signs with the message's key.  webhook-timestamp is the time of the
  * attempt.  The list is one palloc'd chunk (libcurl only reads it), so an
  * attempt costs one allocation: free it with pfree.  The hook's header
  * lines are not copied: the list must not outlive spec.
  */
 struct curl_slist *
 coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
-					 const char *webhook_id)
+					 const char *webhook_id, const CocoSigningKeys *keys)
 {
 	enum
 	{
@@ -114,15 +118,32 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
 	snprintf(lines + LINE_TIMESTAMP * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
 			 "webhook-timestamp: %s", timestamp);
 	ADD(lines + LINE_TIMESTAMP * COCO_HEADER_LINE_LEN);
-	if (spec->key_len > 0)
 	{
-		char	   *sig = sign(spec, webhook_id, timestamp,
-							   coco_event_body(msg), msg->body_len);
+		StringInfoData sigs;
 
-		snprintf(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
-				 "webhook-signature: %s", sig);
-		pfree(sig);
-		ADD(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN);
+		initStringInfo(&sigs);
+		if (keys == NULL)
+		{
+			if (spec->key_len > 0)
+				sign(coco_spec_key(spec), spec->key_len, webhook_id, timestamp,
+					 coco_event_body(msg), msg->body_len, &sigs);
+		}
+		else
+		{
+			if (keys->key_len > 0)
+				sign(keys->key, keys->key_len, webhook_id, timestamp,
+					 coco_event_body(msg), msg->body_len, &sigs);
+			if (keys->previous_len > 0 && GetCurrentTimestamp() < keys->previous_until)
+				sign(keys->previous, keys->previous_len, webhook_id, timestamp,
+					 coco_event_body(msg), msg->body_len, &sigs);
+		}
+		if (sigs.len > 0)
+		{
+			snprintf(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
+					 "webhook-signature: %s", sigs.data);
+			ADD(lines + LINE_SIGNATURE * COCO_HEADER_LINE_LEN);
+		}
+		pfree(sigs.data);
 	}
 	for (p = coco_spec_headers(spec); p < end; p += strlen(p) + 1)
 		ADD(p);

@@ -5,8 +5,11 @@
 //
 // For every POST it reads the raw body, runs
 //     new Webhook(secret).verify(rawBody, headers)
-// and appends one JSON line to the log before answering:
-//     {path, webhook_id, verified, error, event, status, headers, body, received_at}
+// for each --secret given (one or more) and appends one JSON line to the
+// log before answering:
+//     {path, webhook_id, verified, verified_by, error, event, status, headers, body, received_at}
+// (verified: by any of the secrets; verified_by: one boolean per secret, in
+// the order given).
 // (event is the X-Hook-Event header; error the library's message or null).
 // It answers 200 when the signature verified, 401 when it did not.
 // A path starting with /fail-once/ answers 401 to the first request of each
@@ -22,15 +25,20 @@ import swh from 'standardwebhooks';
 const { Webhook } = swh;
 
 function parseArgs(argv) {
-	const opts = { port: '0' };
+	const opts = { port: '0', secrets: [] };
 	for (let i = 0; i < argv.length; i++) {
 		const m = /^--(secret|log|port-file|port)$/.exec(argv[i]);
 		if (!m || i + 1 >= argv.length) {
 			console.error(`receiver.mjs: bad argument ${argv[i]}`);
-			console.error('usage: node receiver.mjs --secret whsec_... --log FILE --port-file FILE [--port N]');
+			console.error('usage: node receiver.mjs --secret whsec_... [--secret whsec_...] --log FILE --port-file FILE [--port N]');
 			process.exit(2);
 		}
-		opts[m[1]] = argv[++i];
+		if (m[1] === 'secret') {
+			opts.secrets.push(argv[++i]);
+			opts.secret = opts.secrets[0];
+		} else {
+			opts[m[1]] = argv[++i];
+		}
 	}
 	for (const k of ['secret', 'log', 'port-file']) {
 		if (!opts[k]) {
@@ -42,7 +50,8 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-const webhook = new Webhook(opts.secret); // throws at start on a bad secret
+// throws at start on a bad secret
+const webhooks = opts.secrets.map((s) => new Webhook(s));
 const failedOnce = new Set();
 
 function answer(res, code) {
@@ -63,14 +72,20 @@ const server = http.createServer((req, res) => {
 			answer(res, 405);
 			return;
 		}
-		let verified = false;
+		// each secret on its own, as a receiver holding only that one would
+		const verified_by = [];
 		let error = null;
-		try {
-			webhook.verify(raw, req.headers);
-			verified = true;
-		} catch (e) {
-			error = `${e.name}: ${e.message}`;
+		for (const webhook of webhooks) {
+			try {
+				webhook.verify(raw, req.headers);
+				verified_by.push(true);
+			} catch (e) {
+				verified_by.push(false);
+				error = error ?? `${e.name}: ${e.message}`;
+			}
 		}
+		const verified = verified_by.some((v) => v);
+		if (verified) error = null;
 		const wid = req.headers['webhook-id'] ?? null;
 		let status = verified ? 200 : 401;
 		if (verified && req.url.startsWith('/fail-once/') && !failedOnce.has(wid)) {
@@ -81,6 +96,7 @@ const server = http.createServer((req, res) => {
 			path: req.url,
 			webhook_id: wid,
 			verified,
+			verified_by,
 			error,
 			event: req.headers['x-hook-event'] ?? null,
 			status,

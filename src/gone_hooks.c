@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ *
+ * gone_hooks.c
+ *	  Hooks whose receiver answered 410 Gone: disabled, and their waiting
+ *	  events not sent.
+ *
+ * A receiver that answers 410 says it will never want these requests
+ * again.  The worker then disables the hook in cocohooks.hooks, with
+ * disabled_reason saying why and when, in the same transaction as its
+ * next log rows (so new writes stop firing it), and sends none of the
+ * hook's events that were written before the answer: they fail at once,
+ * logged with their payload, so that redeliver() can still send them once
+ * the hook is enabled again.  Events written after enable_hook() are sent
+ * as usual, so a hook's entry here never outlives its purpose; the map is
+ * capped, dropping the oldest entry when full.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "gone_hooks.h"
+
+#define MAX_GONE_HOOKS		4096
+#define MAX_PENDING			256
+
+typedef struct GoneHook
+{
+	int64		hook_id;		/* hash key */
+	TimestampTz gone_at;		/* when the 410 arrived */
+} GoneHook;
+
+static HTAB *gone = NULL;
+static CocoHookDisable pending[MAX_PENDING];
+static int	npending = 0;
+
+static void
+forget_oldest(void)
+{
+	HASH_SEQ_STATUS status;
+	GoneHook   *g;
+	GoneHook   *oldest = NULL;
+
+	hash_seq_init(&status, gone);
+	while ((g = hash_seq_search(&status)) != NULL)
+		if (oldest == NULL || g->gone_at < oldest->gone_at)
+			oldest = g;
+	if (oldest)
+		hash_search(gone, &oldest->hook_id, HASH_REMOVE, NULL);
+}
+
+/* The hook's receiver answered 410 Gone just now. */
+void
+coco_gone_note(int64 hook_id)
+{
+	GoneHook   *g;
+	bool		found;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (gone == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(GoneHook);
+		gone = hash_create("cocohooks gone hooks", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	if (hash_get_num_entries(gone) >= MAX_GONE_HOOKS &&
+		hash_search(gone, &hook_id, HASH_FIND, NULL) == NULL)
+		forget_oldest();
+	g = hash_search(gone, &hook_id, HASH_ENTER, &found);
+	g->gone_at = now;
+
+	for (int i = 0; i < npending; i++)
+		if (pending[i].hook_id == hook_id)
+			return;
+	if (npending < MAX_PENDING)
+	{
+		pending[npending].hook_id = hook_id;
+		snprintf(pending[npending].reason, sizeof(pending[npending].reason),
+				 "receiver answered 410 Gone at %s", timestamptz_to_str(now));
+		npending++;
+	}
+	/* else: disabled with a later 410 of the same hook; its events are held back already */
+}
+
+/*
+ * True if an event of the hook written at queued_at must not be sent: its
+ * receiver answered 410 Gone after it was written.
+ */
+bool
+coco_gone_skips(int64 hook_id, TimestampTz queued_at, TimestampTz *gone_at)
+{
+	GoneHook   *g;
+
+	if (gone == NULL || hash_get_num_entries(gone) == 0)
+		return false;
+	g = hash_search(gone, &hook_id, HASH_FIND, NULL);
+	if (g == NULL || queued_at > g->gone_at)
+		return false;
+	*gone_at = g->gone_at;
+	return true;
+}
+
+/* The hooks to disable with the next log rows. */
+int
+coco_gone_pending(CocoHookDisable **disables)
+{
+	*disables = pending;
+	return npending;
+}
+
+/* They are disabled (committed). */
+void
+coco_gone_written(void)
+{
+	npending = 0;
+}
