@@ -19,6 +19,9 @@ OBJS = \
 	src/pending_events.o \
 	src/event_store.o \
 	src/hook_admin.o \
+	src/hook_args.o \
+	src/hook_triggers.o \
+	src/header_object.o \
 	src/redeliver.o \
 	src/http_client.o \
 	src/request_headers.o \

@@ -39,3 +39,35 @@ CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
                                         overlap interval DEFAULT '24 hours')
     RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_rotate_secret';
+
+-- CREATE TRIGGER and ALTER TRIGGER on a hooked table: a BEFORE trigger whose
+-- name sorts after the hook's own makes its pre_* events go out from the
+-- AFTER trigger, so that their document shows what that trigger did.
+CREATE FUNCTION cocohooks.sync_hook_triggers() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_sync_hook_triggers';
+REVOKE ALL ON FUNCTION cocohooks.sync_hook_triggers() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_sync_triggers ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION cocohooks.sync_hook_triggers();
+
+-- The hook triggers get ASCII names, the same in every encoding and
+-- readable from every client (0.1.0 named them with U+00FF, which LATIN1
+-- and KOI8R clients could not show).  Renaming fires the event trigger
+-- above, which adds the AFTER trigger's coverage where a BEFORE trigger
+-- now sorts after the hook's.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT tg.tgrelid::pg_catalog.regclass AS rel, tg.tgname,
+               (tg.tgtype & 2) <> 0 AS before
+          FROM pg_catalog.pg_trigger tg
+         WHERE tg.tgfoid = 'cocohooks.row_trigger()'::pg_catalog.regprocedure
+           AND tg.tgparentid = 0
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TRIGGER %I ON %s RENAME TO %I', t.tgname, t.rel,
+                                  CASE WHEN t.before THEN '~cocohooks_pre' ELSE '~cocohooks_post' END);
+    END LOOP;
+END
+$$;

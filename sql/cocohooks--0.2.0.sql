@@ -146,6 +146,16 @@ REVOKE ALL ON FUNCTION cocohooks.drop_hooks_of_dropped_tables() FROM PUBLIC;
 CREATE EVENT TRIGGER cocohooks_drop_hooks ON sql_drop
     EXECUTE FUNCTION cocohooks.drop_hooks_of_dropped_tables();
 
+-- CREATE TRIGGER and ALTER TRIGGER on a hooked table: a BEFORE trigger whose
+-- name sorts after the hook's own makes its pre_* events go out from the
+-- AFTER trigger, so that their document shows what that trigger did.
+CREATE FUNCTION cocohooks.sync_hook_triggers() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_sync_hook_triggers';
+REVOKE ALL ON FUNCTION cocohooks.sync_hook_triggers() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_sync_triggers ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER')
+    EXECUTE FUNCTION cocohooks.sync_hook_triggers();
+
 -- Privileges: everyone may register hooks on tables they own and read what
 -- concerns those tables; only the functions above write the catalog.
 REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;

@@ -11,12 +11,14 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS args,
                      'disable_hook', 'wait_for_deliveries')
  ORDER BY 1;
 
--- The triggers cocohooks keeps on a table, without their (non-ASCII) names.
+-- The triggers cocohooks keeps on a table: their names are ASCII (the same
+-- in every encoding, readable from every client) and sort after every name
+-- made of letters, digits and '_' (SPEC section 8; test/t/240_trigger_names.pl).
 CREATE FUNCTION hook_triggers(rel regclass)
-RETURNS TABLE (kind text, definition text, sorts_after_ascii boolean) LANGUAGE sql AS $$
-  SELECT substring(t.tgname from '_cocohooks_[a-z]+$'),
+RETURNS TABLE (name name, definition text, sorts_after_words boolean) LANGUAGE sql AS $$
+  SELECT t.tgname,
          regexp_replace(pg_get_triggerdef(t.oid), '^CREATE TRIGGER .* (BEFORE|AFTER) ', '\1 '),
-         t.tgname::text COLLATE "C" > repeat(chr(127), 63) COLLATE "C"
+         t.tgname::text COLLATE "C" > repeat('z', 63) COLLATE "C"
     FROM pg_trigger t
    WHERE t.tgrelid = rel AND NOT t.tgisinternal
      AND t.tgfoid = 'cocohooks.row_trigger'::regproc

@@ -323,6 +323,12 @@ typedef struct CocoTableHooks
 	int			nhooks[COCO_NUM_EVENTS];
 	char	   *hooks[COCO_NUM_EVENTS];
 	uint32		hooks_len[COCO_NUM_EVENTS];
+	/*
+	 * Operations (TRIGGER_TYPE_INSERT/UPDATE/DELETE) whose pre_* events the
+	 * AFTER trigger sends, because a BEFORE trigger of the table fires after
+	 * ours (see row_trigger.c).
+	 */
+	int16		pre_in_after;
 } CocoTableHooks;
 
 extern void coco_hook_cache_init(void);

@@ -104,6 +104,22 @@ coco_log_text(const char *bytes, int len)
 	return out;
 }
 
+/* A body (UTF-8, see coco_message_end) as text in the database's encoding. */
+static Datum
+payload_text(const char *body, uint32 len)
+{
+	int			encoding = GetDatabaseEncoding();
+
+	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII)
+	{
+		char	   *converted = pg_any_to_server(body, len, PG_UTF8);
+
+		if (converted != body)
+			return CStringGetTextDatum(converted);
+	}
+	return PointerGetDatum(cstring_to_text_with_len(body, len));
+}
+
 /* Disables the hooks whose receivers answered 410 Gone. */
 static void
 disable_gone_hooks(const CocoHookDisable *disables, int ndisables)
@@ -230,9 +246,9 @@ insert_rows(CocoLogRow *rows, int nrows,
 						values[i] = CStringGetTextDatum(r->webhook_id);
 						break;
 					case 12:
+						/* bodies are UTF-8 (coco_message_end); the log is in the database's encoding */
 						nulls[i] = (r->payload == NULL);
-						values[i] = nulls[i] ? (Datum) 0 :
-							PointerGetDatum(cstring_to_text_with_len(r->payload, r->payload_len));
+						values[i] = nulls[i] ? (Datum) 0 : payload_text(r->payload, r->payload_len);
 						break;
 					case 13:
 						nulls[i] = (r->response == NULL);

@@ -11,6 +11,10 @@
  */
 #include "cocohooks.h"
 
+#include "mb/pg_wchar.h"
+
+#include "hook_admin.h"
+
 #include "common/base64.h"
 #include "utils/jsonb.h"
 
@@ -24,34 +28,24 @@ pad_to_8(StringInfo buf)
 		appendBinaryStringInfo(buf, zeros, pad);
 }
 
+/* One "Name: value\0" line; a value that is not a string is left empty. */
+static void
+append_header_line(const char *name, int name_len, JsonbValue *value, void *arg)
+{
+	StringInfo	out = (StringInfo) arg;
+
+	appendBinaryStringInfo(out, name, name_len);
+	appendStringInfoString(out, ": ");
+	if (value->type == jbvString)
+		appendBinaryStringInfo(out, value->val.string.val, value->val.string.len);
+	appendStringInfoChar(out, '\0');
+}
+
 /* "Name: value\0" lines from the hook's headers object */
 static void
 headers_to_lines(Jsonb *headers, StringInfo out)
 {
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	bool		have_key = false;
-
-	if (!JB_ROOT_IS_OBJECT(headers))
-		return;
-	it = JsonbIteratorInit(&headers->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
-			appendStringInfoString(out, ": ");
-			have_key = true;
-		}
-		else if (tok == WJB_VALUE && have_key)
-		{
-			if (v.type == jbvString)
-				appendBinaryStringInfo(out, v.val.string.val, v.val.string.len);
-			appendStringInfoChar(out, '\0');
-			have_key = false;
-		}
-	}
+	(void) coco_headers_walk(headers, append_header_line, out);
 }
 
 /*
@@ -150,14 +144,34 @@ coco_message_begin(StringInfo buf, CocoEventKind event, Oid collection_relid,
 	return start;
 }
 
-/* Ends the message begun at start: the body is what was appended since. */
+/*
+ * Ends the message begun at start: the body is what was appended since.
+ * A body is JSON on the wire, so UTF-8: in a database of another encoding
+ * it is converted here (SQL_ASCII declares none; its bytes go as they are).
+ */
 void
 coco_message_end(StringInfo buf, int start)
 {
 	CocoEventHeader *hdr = (CocoEventHeader *) (buf->data + start);
 	int			body_start = start + sizeof(CocoEventHeader) + hdr->hooks_len +
 		hdr->collection_len + hdr->document_id_len + hdr->event_id_len;
+	int			encoding = GetDatabaseEncoding();
 
+	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII && buf->len > body_start)
+	{
+		char	   *utf8 = pg_server_to_any(buf->data + body_start,
+											buf->len - body_start, PG_UTF8);
+
+		if (utf8 != buf->data + body_start)
+		{
+			int			len = strlen(utf8);
+
+			buf->len = body_start;
+			appendBinaryStringInfo(buf, utf8, len);
+			pfree(utf8);
+			hdr = (CocoEventHeader *) (buf->data + start);	/* may have moved */
+		}
+	}
 	hdr->body_len = buf->len - body_start;
 	pad_to_8(buf);
 	/* padding may have moved the buffer */

@@ -2,52 +2,38 @@
  *
  * hook_admin.c
  *	  The SQL functions that manage hooks: register_hook, unregister_hook,
- *	  enable_hook, disable_hook; the check run by CREATE EXTENSION; and the
- *	  statement trigger that tells every backend's hook cache when
- *	  cocohooks.hooks changes.
+ *	  enable_hook, disable_hook and rotate_secret; the check run by CREATE
+ *	  EXTENSION; and the statement trigger that tells every backend's hook
+ *	  cache, and the worker's signing keys, when cocohooks.hooks changes.
  *
  * Callers need only own the collection.  The catalog itself is writable by
- * the extension's owner alone, so after validating every argument and
- * checking ownership as the caller, the catalog change and the collection's
- * triggers are made as the owner of cocohooks.hooks (a security-restricted
- * user switch, as REFRESH MATERIALIZED VIEW does).
- *
- * Each collection has at most two triggers calling cocohooks.row_trigger():
- * a BEFORE one for its pre_* hooks and an AFTER one for its post_* hooks,
- * covering just the operations those hooks need.  sync_triggers() makes
- * them match the catalog after every change, and drops them when no hook
- * is left.  The names begin with a non-ASCII letter so that the BEFORE
- * trigger runs after every trigger with an ASCII name.
+ * the extension's owner alone, so after validating every argument
+ * (hook_args.c) and checking ownership as the caller, the catalog change
+ * and the collection's triggers (hook_triggers.c) are made as the owner of
+ * cocohooks.hooks (a security-restricted user switch, as REFRESH
+ * MATERIALIZED VIEW does).
  *
  *-------------------------------------------------------------------------
  */
 #include "cocohooks.h"
 
-#include <curl/curl.h>
-
-#include "network_guard.h"
+#include "hook_admin.h"
 #include "signing_keys.h"
 
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_index.h"
-#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
-#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -59,270 +45,6 @@ PG_FUNCTION_INFO_V1(cocohooks_rotate_secret);
 PG_FUNCTION_INFO_V1(cocohooks_disable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_hooks_changed);
 PG_FUNCTION_INFO_V1(cocohooks_check_install);
-
-/* trigger names, in UTF-8; converted to the database encoding when used */
-#define PRE_TRIGGER_NAME	"\xc3\xbf_cocohooks_pre"
-#define POST_TRIGGER_NAME	"\xc3\xbf_cocohooks_post"
-
-#define MAX_TIMEOUT_MS		15000
-#define MAX_RETRIES			20
-
-/* headers cocohooks sets itself, or that HTTP framing owns */
-static const char *const reserved_headers[] = {
-	"content-type", "user-agent", "x-hook-event", "webhook-id",
-	"webhook-timestamp", "webhook-signature", "host", "content-length",
-	"transfer-encoding", "connection", "expect", NULL
-};
-
-static void
-require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
-static CocoEventKind
-check_event(const char *event)
-{
-	int			kind = coco_event_from_name(event);
-
-	if (kind < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid event \"%s\"", event),
-				 errdetail("event must be one of pre_save, post_save, pre_delete or post_delete.")));
-	return (CocoEventKind) kind;
-}
-
-/*
- * A URL whose host is a literal IP address the network guard would refuse
- * is refused now; a host name is checked on each address it resolves to,
- * when the worker connects.  host is as libcurl's URL parser gives it, so
- * numeric forms such as "http://2130706433/" arrive as dotted addresses.
- */
-static void
-check_literal_address(const char *url, const char *host)
-{
-	uint8		addr[16];
-	int			family = coco_parse_ip(host, addr);
-	const char *why;
-
-	if (family != 0 && !coco_address_allowed(family, addr, &why))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("url \"%s\" points to an address deliveries may not connect to", url),
-				 errdetail("%s is %s, and not inside \"%s\".", host, why,
-						   "cocohooks.allowed_networks"),
-				 errhint("Use a public address, or ask a superuser to add its range to \"%s\".",
-						 "cocohooks.allowed_networks")));
-}
-
-static void
-check_url(const char *url)
-{
-	CURLU	   *cu;
-	CURLUcode	rc;
-	char	   *host = NULL;
-	bool		scheme_ok;
-
-	for (const char *p = url; *p; p++)
-	{
-		unsigned char c = (unsigned char) *p;
-
-		if (c <= 0x20 || c == 0x7f)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid url \"%s\"", url),
-					 errdetail("url must not contain spaces or control characters.")));
-	}
-	scheme_ok = pg_strncasecmp(url, "http://", 7) == 0 ||
-		pg_strncasecmp(url, "https://", 8) == 0;
-	if (!scheme_ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid url \"%s\"", url),
-				 errdetail("url must begin with http:// or https://.")));
-	if (strlen(url) > COCO_MAX_URL_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("url is too long"),
-				 errdetail("url must be at most %d bytes.", COCO_MAX_URL_LEN)));
-
-	cu = curl_url();
-	if (cu == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	rc = curl_url_set(cu, CURLUPART_URL, url, 0);
-	if (rc == CURLUE_OK)
-		rc = curl_url_get(cu, CURLUPART_HOST, &host, 0);
-	if (rc != CURLUE_OK || host == NULL || host[0] == '\0')
-	{
-		const char *why = rc != CURLUE_OK ? curl_url_strerror(rc) : "no host";
-
-		curl_free(host);
-		curl_url_cleanup(cu);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid url \"%s\"", url),
-				 errdetail("url could not be parsed: %s.", why)));
-	}
-	check_literal_address(url, host);
-	curl_free(host);
-	curl_url_cleanup(cu);
-}
-
-static bool
-is_token_char(unsigned char c)
-{
-	/* RFC 9110 tchar */
-	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static void
-check_headers(Jsonb *headers)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	int			total = 0;
-	char	   *name = NULL;
-
-	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid headers"),
-				 errdetail("headers must be a JSON object of header names and string values, like {\"Authorization\": \"Bearer abc\"}.")));
-
-	it = JsonbIteratorInit(&headers->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			name = pnstrdup(v.val.string.val, v.val.string.len);
-			if (v.val.string.len == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid headers"),
-						 errdetail("A header name must not be empty.")));
-			for (int i = 0; i < v.val.string.len; i++)
-				if (!is_token_char((unsigned char) name[i]))
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid header name \"%s\"", name),
-							 errdetail("A header name may contain only letters, digits and !#$%%&'*+-.^_`|~.")));
-			for (int r = 0; reserved_headers[r]; r++)
-				if (pg_strcasecmp(name, reserved_headers[r]) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("header \"%s\" cannot be set in headers", name),
-							 errdetail("cocohooks sets Content-Type, User-Agent, X-Hook-Event and the webhook-* headers itself, and HTTP framing headers are not allowed.")));
-			total += v.val.string.len + 4;
-		}
-		else if (tok == WJB_VALUE)
-		{
-			if (v.type != jbvString)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid value for header \"%s\"", name),
-						 errdetail("Header values must be JSON strings.")));
-			for (int i = 0; i < v.val.string.len; i++)
-			{
-				char		c = v.val.string.val[i];
-
-				if (c == '\r' || c == '\n' || c == '\0')
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("invalid value for header \"%s\"", name),
-							 errdetail("Header values must not contain CR or LF.")));
-			}
-			total += v.val.string.len;
-		}
-	}
-	if (total > COCO_MAX_HEADERS_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("headers are too long"),
-				 errdetail("All headers together must be at most %d bytes.", COCO_MAX_HEADERS_LEN)));
-}
-
-static void
-check_secret(const char *secret)
-{
-	char		key[COCO_MAX_KEY_LEN];
-
-	if (coco_secret_decode(secret, key) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid secret"),
-				 errdetail("secret must be \"whsec_\" followed by the base64 of a key of 1 to %d bytes, or NULL for unsigned deliveries.",
-						   COCO_MAX_KEY_LEN)));
-}
-
-static void
-check_range(const char *name, int value, int min, int max)
-{
-	if (value < min || value > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s %d is out of range", name, value),
-				 errdetail("%s must be between %d and %d.", name, min, max)));
-}
-
-/*
- * Checks that relid names a table the current user owns, with a primary key
- * of one column.  Locks it like CREATE TRIGGER does.
- */
-static void
-check_collection(Oid relid)
-{
-	char		relkind;
-	Relation	rel;
-	HeapTuple	idxtup;
-	bool		single = false;
-
-	relkind = get_rel_relkind(relid);
-	if (relkind == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("collection with OID %u does not exist", relid)));
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("collection \"%s\" is not a table", get_rel_name(relid)),
-				 errdetail("Hooks can be registered on tables and partitioned tables only.")));
-	if (!coco_table_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
-					   get_rel_name(relid));
-	if (IsCatalogRelationOid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("collection \"%s\" is a system catalog", get_rel_name(relid)),
-				 errdetail("Hooks can be registered on user tables only.")));
-
-	rel = table_open(relid, ShareRowExclusiveLock);
-	(void) RelationGetIndexList(rel);
-	if (OidIsValid(rel->rd_pkindex))
-	{
-		idxtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(rel->rd_pkindex));
-		if (HeapTupleIsValid(idxtup))
-		{
-			single = ((Form_pg_index) GETSTRUCT(idxtup))->indnkeyatts == 1 &&
-				((Form_pg_index) GETSTRUCT(idxtup))->indkey.values[0] > 0;
-			ReleaseSysCache(idxtup);
-		}
-	}
-	if (!single)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("collection \"%s\" has no single-column primary key",
-						RelationGetRelationName(rel)),
-				 errdetail("Hook payloads name each document by its primary key, so a collection needs a primary key of exactly one column."),
-				 errhint("Add one with ALTER TABLE ... ADD PRIMARY KEY.")));
-	table_close(rel, NoLock);
-}
 
 /* Oid of cocohooks.hooks; errors if the extension is not installed here. */
 static Oid
@@ -371,157 +93,6 @@ coco_end_as_owner(CocoAsOwner *st)
 	SetUserIdAndSecContext(st->save_userid, st->save_sec_context);
 }
 
-static char *
-trigger_name(const char *utf8)
-{
-	return pg_any_to_server(utf8, strlen(utf8), PG_UTF8);
-}
-
-/* Current operations (TRIGGER_TYPE_* bits) of one of our triggers, or 0. */
-static int16
-existing_trigger_ops(Oid relid, const char *name)
-{
-	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(name)};
-	Oid			types[2] = {OIDOID, CSTRINGOID};
-	int16		ops = 0;
-
-	if (SPI_execute_with_args("SELECT tgtype, tgparentid <> 0 FROM pg_catalog.pg_trigger "
-							  "WHERE tgrelid = $1 AND tgname = $2::pg_catalog.name",
-							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read triggers");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 2, &isnull)))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("collection \"%s\" is a partition of a table that has hooks",
-							get_rel_name(relid)),
-					 errdetail("The hooks of a partitioned table already fire for the rows of its partitions."),
-					 errhint("Register the hook on the partitioned table.")));
-
-		ops = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-		ops &= (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE);
-		if (ops == 0)
-			ops = -1;			/* exists, but not as we would make it */
-	}
-	return ops;
-}
-
-static void
-set_trigger(Oid relid, const char *name, bool before, int16 want)
-{
-	int16		have = existing_trigger_ops(relid, name);
-	char	   *qualified;
-	StringInfoData sql;
-
-	if (have == want)
-		return;
-
-	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										   get_rel_name(relid));
-	initStringInfo(&sql);
-	if (have != 0)
-	{
-		appendStringInfo(&sql, "DROP TRIGGER %s ON %s",
-						 quote_identifier(name), qualified);
-		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "could not drop trigger");
-	}
-	if (want == 0)
-		return;
-
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE TRIGGER %s %s ", quote_identifier(name),
-					 before ? "BEFORE" : "AFTER");
-	if (want & TRIGGER_TYPE_INSERT)
-		appendStringInfoString(&sql, "INSERT OR ");
-	if (want & TRIGGER_TYPE_UPDATE)
-		appendStringInfoString(&sql, "UPDATE OR ");
-	if (want & TRIGGER_TYPE_DELETE)
-		appendStringInfoString(&sql, "DELETE OR ");
-	sql.len -= 4;				/* the last " OR " */
-	sql.data[sql.len] = '\0';
-	appendStringInfo(&sql, " ON %s FOR EACH ROW EXECUTE FUNCTION cocohooks.row_trigger()",
-					 qualified);
-	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not create trigger");
-}
-
-/* Makes the collection's triggers match its hooks.  Runs as owner, in SPI. */
-static void
-sync_triggers(Oid relid)
-{
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
-	Oid			types[1] = {OIDOID};
-	int16		pre = 0;
-	int16		post = 0;
-
-	if (SPI_execute_with_args("SELECT DISTINCT event FROM cocohooks.hooks "
-							  "WHERE collection = $1::pg_catalog.regclass",
-							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read cocohooks.hooks");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		char	   *event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		switch (coco_event_from_name(event))
-		{
-			case COCO_PRE_SAVE:
-				pre |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
-				break;
-			case COCO_PRE_DELETE:
-				pre |= TRIGGER_TYPE_DELETE;
-				break;
-			case COCO_POST_SAVE:
-				post |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
-				break;
-			case COCO_POST_DELETE:
-				post |= TRIGGER_TYPE_DELETE;
-				break;
-			default:
-				break;
-		}
-	}
-	set_trigger(relid, trigger_name(PRE_TRIGGER_NAME), true, pre);
-	set_trigger(relid, trigger_name(POST_TRIGGER_NAME), false, post);
-}
-
-/*
- * A partitioned table's hooks fire for the rows of all its partitions, so a
- * table and its ancestors or descendants cannot both have hooks: each row
- * belongs to one collection.  Runs as owner, in SPI.
- */
-static void
-check_partition_family(Oid relid)
-{
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
-	Oid			types[1] = {OIDOID};
-	Oid			other;
-	bool		isnull;
-
-	if (SPI_execute_with_args("SELECT h.collection::pg_catalog.oid FROM cocohooks.hooks h "
-							  "WHERE h.collection::pg_catalog.oid <> $1 AND h.collection::pg_catalog.oid IN "
-							  "(SELECT relid FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) "
-							  " UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)) "
-							  "LIMIT 1",
-							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read cocohooks.hooks");
-	if (SPI_processed == 0)
-		return;
-	other = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("collection \"%s\" is in the same partition tree as \"%s\", which has hooks",
-					get_rel_name(relid), get_rel_name(other)),
-			 errdetail("A partitioned table's hooks fire for the rows of all its partitions, so only one table of a partition tree can have hooks."),
-			 errhint("Register all hooks of the tree on one table, usually the partitioned table.")));
-}
-
 Datum
 cocohooks_register_hook(PG_FUNCTION_ARGS)
 {
@@ -540,12 +111,12 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	Oid			types[7] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID};
 
 	coco_require_preload();
-	require_arg(fcinfo, 0, "collection");
-	require_arg(fcinfo, 1, "event");
-	require_arg(fcinfo, 2, "url");
-	require_arg(fcinfo, 3, "headers");
-	require_arg(fcinfo, 5, "timeout_ms");
-	require_arg(fcinfo, 6, "max_retries");
+	coco_require_arg(fcinfo, 0, "collection");
+	coco_require_arg(fcinfo, 1, "event");
+	coco_require_arg(fcinfo, 2, "url");
+	coco_require_arg(fcinfo, 3, "headers");
+	coco_require_arg(fcinfo, 5, "timeout_ms");
+	coco_require_arg(fcinfo, 6, "max_retries");
 
 	relid = PG_GETARG_OID(0);
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -556,14 +127,14 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	timeout_ms = PG_GETARG_INT32(5);
 	max_retries = PG_GETARG_INT32(6);
 
-	check_event(event);
-	check_url(url);
-	check_headers(headers);
+	coco_check_event(event);
+	coco_check_url(url);
+	coco_check_headers(headers);
 	if (secret)
-		check_secret(secret);
-	check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
-	check_range("max_retries", max_retries, 0, MAX_RETRIES);
-	check_collection(relid);
+		coco_check_secret(secret);
+	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
+	coco_check_range("max_retries", max_retries, 0, MAX_RETRIES);
+	coco_check_collection(relid);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = PG_GETARG_DATUM(1);
@@ -576,7 +147,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	args[6] = Int32GetDatum(max_retries);
 
 	coco_begin_as_owner(&st);
-	check_partition_family(relid);
+	coco_check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
 	if (SPI_execute_with_args("INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries) "
@@ -585,7 +156,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		SPI_processed != 1)
 		elog(ERROR, "could not insert into cocohooks.hooks");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	sync_triggers(relid);
+	coco_sync_triggers(relid);
 	coco_end_as_owner(&st);
 
 	coco_warn_if_wal_unavailable();
@@ -620,7 +191,7 @@ static int64
 hook_id_arg(FunctionCallInfo fcinfo)
 {
 	coco_require_preload();
-	require_arg(fcinfo, 0, "hook_id");
+	coco_require_arg(fcinfo, 0, "hook_id");
 	return PG_GETARG_INT64(0);
 }
 
@@ -642,7 +213,7 @@ cocohooks_unregister_hook(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args("DELETE FROM cocohooks.hooks WHERE id = $1",
 								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from cocohooks.hooks");
-		sync_triggers(relid);
+		coco_sync_triggers(relid);
 	}
 	coco_end_as_owner(&st);
 	PG_RETURN_BOOL(OidIsValid(relid));
@@ -698,11 +269,11 @@ cocohooks_rotate_secret(PG_FUNCTION_ARGS)
 	Oid			types[3] = {INT8OID, TEXTOID, INTERVALOID};
 	Interval	zero = {0};
 
-	require_arg(fcinfo, 1, "new_secret");
-	require_arg(fcinfo, 2, "overlap");
+	coco_require_arg(fcinfo, 1, "new_secret");
+	coco_require_arg(fcinfo, 2, "overlap");
 	secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	overlap = PG_GETARG_INTERVAL_P(2);
-	check_secret(secret);
+	coco_check_secret(secret);
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(overlap),
 										  IntervalPGetDatum(&zero))) < 0 ||
 		INTERVAL_NOT_FINITE(overlap))

@@ -28,6 +28,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -225,6 +226,49 @@ typedef struct HookRow
 	int32		max_retries;
 } HookRow;
 
+/*
+ * The operations whose pre_* events must wait for the AFTER trigger: a
+ * BEFORE row trigger that is not ours fires after our BEFORE trigger (the
+ * relation's triggers fire in name order, and a name may sort after ours,
+ * in any encoding), and our AFTER trigger covers the operation
+ * (hook_triggers.c adds it when such a trigger exists).  A trigger with a
+ * WHEN clause or a column list counts, as it may fire.
+ */
+static int16
+pre_events_in_after(Relation rel, Oid tgoid)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Oid			ours = InvalidOid;
+	bool		past_ours = false;
+	int16		later = 0;
+	int16		after_ops = 0;
+	const int16 ops = TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE;
+
+	if (td == NULL)
+		return 0;
+	for (int i = 0; i < td->numtriggers; i++)
+		if (td->triggers[i].tgoid == tgoid)
+			ours = td->triggers[i].tgfoid;
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		const Trigger *t = &td->triggers[i];
+
+		if (!TRIGGER_FOR_ROW(t->tgtype))
+			continue;
+		if (t->tgfoid == ours)
+		{
+			if (TRIGGER_FOR_BEFORE(t->tgtype))
+				past_ours = true;
+			else if (TRIGGER_FOR_AFTER(t->tgtype))
+				after_ops = t->tgtype & ops;
+		}
+		else if (past_ours && TRIGGER_FOR_BEFORE(t->tgtype) &&
+				 t->tgenabled != TRIGGER_DISABLED)
+			later |= t->tgtype & ops;
+	}
+	return later & after_ops;
+}
+
 /* Reads the enabled hooks of the collection into per-event spec lists. */
 static void
 load_hooks(CocoTableHooks *th)
@@ -339,6 +383,7 @@ build_entry(CacheEntry *entry, Relation rel, Oid tgoid)
 	load_to_jsonb(th, rel);
 	th->row_plan = coco_row_json_plan(rel);
 	load_hooks(th);
+	th->pre_in_after = pre_events_in_after(rel, tgoid);
 
 	MemoryContextSwitchTo(old);
 }

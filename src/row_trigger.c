@@ -15,20 +15,73 @@
  *	   ones to pending_events.c, which queues them only if the transaction
  *	   commits.
  *
- * The BEFORE trigger's name sorts after any ASCII name, so the row it sees
- * is the row as the table's other BEFORE triggers left it.  It returns the
- * row unchanged.  Work happens in the executor's per-tuple memory context.
+ * Triggers fire in name order, so a pre_* document could miss what another
+ * BEFORE trigger does after ours.  The BEFORE trigger is named to sort after
+ * every name of letters, digits and underscores ("~cocohooks_pre"), and the
+ * hook cache looks at the table's triggers: if a BEFORE row trigger still
+ * fires after ours (its name sorts later: a non-ASCII one, say), the
+ * operation's pre_* events are sent by the AFTER trigger instead, with the
+ * row as stored, which every BEFORE trigger has seen (hook_triggers.c makes
+ * the AFTER trigger cover those operations).  This does not depend on the
+ * database's encoding or on any name.  The BEFORE trigger returns the row
+ * unchanged.  Work happens in the executor's per-tuple memory context.
  *
  *-------------------------------------------------------------------------
  */
 #include "cocohooks.h"
 
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_row_trigger);
 
 static bool warned_not_preloaded = false;
+
+/*
+ * Builds the message of one event and sends it on: a pre_* one at once, a
+ * post_* one at commit.  before: fired by the BEFORE trigger, where an
+ * INSERT's pre_save may still turn into an update (ON CONFLICT DO UPDATE).
+ */
+static void
+fire_event(TriggerData *td, CocoTableHooks *th, CocoEventKind event,
+		   HeapTuple document, HeapTuple old_row, bool is_update, bool before)
+{
+	char	   *document_id;
+	StringInfoData message;
+	int			start;
+
+	if (th->nhooks[event] == 0)
+		return;
+	if (before && event == COCO_PRE_SAVE && is_update)
+		coco_upsert_conflict(td->tg_relation);
+
+	document_id = coco_document_id_json(th, td->tg_relation, document);
+
+	/* the body is written straight into the message, its last part */
+	initStringInfo(&message);
+	start = coco_message_begin(&message, event, th->collection_relid,
+							   th->hooks[event], th->hooks_len[event],
+							   th->nhooks[event],
+							   th->collection, strlen(th->collection),
+							   document_id, strlen(document_id),
+							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
+	coco_build_body(&message, event, th, td->tg_relation, document, old_row,
+					document_id);
+	coco_message_end(&message, start);
+
+	if (event == COCO_PRE_SAVE || event == COCO_PRE_DELETE)
+	{
+		/* an ON CONFLICT DO UPDATE insert may yet turn into an update */
+		if (before && event == COCO_PRE_SAVE && !is_update &&
+			coco_upsert_hold(td->tg_relation, th->collection_relid,
+							 message.data, message.len))
+			return;
+		coco_emit_at_once(message.data, message.len);
+	}
+	else
+		coco_emit_at_commit(message.data, message.len);
+}
 
 Datum
 cocohooks_row_trigger(PG_FUNCTION_ARGS)
@@ -40,11 +93,9 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	old_row = NULL;
 	bool		before;
 	bool		is_update = false;
-	int			start;
-	CocoEventKind event;
+	bool		is_delete = false;
+	int16		op;
 	CocoTableHooks *th;
-	char	   *document_id;
-	StringInfoData message;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -62,17 +113,18 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 		document = td->tg_newtuple;
 		old_row = td->tg_trigtuple;
 		is_update = true;
-		event = before ? COCO_PRE_SAVE : COCO_POST_SAVE;
+		op = TRIGGER_TYPE_UPDATE;
 	}
 	else if (TRIGGER_FIRED_BY_INSERT(tev))
 	{
 		document = td->tg_trigtuple;
-		event = before ? COCO_PRE_SAVE : COCO_POST_SAVE;
+		op = TRIGGER_TYPE_INSERT;
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(tev))
 	{
 		document = td->tg_trigtuple;
-		event = before ? COCO_PRE_DELETE : COCO_POST_DELETE;
+		is_delete = true;
+		op = TRIGGER_TYPE_DELETE;
 	}
 	else
 		ereport(ERROR,
@@ -97,36 +149,20 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	}
 
 	th = coco_hook_cache_lookup(td->tg_relation, td->tg_trigger->tgoid);
-	if (th->nhooks[event] == 0)
-		return PointerGetDatum(result);
-	if (event == COCO_PRE_SAVE && is_update)
-		coco_upsert_conflict(td->tg_relation);
-
-	document_id = coco_document_id_json(th, td->tg_relation, document);
-
-	/* the body is written straight into the message, its last part */
-	initStringInfo(&message);
-	start = coco_message_begin(&message, event, th->collection_relid,
-							   th->hooks[event], th->hooks_len[event],
-							   th->nhooks[event],
-							   th->collection, strlen(th->collection),
-							   document_id, strlen(document_id),
-							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
-	coco_build_body(&message, event, th, td->tg_relation, document, old_row,
-					document_id);
-	coco_message_end(&message, start);
-
 	if (before)
 	{
-		/* an ON CONFLICT DO UPDATE insert may yet turn into an update */
-		if (event == COCO_PRE_SAVE && !is_update &&
-			coco_upsert_hold(td->tg_relation, th->collection_relid,
-							 message.data, message.len))
-			return PointerGetDatum(result);
-		coco_emit_at_once(message.data, message.len);
+		/* another BEFORE trigger fires after ours: the AFTER trigger sends it */
+		if ((th->pre_in_after & op) == 0)
+			fire_event(td, th, is_delete ? COCO_PRE_DELETE : COCO_PRE_SAVE,
+					   document, old_row, is_update, true);
 	}
 	else
-		coco_emit_at_commit(message.data, message.len);
-
+	{
+		if (th->pre_in_after & op)
+			fire_event(td, th, is_delete ? COCO_PRE_DELETE : COCO_PRE_SAVE,
+					   document, old_row, is_update, false);
+		fire_event(td, th, is_delete ? COCO_POST_DELETE : COCO_POST_SAVE,
+				   document, old_row, is_update, false);
+	}
 	return PointerGetDatum(result);
 }

@@ -98,8 +98,11 @@ is_deeply(paths_since(0), \%expected_paths,
 
 my $hooks_sql = q{SELECT id, collection::text, event, url, headers::text, secret, enabled,
 	timeout_ms, max_retries, created_at FROM cocohooks.hooks ORDER BY id};
-my $triggers_sql = q{SELECT t.oid, pg_get_triggerdef(t.oid), tgenabled FROM pg_trigger t
-	WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal ORDER BY tgname};
+# the update renames the hook triggers (0.2.0 names them in ASCII): the
+# same triggers, with the same definitions apart from their names
+my $triggers_sql = q{SELECT t.oid, regexp_replace(pg_get_triggerdef(t.oid), '^CREATE TRIGGER \S+ ', 'CREATE TRIGGER '),
+	tgenabled FROM pg_trigger t
+	WHERE tgrelid = 'docs'::regclass AND NOT tgisinternal ORDER BY t.oid};
 my $log_sql = q{SELECT id, hook_id, event, collection, document_id, success, status_code,
 	error, attempts, queued_at, finished_at, webhook_id, payload::text
 	FROM cocohooks.deliveries ORDER BY id};
@@ -146,6 +149,9 @@ for my $what (qw(hooks triggers log security grants))
 		security => $security_sql, grants => $kept_grants_sql }->{$what};
 	is($node->safe_psql('postgres', $sql), $before{$what}, "update keeps the $what");
 }
+is($node->safe_psql('postgres', q{SELECT string_agg(tgname, ',' ORDER BY tgname) FROM pg_trigger
+		WHERE tgrelid = 'docs'::regclass AND tgfoid = 'cocohooks.row_trigger'::regproc}),
+	'~cocohooks_post,~cocohooks_pre', 'the update gives the hook triggers their ASCII names');
 is($node->safe_psql('postgres', $seen_sql, extra_params => [ '-U', 'app_owner' ]),
 	'6', "after the update the table's owner still sees its hooks");
 is($node->safe_psql('postgres', $seen_sql, extra_params => [ '-U', 'other_owner' ]),

@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * header_object.c
+ *	  The one walker over a hook's headers object ({"Name": "value", ...}).
+ *
+ * register_hook validates the object with it (hook_args.c) and the hook
+ * cache turns it into the "Name: value" lines every message carries
+ * (event_message.c), so both see the same pairs in the same order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "hook_admin.h"
+
+/*
+ * Calls fn for each name and value of a JSON object, in jsonb's order.
+ * Returns false, calling nothing, if headers is not an object.
+ */
+bool
+coco_headers_walk(Jsonb *headers, CocoHeaderFn fn, void *arg)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *name = NULL;
+	int			name_len = 0;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		return false;
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			name = v.val.string.val;
+			name_len = v.val.string.len;
+		}
+		else if (tok == WJB_VALUE && name != NULL)
+		{
+			fn(name, name_len, &v, arg);
+			name = NULL;
+		}
+	}
+	return true;
+}

@@ -1,0 +1,310 @@
+/*-------------------------------------------------------------------------
+ *
+ * hook_args.c
+ *	  Validation of the arguments of the hook functions.
+ *
+ * Every wrong argument is an ERROR that names the argument and says what
+ * is allowed (SPEC section 6), raised before anything changes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include <curl/curl.h>
+
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "hook_admin.h"
+#include "network_guard.h"
+
+/* headers cocohooks sets itself, or that HTTP framing owns */
+static const char *const reserved_headers[] = {
+	"content-type", "user-agent", "x-hook-event", "webhook-id",
+	"webhook-timestamp", "webhook-signature", "host", "content-length",
+	"transfer-encoding", "connection", "expect", NULL
+};
+
+void
+coco_require_arg(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+CocoEventKind
+coco_check_event(const char *event)
+{
+	int			kind = coco_event_from_name(event);
+
+	if (kind < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event \"%s\"", event),
+				 errdetail("event must be one of pre_save, post_save, pre_delete or post_delete.")));
+	return (CocoEventKind) kind;
+}
+
+/*
+ * A URL whose host is a literal IP address the network guard would refuse
+ * is refused now; a host name is checked on each address it resolves to,
+ * when the worker connects.  host is as libcurl's URL parser gives it, so
+ * numeric forms such as "http://2130706433/" arrive as dotted addresses.
+ */
+static void
+check_literal_address(const char *url, const char *host)
+{
+	uint8		addr[16];
+	int			family = coco_parse_ip(host, addr);
+	const char *why;
+
+	if (family != 0 && !coco_address_allowed(family, addr, &why))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("url \"%s\" points to an address deliveries may not connect to", url),
+				 errdetail("%s is %s, and not inside \"%s\".", host, why,
+						   "cocohooks.allowed_networks"),
+				 errhint("Use a public address, or ask a superuser to add its range to \"%s\".",
+						 "cocohooks.allowed_networks")));
+}
+
+void
+coco_check_url(const char *url)
+{
+	CURLU	   *cu;
+	CURLUcode	rc;
+	char	   *host = NULL;
+	bool		scheme_ok;
+
+	for (const char *p = url; *p; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c <= 0x20 || c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid url \"%s\"", url),
+					 errdetail("url must not contain spaces or control characters.")));
+	}
+	scheme_ok = pg_strncasecmp(url, "http://", 7) == 0 ||
+		pg_strncasecmp(url, "https://", 8) == 0;
+	if (!scheme_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid url \"%s\"", url),
+				 errdetail("url must begin with http:// or https://.")));
+	if (strlen(url) > COCO_MAX_URL_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("url is too long"),
+				 errdetail("url must be at most %d bytes.", COCO_MAX_URL_LEN)));
+
+	cu = curl_url();
+	if (cu == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	rc = curl_url_set(cu, CURLUPART_URL, url, 0);
+	if (rc == CURLUE_OK)
+		rc = curl_url_get(cu, CURLUPART_HOST, &host, 0);
+	if (rc != CURLUE_OK || host == NULL || host[0] == '\0')
+	{
+		const char *why = rc != CURLUE_OK ? curl_url_strerror(rc) : "no host";
+
+		curl_free(host);
+		curl_url_cleanup(cu);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid url \"%s\"", url),
+				 errdetail("url could not be parsed: %s.", why)));
+	}
+	check_literal_address(url, host);
+	curl_free(host);
+	curl_url_cleanup(cu);
+}
+
+static bool
+is_token_char(unsigned char c)
+{
+	/* RFC 9110 tchar */
+	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* One header of register_hook's headers: a token name, not ours, a string value without CR/LF. */
+static void
+check_header(const char *name_bytes, int name_len, JsonbValue *value, void *arg)
+{
+	int		   *total = (int *) arg;
+	char	   *name = pnstrdup(name_bytes, name_len);
+
+	if (name_len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid headers"),
+				 errdetail("A header name must not be empty.")));
+	for (int i = 0; i < name_len; i++)
+		if (!is_token_char((unsigned char) name[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid header name \"%s\"", name),
+					 errdetail("A header name may contain only letters, digits and !#$%%&'*+-.^_`|~.")));
+	for (int r = 0; reserved_headers[r]; r++)
+		if (pg_strcasecmp(name, reserved_headers[r]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("header \"%s\" cannot be set in headers", name),
+					 errdetail("cocohooks sets Content-Type, User-Agent, X-Hook-Event and the webhook-* headers itself, and HTTP framing headers are not allowed.")));
+	if (value->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for header \"%s\"", name),
+				 errdetail("Header values must be JSON strings.")));
+	for (int i = 0; i < value->val.string.len; i++)
+	{
+		char		c = value->val.string.val[i];
+
+		if (c == '\r' || c == '\n' || c == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for header \"%s\"", name),
+					 errdetail("Header values must not contain CR or LF.")));
+	}
+	*total += name_len + 4 + value->val.string.len;
+	pfree(name);
+}
+
+void
+coco_check_headers(Jsonb *headers)
+{
+	int			total = 0;
+
+	if (!coco_headers_walk(headers, check_header, &total))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid headers"),
+				 errdetail("headers must be a JSON object of header names and string values, like {\"Authorization\": \"Bearer abc\"}.")));
+	if (total > COCO_MAX_HEADERS_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("headers are too long"),
+				 errdetail("All headers together must be at most %d bytes.", COCO_MAX_HEADERS_LEN)));
+}
+
+void
+coco_check_secret(const char *secret)
+{
+	char		key[COCO_MAX_KEY_LEN];
+
+	if (coco_secret_decode(secret, key) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid secret"),
+				 errdetail("secret must be \"whsec_\" followed by the base64 of a key of 1 to %d bytes, or NULL for unsigned deliveries.",
+						   COCO_MAX_KEY_LEN)));
+}
+
+void
+coco_check_range(const char *name, int value, int min, int max)
+{
+	if (value < min || value > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s %d is out of range", name, value),
+				 errdetail("%s must be between %d and %d.", name, min, max)));
+}
+
+/*
+ * Checks that relid names a table the current user owns, with a primary key
+ * of one column.  Locks it like CREATE TRIGGER does.
+ */
+void
+coco_check_collection(Oid relid)
+{
+	char		relkind;
+	Relation	rel;
+	HeapTuple	idxtup;
+	bool		single = false;
+
+	relkind = get_rel_relkind(relid);
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("collection with OID %u does not exist", relid)));
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("collection \"%s\" is not a table", get_rel_name(relid)),
+				 errdetail("Hooks can be registered on tables and partitioned tables only.")));
+	if (!coco_table_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(relkind),
+					   get_rel_name(relid));
+	if (IsCatalogRelationOid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("collection \"%s\" is a system catalog", get_rel_name(relid)),
+				 errdetail("Hooks can be registered on user tables only.")));
+
+	rel = table_open(relid, ShareRowExclusiveLock);
+	(void) RelationGetIndexList(rel);
+	if (OidIsValid(rel->rd_pkindex))
+	{
+		idxtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(rel->rd_pkindex));
+		if (HeapTupleIsValid(idxtup))
+		{
+			single = ((Form_pg_index) GETSTRUCT(idxtup))->indnkeyatts == 1 &&
+				((Form_pg_index) GETSTRUCT(idxtup))->indkey.values[0] > 0;
+			ReleaseSysCache(idxtup);
+		}
+	}
+	if (!single)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("collection \"%s\" has no single-column primary key",
+						RelationGetRelationName(rel)),
+				 errdetail("Hook payloads name each document by its primary key, so a collection needs a primary key of exactly one column."),
+				 errhint("Add one with ALTER TABLE ... ADD PRIMARY KEY.")));
+	table_close(rel, NoLock);
+}
+
+/*
+ * A partitioned table's hooks fire for the rows of all its partitions, so a
+ * table and its ancestors or descendants cannot both have hooks: each row
+ * belongs to one collection.  Runs as owner, in SPI.
+ */
+void
+coco_check_partition_family(Oid relid)
+{
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	Oid			types[1] = {OIDOID};
+	Oid			other;
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT h.collection::pg_catalog.oid FROM cocohooks.hooks h "
+							  "WHERE h.collection::pg_catalog.oid <> $1 AND h.collection::pg_catalog.oid IN "
+							  "(SELECT relid FROM pg_catalog.pg_partition_ancestors($1::pg_catalog.regclass) "
+							  " UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)) "
+							  "LIMIT 1",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.hooks");
+	if (SPI_processed == 0)
+		return;
+	other = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("collection \"%s\" is in the same partition tree as \"%s\", which has hooks",
+					get_rel_name(relid), get_rel_name(other)),
+			 errdetail("A partitioned table's hooks fire for the rows of all its partitions, so only one table of a partition tree can have hooks."),
+			 errhint("Register all hooks of the tree on one table, usually the partitioned table.")));
+}

@@ -1,0 +1,253 @@
+/*-------------------------------------------------------------------------
+ *
+ * hook_triggers.c
+ *	  The row triggers a collection's hooks need, kept in step with the
+ *	  catalog.
+ *
+ * Each collection has at most two triggers calling cocohooks.row_trigger():
+ * a BEFORE one for its pre_* hooks and an AFTER one for its post_* hooks,
+ * covering just the operations those hooks need.  coco_sync_triggers()
+ * makes them match the catalog after every change, and drops them when no
+ * hook is left.
+ *
+ * A pre_* document must show the row as every other BEFORE trigger left
+ * it, whatever their names and whatever the encoding.  Triggers fire in
+ * name order; ours are named "~cocohooks_pre" and "~cocohooks_post", which
+ * sort after every name of letters, digits and '_'.  When a BEFORE row
+ * trigger's name sorts after ours anyway (it begins with a later
+ * character: any non-ASCII letter, say), the AFTER trigger also covers
+ * that operation, and the row trigger sends its pre_* events from there,
+ * with the row as stored (row_trigger.c).  An event trigger syncs again
+ * after every CREATE TRIGGER and ALTER TRIGGER on a hooked table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "catalog/pg_type.h"
+#include "catalog/pg_trigger.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "hook_admin.h"
+
+PG_FUNCTION_INFO_V1(cocohooks_sync_hook_triggers);
+
+/*
+ * ASCII, so the same in every database encoding and readable from every
+ * client encoding; '~' sorts after letters, digits and '_' (see below for
+ * names that sort later still).
+ */
+#define PRE_TRIGGER_NAME	"~cocohooks_pre"
+#define POST_TRIGGER_NAME	"~cocohooks_post"
+
+static bool syncing = false;
+
+/*
+ * Operations of the BEFORE row triggers, other than ours, whose names sort
+ * after our BEFORE trigger's on the table or any of its partitions:
+ * triggers fire in name order, so these see the row after ours does.
+ */
+static int16
+later_before_ops(Oid relid)
+{
+	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(PRE_TRIGGER_NAME)};
+	Oid			types[2] = {OIDOID, CSTRINGOID};
+	bool		isnull;
+	int32		ops;
+
+	if (SPI_execute_with_args("SELECT pg_catalog.bit_or(t.tgtype::pg_catalog.int4) "
+							  "FROM pg_catalog.pg_trigger t "
+							  "WHERE (t.tgrelid = $1 OR t.tgrelid IN "
+							  "(SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass))) "
+							  "AND NOT t.tgisinternal "
+							  "AND t.tgfoid <> 'cocohooks.row_trigger()'::pg_catalog.regprocedure "
+							  "AND (t.tgtype & 3) = 3 "	/* ROW and BEFORE */
+							  "AND t.tgname > $2::pg_catalog.name",
+							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read triggers");
+	ops = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		return 0;
+	return (int16) (ops & (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE));
+}
+
+/* Current operations (TRIGGER_TYPE_* bits) of one of our triggers, or 0. */
+static int16
+existing_trigger_ops(Oid relid, const char *name)
+{
+	Datum		args[2] = {ObjectIdGetDatum(relid), CStringGetDatum(name)};
+	Oid			types[2] = {OIDOID, CSTRINGOID};
+	int16		ops = 0;
+
+	if (SPI_execute_with_args("SELECT tgtype, tgparentid <> 0 FROM pg_catalog.pg_trigger "
+							  "WHERE tgrelid = $1 AND tgname = $2::pg_catalog.name",
+							  2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read triggers");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("collection \"%s\" is a partition of a table that has hooks",
+							get_rel_name(relid)),
+					 errdetail("The hooks of a partitioned table already fire for the rows of its partitions."),
+					 errhint("Register the hook on the partitioned table.")));
+
+		ops = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+		ops &= (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE);
+		if (ops == 0)
+			ops = -1;			/* exists, but not as we would make it */
+	}
+	return ops;
+}
+
+static void
+set_trigger(Oid relid, const char *name, bool before, int16 want)
+{
+	int16		have = existing_trigger_ops(relid, name);
+	char	   *qualified;
+	StringInfoData sql;
+
+	if (have == want)
+		return;
+
+	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										   get_rel_name(relid));
+	initStringInfo(&sql);
+	if (have != 0)
+	{
+		appendStringInfo(&sql, "DROP TRIGGER %s ON %s",
+						 quote_identifier(name), qualified);
+		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not drop trigger");
+	}
+	if (want == 0)
+		return;
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER %s %s ", quote_identifier(name),
+					 before ? "BEFORE" : "AFTER");
+	if (want & TRIGGER_TYPE_INSERT)
+		appendStringInfoString(&sql, "INSERT OR ");
+	if (want & TRIGGER_TYPE_UPDATE)
+		appendStringInfoString(&sql, "UPDATE OR ");
+	if (want & TRIGGER_TYPE_DELETE)
+		appendStringInfoString(&sql, "DELETE OR ");
+	sql.len -= 4;				/* the last " OR " */
+	sql.data[sql.len] = '\0';
+	appendStringInfo(&sql, " ON %s FOR EACH ROW EXECUTE FUNCTION cocohooks.row_trigger()",
+					 qualified);
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create trigger");
+}
+
+/* Creates, alters or drops our two triggers; the event trigger ignores this. */
+static void
+set_triggers(Oid relid, int16 pre, int16 post)
+{
+	syncing = true;
+	PG_TRY();
+	{
+		set_trigger(relid, PRE_TRIGGER_NAME, true, pre);
+		set_trigger(relid, POST_TRIGGER_NAME, false, post);
+	}
+	PG_FINALLY();
+	{
+		syncing = false;
+	}
+	PG_END_TRY();
+}
+
+/* Makes the collection's triggers match its hooks.  Runs as owner, in SPI. */
+void
+coco_sync_triggers(Oid relid)
+{
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	Oid			types[1] = {OIDOID};
+	int16		pre = 0;
+	int16		post = 0;
+
+	if (SPI_execute_with_args("SELECT DISTINCT event FROM cocohooks.hooks "
+							  "WHERE collection = $1::pg_catalog.regclass",
+							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.hooks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		switch (coco_event_from_name(event))
+		{
+			case COCO_PRE_SAVE:
+				pre |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
+				break;
+			case COCO_PRE_DELETE:
+				pre |= TRIGGER_TYPE_DELETE;
+				break;
+			case COCO_POST_SAVE:
+				post |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
+				break;
+			case COCO_POST_DELETE:
+				post |= TRIGGER_TYPE_DELETE;
+				break;
+			default:
+				break;
+		}
+	}
+	/* pre_* events of operations another BEFORE trigger sees after ours go out AFTER */
+	post |= pre & later_before_ops(relid);
+	set_triggers(relid, pre, post);
+}
+
+/*
+ * Trigger DDL (CREATE TRIGGER, ALTER TRIGGER ... RENAME) may put a BEFORE
+ * trigger after ours, or take it away: the collections of the tables it
+ * touched get their triggers synced again.  An event trigger on
+ * ddl_command_end; our own trigger changes do not recurse.
+ */
+Datum
+cocohooks_sync_hook_triggers(PG_FUNCTION_ARGS)
+{
+	CocoAsOwner st;
+	Oid		   *relids;
+	uint64		n;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("cocohooks.sync_hook_triggers() was not called by the event trigger manager")));
+	if (syncing)
+		PG_RETURN_VOID();
+
+	coco_begin_as_owner(&st);
+	if (SPI_execute("SELECT DISTINCT h.collection::pg_catalog.oid "
+					"FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					"JOIN pg_catalog.pg_trigger t ON t.oid = c.objid "
+					"JOIN cocohooks.hooks h ON h.collection::pg_catalog.oid = t.tgrelid "
+					"OR h.collection::pg_catalog.oid IN "
+					"(SELECT relid FROM pg_catalog.pg_partition_ancestors(t.tgrelid)) "
+					"WHERE c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the commands of the event");
+	n = SPI_processed;
+	relids = palloc(sizeof(Oid) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	for (uint64 i = 0; i < n; i++)
+		coco_sync_triggers(relids[i]);
+	coco_end_as_owner(&st);
+	PG_RETURN_VOID();
+}
