@@ -150,10 +150,53 @@ set_trigger(Oid relid, const char *name, bool before, int16 want)
 		elog(ERROR, "could not create trigger");
 }
 
-/* Creates, alters or drops our two triggers; the event trigger ignores this. */
+/* The operations the collection's hooks need, before and after the row change. */
 static void
-set_triggers(Oid relid, int16 pre, int16 post)
+needed_ops(Oid relid, int16 *pre, int16 *post)
 {
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	Oid			types[1] = {OIDOID};
+
+	*pre = 0;
+	*post = 0;
+	if (SPI_execute_with_args("SELECT DISTINCT event FROM cocohooks.hooks "
+							  "WHERE collection = $1::pg_catalog.regclass",
+							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.hooks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		switch (coco_event_from_name(event))
+		{
+			case COCO_PRE_SAVE:
+				*pre |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
+				break;
+			case COCO_PRE_DELETE:
+				*pre |= TRIGGER_TYPE_DELETE;
+				break;
+			case COCO_POST_SAVE:
+				*post |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
+				break;
+			case COCO_POST_DELETE:
+				*post |= TRIGGER_TYPE_DELETE;
+				break;
+			default:
+				break;
+		}
+	}
+	/* pre_* events of operations another BEFORE trigger sees after ours go out AFTER */
+	*post |= *pre & later_before_ops(relid);
+}
+
+/* Makes the collection's triggers match its hooks.  Runs as owner, in SPI. */
+void
+coco_sync_triggers(Oid relid)
+{
+	int16		pre;
+	int16		post;
+
+	needed_ops(relid, &pre, &post);
 	syncing = true;
 	PG_TRY();
 	{
@@ -167,44 +210,32 @@ set_triggers(Oid relid, int16 pre, int16 post)
 	PG_END_TRY();
 }
 
-/* Makes the collection's triggers match its hooks.  Runs as owner, in SPI. */
-void
-coco_sync_triggers(Oid relid)
+/*
+ * After trigger DDL on a collection: only the AFTER trigger's coverage of
+ * pre_* events may change, and only once the BEFORE trigger exists.  A
+ * restore (pg_restore) creates the hook triggers itself, the AFTER one
+ * first (its name sorts first), with the hooks already in the catalog:
+ * creating a missing trigger here would make its CREATE TRIGGER fail.
+ */
+static void
+sync_after_trigger(Oid relid)
 {
-	Datum		args[1] = {ObjectIdGetDatum(relid)};
-	Oid			types[1] = {OIDOID};
-	int16		pre = 0;
-	int16		post = 0;
+	int16		pre;
+	int16		post;
 
-	if (SPI_execute_with_args("SELECT DISTINCT event FROM cocohooks.hooks "
-							  "WHERE collection = $1::pg_catalog.regclass",
-							  1, types, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read cocohooks.hooks");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	if (existing_trigger_ops(relid, PRE_TRIGGER_NAME) == 0)
+		return;
+	needed_ops(relid, &pre, &post);
+	syncing = true;
+	PG_TRY();
 	{
-		char	   *event = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		switch (coco_event_from_name(event))
-		{
-			case COCO_PRE_SAVE:
-				pre |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
-				break;
-			case COCO_PRE_DELETE:
-				pre |= TRIGGER_TYPE_DELETE;
-				break;
-			case COCO_POST_SAVE:
-				post |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
-				break;
-			case COCO_POST_DELETE:
-				post |= TRIGGER_TYPE_DELETE;
-				break;
-			default:
-				break;
-		}
+		set_trigger(relid, POST_TRIGGER_NAME, false, post);
 	}
-	/* pre_* events of operations another BEFORE trigger sees after ours go out AFTER */
-	post |= pre & later_before_ops(relid);
-	set_triggers(relid, pre, post);
+	PG_FINALLY();
+	{
+		syncing = false;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -247,7 +278,7 @@ cocohooks_sync_hook_triggers(PG_FUNCTION_ARGS)
 												   SPI_tuptable->tupdesc, 1, &isnull));
 	}
 	for (uint64 i = 0; i < n; i++)
-		coco_sync_triggers(relids[i]);
+		sync_after_trigger(relids[i]);
 	coco_end_as_owner(&st);
 	PG_RETURN_VOID();
 }

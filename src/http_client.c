@@ -51,6 +51,7 @@ typedef struct HttpRequest
 	size_t		body_read;		/* response body bytes read so far */
 	bool		body_cut;		/* stopped reading at COCO_RESPONSE_MAX_READ */
 	char		response[COCO_RESPONSE_EXCERPT];	/* its first bytes */
+	uint32		configured;		/* http->generation its options are set for */
 	struct HttpRequest *next_free;
 } HttpRequest;
 
@@ -71,6 +72,8 @@ struct CocoHttp
 	TimestampTz timer_set_at;
 	int			active;
 	HttpRequest *free_list;
+	uint32		generation;		/* bumped when a setting of every handle changes */
+	char	   *ca_file;		/* cocohooks.ca_file the handles are set up with */
 };
 
 /*
@@ -266,8 +269,59 @@ coco_http_wait_fd(CocoHttp *http)
 void
 coco_http_set_limits(CocoHttp *http, int max_host_connections)
 {
+	const char *ca_file = cocohooks_ca_file ? cocohooks_ca_file : "";
+
 	curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS,
 					  (long) Max(max_host_connections * 16, 256));
+	/* a new cocohooks.ca_file: every handle is set up again before its next use */
+	if (http->ca_file == NULL || strcmp(http->ca_file, ca_file) != 0)
+	{
+		if (http->ca_file)
+			pfree(http->ca_file);
+		http->ca_file = MemoryContextStrdup(TopMemoryContext, ca_file);
+		http->generation++;
+	}
+}
+
+/*
+ * The options every transfer of a handle shares, set once per handle (and
+ * again after a reload changed one): a kept handle then only needs the
+ * request's own options, which saves the worker a reset and some twenty
+ * option calls per delivery.
+ */
+static void
+configure_handle(CocoHttp *http, HttpRequest *req)
+{
+	CURL	   *e = req->easy;
+
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, read_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_SHARE, http->share);
+	/* HTTPS: certificate and host name always verified, TLS 1.2 at least */
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
+	/* trusted besides the system's CA directory, which libcurl still uses */
+	if (http->ca_file && http->ca_file[0])
+		curl_easy_setopt(e, CURLOPT_CAINFO, http->ca_file);
+	/* receivers are reached directly: no proxy, and no proxy variables read */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	/* every address is checked as it is connected to, and before reuse */
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
+#if LIBCURL_VERSION_NUM >= 0x075000
+	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_callback);
+	curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
+#endif
+	req->configured = http->generation;
 }
 
 static HttpRequest *
@@ -276,20 +330,22 @@ get_request(CocoHttp *http)
 	HttpRequest *req = http->free_list;
 
 	if (req)
-	{
 		http->free_list = req->next_free;
-		curl_easy_reset(req->easy);
-		return req;
-	}
-	req = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpRequest));
-	req->easy = curl_easy_init();
-	if (req->easy == NULL)
+	else
 	{
-		pfree(req);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not create a libcurl handle")));
+		req = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpRequest));
+		req->easy = curl_easy_init();
+		if (req->easy == NULL)
+		{
+			pfree(req);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("could not create a libcurl handle")));
+		}
+		req->configured = http->generation - 1;
 	}
+	if (req->configured != http->generation)
+		configure_handle(http, req);
 	return req;
 }
 
@@ -312,37 +368,12 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	req->blocked[0] = '\0';
 	req->body_read = 0;
 	req->body_cut = false;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+	/* the request's own options; the rest stay set on the handle */
 	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, read_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_SHARE, http->share);
-	/* HTTPS: certificate and host name always verified, TLS 1.2 at least */
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long) CURL_SSLVERSION_TLSv1_2);
-	/* trusted besides the system's CA directory, which libcurl still uses */
-	if (cocohooks_ca_file && cocohooks_ca_file[0])
-		curl_easy_setopt(e, CURLOPT_CAINFO, cocohooks_ca_file);
-	/* receivers are reached directly: no proxy, and no proxy variables read */
-	curl_easy_setopt(e, CURLOPT_PROXY, "");
-	/* every address is checked as it is connected to, and before reuse */
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_callback);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, req);
-#if LIBCURL_VERSION_NUM >= 0x075000
-	curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_callback);
-	curl_easy_setopt(e, CURLOPT_PREREQDATA, req);
-#endif
 
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
 	{

@@ -29,7 +29,16 @@ $src->safe_psql('postgres', qq{
 	SELECT cocohooks.register_hook('app.b', 'post_save', '$recv->{url}/b/post');
 	INSERT INTO a VALUES (1, 'one');
 	INSERT INTO app.b VALUES ('x', 1);
+	-- BEFORE triggers of the table whose names sort before and after the
+	-- hook's: the restore creates them around the hook triggers, and the
+	-- AFTER trigger's coverage of pre_delete (the later one) is kept
+	CREATE FUNCTION pass() RETURNS trigger LANGUAGE plpgsql AS
+	  \$\$ BEGIN RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END; END \$\$;
+	CREATE TRIGGER a_first BEFORE INSERT OR DELETE ON a FOR EACH ROW EXECUTE FUNCTION pass();
+	CREATE TRIGGER "\xc3\xbcberpr\xc3\xbcfung" BEFORE DELETE ON a FOR EACH ROW EXECUTE FUNCTION pass();
 });
+like($src->safe_psql('postgres', "SELECT tgtype FROM pg_trigger WHERE tgname = '~cocohooks_post' AND tgrelid = 'a'::regclass"),
+	qr/^(13|29)$/, 'the AFTER trigger also covers DELETE, for the pre_delete a later-named trigger sees');
 
 my $hooks_sql = q{SELECT id, collection::text, event, url, headers::text, secret, enabled,
 	timeout_ms, max_retries FROM cocohooks.hooks ORDER BY id};
