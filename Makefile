@@ -21,6 +21,7 @@ OBJS = \
 	src/hook_admin.o \
 	src/hook_args.o \
 	src/hook_triggers.o \
+	src/hook_filters.o \
 	src/header_object.o \
 	src/redeliver.o \
 	src/http_client.o \
@@ -51,7 +52,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input network_guard payloads commit_semantics api_session delivery
+REGRESS = setup registration bad_input network_guard payloads filters commit_semantics api_session delivery
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

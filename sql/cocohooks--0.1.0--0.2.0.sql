@@ -71,3 +71,24 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Filtered by column, secrets left out, ordered per document (SPEC
+-- section 9): register_hook gains three arguments after max_retries.
+ALTER TABLE cocohooks.hooks ADD COLUMN columns text[];
+ALTER TABLE cocohooks.hooks ADD COLUMN exclude_columns text[];
+ALTER TABLE cocohooks.hooks ADD COLUMN ordering text NOT NULL DEFAULT 'document'
+    CHECK (ordering IN ('document', 'none'));
+DROP FUNCTION cocohooks.register_hook(regclass, text, text, jsonb, text, integer, integer);
+CREATE FUNCTION cocohooks.register_hook(
+    collection      regclass,
+    event           text,
+    url             text,
+    headers         jsonb   DEFAULT '{}',
+    secret          text    DEFAULT NULL,
+    timeout_ms      integer DEFAULT 15000,
+    max_retries     integer DEFAULT 0,
+    columns         text[]  DEFAULT NULL,
+    exclude_columns text[]  DEFAULT NULL,
+    ordering        text    DEFAULT 'document'
+) RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';

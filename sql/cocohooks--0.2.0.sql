@@ -28,7 +28,13 @@ CREATE TABLE cocohooks.hooks (
     disabled_reason text,
     -- during a rotation (rotate_secret), the secret that still signs too
     previous_secret text,
-    previous_secret_until timestamptz
+    previous_secret_until timestamptz,
+    -- update events fire only when one of these columns changed (NULL: any)
+    columns     text[],
+    -- left out of document and old_data
+    exclude_columns text[],
+    ordering    text        NOT NULL DEFAULT 'document'
+        CHECK (ordering IN ('document', 'none'))
 );
 ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
 CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
@@ -82,13 +88,16 @@ CREATE FUNCTION cocohooks.row_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_row_trigger';
 
 CREATE FUNCTION cocohooks.register_hook(
-    collection  regclass,
-    event       text,
-    url         text,
-    headers     jsonb   DEFAULT '{}',
-    secret      text    DEFAULT NULL,
-    timeout_ms  integer DEFAULT 15000,
-    max_retries integer DEFAULT 0
+    collection      regclass,
+    event           text,
+    url             text,
+    headers         jsonb   DEFAULT '{}',
+    secret          text    DEFAULT NULL,
+    timeout_ms      integer DEFAULT 15000,
+    max_retries     integer DEFAULT 0,
+    columns         text[]  DEFAULT NULL,
+    exclude_columns text[]  DEFAULT NULL,
+    ordering        text    DEFAULT 'document'
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 

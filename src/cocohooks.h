@@ -231,6 +231,8 @@ extern uint64 coco_message_wal_lsn(const CocoEventHeader *msg);
 /* event_emit.c: where an event leaves the backend that caused it */
 extern void coco_emit_at_once(char *message, Size len);
 extern void coco_emit_at_commit(char *message, Size len);
+extern void coco_emit_messages_at_once(char *messages, Size len);
+extern void coco_emit_messages_at_commit(char *messages, Size len);
 extern void coco_emit_redelivery(char *message, Size len);
 extern uint64 coco_wal_log_message(char *message, Size len, bool transactional);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
@@ -303,10 +305,38 @@ extern void coco_upsert_conflict(Relation rel);
 /* row_json.c: how to print a table's rows without to_jsonb (opaque) */
 typedef struct CocoRowJsonPlan CocoRowJsonPlan;
 
+/*
+ * Columns a hook leaves out of document and old_data (exclude_columns);
+ * hooks with the same set share one.
+ */
+typedef struct CocoExclusion
+{
+	int			natts;			/* of the firing relation */
+	bool	   *skip;			/* per attribute: left out */
+	int			nattnums;
+	AttrNumber *attnums;		/* sorted: the set's identity */
+	Datum		names;			/* text[] of their names, for the to_jsonb path */
+} CocoExclusion;
+
+/* A hook of an event whose table has filtered or excluding hooks. */
+typedef struct CocoHookFilter
+{
+	int			spec_off;		/* its spec in CocoTableHooks.hooks[event] */
+	int			spec_len;
+	int			ncolumns;		/* columns: 0 when it fires on any update */
+	AttrNumber *columns;		/* in the firing relation */
+	FmgrInfo   *equal;			/* per column; fn_oid invalid: compare bytes */
+	Oid		   *collations;
+	int16	   *typlens;
+	bool	   *typbyvals;
+	bool		filtered;		/* registered with columns */
+	int			exclusion;		/* index into CocoTableHooks.exclusions, or -1 */
+} CocoHookFilter;
+
 extern CocoRowJsonPlan *coco_row_json_plan(Relation rel);
 extern void coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan,
 								 FmgrInfo *to_jsonb, TupleDesc desc,
-								 HeapTuple tuple);
+								 HeapTuple tuple, const CocoExclusion *ex);
 
 typedef struct CocoTableHooks
 {
@@ -329,6 +359,13 @@ typedef struct CocoTableHooks
 	 * ours (see row_trigger.c).
 	 */
 	int16		pre_in_after;
+	/*
+	 * Per event: NULL when none of its hooks has columns or exclude_columns
+	 * (every hook fires, one body); else one entry per hook (hook_filters.c).
+	 */
+	CocoHookFilter *filters[COCO_NUM_EVENTS];
+	CocoExclusion *exclusions;
+	int			nexclusions;
 } CocoTableHooks;
 
 extern void coco_hook_cache_init(void);
@@ -340,7 +377,14 @@ extern char *coco_document_id_json(CocoTableHooks *th, Relation rel,
 extern void coco_build_body(StringInfo buf, CocoEventKind event,
 							CocoTableHooks *th, Relation rel,
 							HeapTuple document, HeapTuple old_row,
-							const char *document_id);
+							const char *document_id, const CocoExclusion *ex);
+
+/* hook_filters.c */
+extern void coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event,
+								  int index, int spec_off, int spec_len,
+								  ArrayType *columns, ArrayType *exclude);
+extern bool coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
+								   HeapTuple document, HeapTuple old_row);
 extern char *coco_body_from_jsonb(Jsonb *payload, CocoEventKind event);
 
 /* worker.c */

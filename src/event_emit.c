@@ -80,3 +80,32 @@ coco_emit_at_commit(char *message, Size len)
 		(void) coco_wal_log_message(message, len, true);
 	coco_pending_add(message, len);
 }
+
+/* The same for messages back to back (one per set of hooks of a row). */
+void
+coco_emit_messages_at_once(char *messages, Size len)
+{
+	Size		off = 0;
+
+	while (off < len)
+	{
+		Size		n = ((CocoEventHeader *) (messages + off))->total_len;
+
+		coco_emit_at_once(messages + off, n);
+		off += n;
+	}
+}
+
+void
+coco_emit_messages_at_commit(char *messages, Size len)
+{
+	Size		off = 0;
+
+	while (off < len)
+	{
+		Size		n = ((CocoEventHeader *) (messages + off))->total_len;
+
+		coco_emit_at_commit(messages + off, n);
+		off += n;
+	}
+}

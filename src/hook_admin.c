@@ -106,9 +106,15 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	CocoAsOwner st;
 	int64		id;
 	bool		isnull;
-	Datum		args[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[7] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID};
+	Datum		args[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[10] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
+	/* the 0.1.0 SQL function, until ALTER EXTENSION UPDATE, has seven arguments */
+	bool		v02 = PG_NARGS() >= 10;
+	ArrayType  *columns = NULL;
+	ArrayType  *exclude = NULL;
+	char	   *ordering = "document";
 
 	coco_require_preload();
 	coco_require_arg(fcinfo, 0, "collection");
@@ -117,6 +123,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	coco_require_arg(fcinfo, 3, "headers");
 	coco_require_arg(fcinfo, 5, "timeout_ms");
 	coco_require_arg(fcinfo, 6, "max_retries");
+	if (v02)
+		coco_require_arg(fcinfo, 9, "ordering");
 
 	relid = PG_GETARG_OID(0);
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -126,6 +134,14 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		secret = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	timeout_ms = PG_GETARG_INT32(5);
 	max_retries = PG_GETARG_INT32(6);
+	if (v02)
+	{
+		if (!PG_ARGISNULL(7))
+			columns = PG_GETARG_ARRAYTYPE_P(7);
+		if (!PG_ARGISNULL(8))
+			exclude = PG_GETARG_ARRAYTYPE_P(8);
+		ordering = text_to_cstring(PG_GETARG_TEXT_PP(9));
+	}
 
 	coco_check_event(event);
 	coco_check_url(url);
@@ -134,7 +150,12 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		coco_check_secret(secret);
 	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
 	coco_check_range("max_retries", max_retries, 0, MAX_RETRIES);
+	coco_check_ordering(ordering);
 	coco_check_collection(relid);
+	if (columns)
+		coco_check_column_list(relid, columns, "columns", false);
+	if (exclude)
+		coco_check_column_list(relid, exclude, "exclude_columns", true);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = PG_GETARG_DATUM(1);
@@ -145,14 +166,24 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		nulls[4] = 'n';
 	args[5] = Int32GetDatum(timeout_ms);
 	args[6] = Int32GetDatum(max_retries);
+	args[7] = columns ? PointerGetDatum(columns) : (Datum) 0;
+	nulls[7] = columns ? ' ' : 'n';
+	args[8] = exclude ? PointerGetDatum(exclude) : (Datum) 0;
+	nulls[8] = exclude ? ' ' : 'n';
+	args[9] = CStringGetTextDatum(ordering);
 
 	coco_begin_as_owner(&st);
 	coco_check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
-	if (SPI_execute_with_args("INSERT INTO cocohooks.hooks "
+	if (SPI_execute_with_args(v02 ?
+							  "INSERT INTO cocohooks.hooks "
+							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
+							  "columns, exclude_columns, ordering) "
+							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id" :
+							  "INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries) "
 							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7) RETURNING id",
-							  7, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+							  v02 ? 10 : 7, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not insert into cocohooks.hooks");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -12,6 +12,7 @@
 #include "cocohooks.h"
 
 #include "fmgr.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 #define MAX_TIMEOUT_MS		15000
@@ -26,6 +27,9 @@ extern void coco_check_secret(const char *secret);
 extern void coco_check_range(const char *name, int value, int min, int max);
 extern void coco_check_collection(Oid relid);
 extern void coco_check_partition_family(Oid relid);
+extern void coco_check_column_list(Oid relid, ArrayType *names,
+								   const char *argname, bool exclude);
+extern void coco_check_ordering(const char *ordering);
 
 /* hook_triggers.c */
 extern void coco_sync_triggers(Oid relid);

@@ -20,12 +20,39 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "hook_admin.h"
 #include "network_guard.h"
+
+/* The column of a table's one-column primary key, or 0. */
+static AttrNumber
+primary_key_attnum(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	AttrNumber	attnum = 0;
+	HeapTuple	idxtup;
+
+	(void) RelationGetIndexList(rel);
+	if (OidIsValid(rel->rd_pkindex))
+	{
+		idxtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(rel->rd_pkindex));
+		if (HeapTupleIsValid(idxtup))
+		{
+			Form_pg_index idx = (Form_pg_index) GETSTRUCT(idxtup);
+
+			if (idx->indnkeyatts == 1)
+				attnum = idx->indkey.values[0];
+			ReleaseSysCache(idxtup);
+		}
+	}
+	table_close(rel, NoLock);
+	return attnum;
+}
 
 /* headers cocohooks sets itself, or that HTTP framing owns */
 static const char *const reserved_headers[] = {
@@ -307,4 +334,71 @@ coco_check_partition_family(Oid relid)
 					get_rel_name(relid), get_rel_name(other)),
 			 errdetail("A partitioned table's hooks fire for the rows of all its partitions, so only one table of a partition tree can have hooks."),
 			 errhint("Register all hooks of the tree on one table, usually the partitioned table.")));
+}
+
+/*
+ * columns and exclude_columns: a non-empty list of distinct names of the
+ * table's columns, no NULLs; the primary key cannot be excluded (it names
+ * the document).
+ */
+void
+coco_check_column_list(Oid relid, ArrayType *names, const char *argname,
+					   bool exclude)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	   *relname = get_rel_name(relid);
+
+	if (ARR_NDIM(names) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array of column names", argname)));
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must name at least one column", argname),
+				 errhint("Pass NULL (the default) for %s.",
+						 exclude ? "no exclusion" : "hooks that fire on any update")));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		AttrNumber	attnum;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", argname)));
+		name = TextDatumGetCString(elems[i]);
+		for (int j = 0; j < i; j++)
+			if (strcmp(name, TextDatumGetCString(elems[j])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s names column \"%s\" more than once", argname, name)));
+		attnum = get_attnum(relid, name);
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("%s names column \"%s\", which collection \"%s\" does not have",
+							argname, name, relname),
+					 errdetail("Column names are matched exactly, as quoted identifiers are.")));
+		if (exclude && attnum == primary_key_attnum(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s cannot leave out \"%s\", the primary key of collection \"%s\"",
+							argname, name, relname),
+					 errdetail("A document is named by its primary key in every payload.")));
+	}
+}
+
+/* ordering: 'document' or 'none'. */
+void
+coco_check_ordering(const char *ordering)
+{
+	if (strcmp(ordering, "document") != 0 && strcmp(ordering, "none") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ordering \"%s\"", ordering),
+				 errdetail("ordering must be 'document' (a document's events one at a time, in commit order) or 'none'.")));
 }

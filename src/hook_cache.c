@@ -30,6 +30,7 @@
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "nodes/makefuncs.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -223,6 +224,10 @@ typedef struct HookRow
 	Jsonb	   *headers;
 	char	   *secret;
 	int32		timeout_ms;
+	ArrayType  *columns;		/* NULL: fires on any update */
+	ArrayType  *exclude;		/* NULL: the whole row */
+	int			spec_off;		/* where its spec went in th->hooks[event] */
+	int			spec_len;
 	int32		max_retries;
 } HookRow;
 
@@ -271,7 +276,7 @@ pre_events_in_after(Relation rel, Oid tgoid)
 
 /* Reads the enabled hooks of the collection into per-event spec lists. */
 static void
-load_hooks(CocoTableHooks *th)
+load_hooks(CocoTableHooks *th, Relation rel)
 {
 	Relation	hooksrel;
 	ScanKeyData key;
@@ -330,6 +335,10 @@ load_hooks(CocoTableHooks *th)
 		row->secret = isnull ? NULL : TextDatumGetCString(value);
 		row->timeout_ms = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_timeout_ms, &isnull));
 		row->max_retries = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull));
+		value = coco_hooks_attr(tup, desc, Anum_hooks_columns, &isnull);
+		row->columns = isnull ? NULL : DatumGetArrayTypePCopy(value);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_exclude_columns, &isnull);
+		row->exclude = isnull ? NULL : DatumGetArrayTypePCopy(value);
 	}
 	systable_endscan(scan);
 	table_close(hooksrel, AccessShareLock);
@@ -344,16 +353,47 @@ load_hooks(CocoTableHooks *th)
 		HookRow    *row = &rows[i];
 
 		if (th->nhooks[row->event] >= PG_UINT16_MAX)
+		{
+			row->spec_len = 0;
 			continue;
+		}
+		row->spec_off = specs[row->event].len;
 		coco_hook_spec_append(&specs[row->event], row->id, row->url,
 							  row->headers, row->secret,
 							  row->timeout_ms, row->max_retries);
+		row->spec_len = specs[row->event].len - row->spec_off;
 		th->nhooks[row->event]++;
 	}
 	for (int e = 0; e < COCO_NUM_EVENTS; e++)
 	{
 		th->hooks[e] = specs[e].data;
 		th->hooks_len[e] = specs[e].len;
+	}
+
+	/* events with a hook that filters by column or leaves columns out */
+	for (int i = 0; i < nrows; i++)
+	{
+		HookRow    *row = &rows[i];
+
+		if ((row->columns || row->exclude) && row->spec_len > 0 &&
+			th->filters[row->event] == NULL)
+			th->filters[row->event] = palloc0(sizeof(CocoHookFilter) * th->nhooks[row->event]);
+	}
+	{
+		int			index[COCO_NUM_EVENTS] = {0};
+
+		for (int i = 0; i < nrows; i++)
+		{
+			HookRow    *row = &rows[i];
+
+			if (row->spec_len == 0)
+				continue;
+			if (th->filters[row->event])
+				coco_hook_filter_load(th, rel, row->event, index[row->event],
+									  row->spec_off, row->spec_len,
+									  row->columns, row->exclude);
+			index[row->event]++;
+		}
 	}
 }
 
@@ -382,7 +422,7 @@ build_entry(CacheEntry *entry, Relation rel, Oid tgoid)
 	load_primary_key(th, rel);
 	load_to_jsonb(th, rel);
 	th->row_plan = coco_row_json_plan(rel);
-	load_hooks(th);
+	load_hooks(th, rel);
 	th->pre_in_after = pre_events_in_after(rel, tgoid);
 
 	MemoryContextSwitchTo(old);

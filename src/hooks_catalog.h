@@ -30,8 +30,11 @@
 #define Anum_hooks_disabled_reason	11
 #define Anum_hooks_previous_secret	12
 #define Anum_hooks_previous_secret_until	13
+#define Anum_hooks_columns		14
+#define Anum_hooks_exclude_columns	15
+#define Anum_hooks_ordering		16
 
-#define Natts_hooks				13
+#define Natts_hooks				16
 
 #include "access/htup_details.h"
 

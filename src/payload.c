@@ -27,10 +27,11 @@
 
 /* Appends a row as to_jsonb(row)::text renders it. */
 static void
-append_row(StringInfo buf, CocoTableHooks *th, Relation rel, HeapTuple tuple)
+append_row(StringInfo buf, CocoTableHooks *th, Relation rel, HeapTuple tuple,
+		   const CocoExclusion *ex)
 {
 	coco_row_json_append(buf, th->row_plan, &th->to_jsonb,
-						 RelationGetDescr(rel), tuple);
+						 RelationGetDescr(rel), tuple, ex);
 }
 
 /* The primary key as a JSON string, or null when the table has none. */
@@ -55,12 +56,13 @@ coco_document_id_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
  * Appends the body of event for a row of rel: document is the row the
  * event is about, old_row the row before an update (NULL otherwise), and
  * document_id its JSON text from coco_document_id_json (unused for
- * pre_save).
+ * pre_save); ex, if not NULL, the columns left out of document and
+ * old_data.
  */
 void
 coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 				Relation rel, HeapTuple document, HeapTuple old_row,
-				const char *document_id)
+				const char *document_id, const CocoExclusion *ex)
 {
 	appendStringInfoString(buf, "{\"event\": ");
 	escape_json(buf, coco_event_names[event]);
@@ -74,7 +76,7 @@ coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 			appendStringInfoString(buf, ", \"operation\": ");
 			appendStringInfoString(buf, old_row ? "\"update\"" : "\"create\"");
 			appendStringInfoString(buf, ", \"document\": ");
-			append_row(buf, th, rel, document);
+			append_row(buf, th, rel, document, ex);
 			if (event == COCO_POST_SAVE)
 			{
 				appendStringInfoString(buf, ", \"document_id\": ");
@@ -83,7 +85,7 @@ coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 			if (old_row)
 			{
 				appendStringInfoString(buf, ", \"old_data\": ");
-				append_row(buf, th, rel, old_row);
+				append_row(buf, th, rel, old_row, ex);
 			}
 			break;
 		case COCO_PRE_DELETE:
@@ -91,7 +93,7 @@ coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 			appendStringInfoString(buf, ", \"document_id\": ");
 			appendStringInfoString(buf, document_id);
 			appendStringInfoString(buf, ", \"document\": ");
-			append_row(buf, th, rel, document);
+			append_row(buf, th, rel, document, ex);
 			break;
 		default:
 			elog(ERROR, "unexpected cocohooks event %d", (int) event);

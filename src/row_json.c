@@ -384,29 +384,36 @@ append_value(StringInfo buf, RowJsonColumn *col, Datum value)
 /* Appends the row through to_jsonb itself. */
 static void
 append_through_to_jsonb(StringInfo buf, FmgrInfo *to_jsonb, TupleDesc desc,
-						HeapTuple tuple)
+						HeapTuple tuple, const CocoExclusion *ex)
 {
 	Datum		row = heap_copy_tuple_as_datum(tuple, desc);
 	Jsonb	   *jb = DatumGetJsonbP(FunctionCall1(to_jsonb, row));
+
+	if (ex != NULL)
+		jb = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete_array,
+												JsonbPGetDatum(jb), ex->names));
 
 	(void) JsonbToCString(buf, &jb->root, VARSIZE(jb));
 }
 
 /*
  * Appends tuple, a row of desc, as to_jsonb(row)::text.  plan may be NULL;
- * to_jsonb must be to_jsonb() bound to the row type.
+ * to_jsonb must be to_jsonb() bound to the row type.  ex, if not NULL,
+ * names columns whose keys are left out; the rest is what it would be
+ * without them, byte for byte.
  */
 void
 coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan, FmgrInfo *to_jsonb,
-					 TupleDesc desc, HeapTuple tuple)
+					 TupleDesc desc, HeapTuple tuple, const CocoExclusion *ex)
 {
 	int			start = buf->len;
 	Datum	   *values;
 	bool	   *isnull;
+	bool		first = true;
 
 	if (plan == NULL)
 	{
-		append_through_to_jsonb(buf, to_jsonb, desc, tuple);
+		append_through_to_jsonb(buf, to_jsonb, desc, tuple, ex);
 		return;
 	}
 
@@ -420,7 +427,14 @@ coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan, FmgrInfo *to_jsonb,
 		RowJsonColumn *col = &plan->columns[i];
 		int			att = col->attnum - 1;
 
-		appendBinaryStringInfo(buf, col->key, col->key_len);
+		if (ex != NULL && att < ex->natts && ex->skip[att])
+			continue;
+		/* a key after the first carries its ", " */
+		if (first && i > 0)
+			appendBinaryStringInfo(buf, col->key + 2, col->key_len - 2);
+		else
+			appendBinaryStringInfo(buf, col->key, col->key_len);
+		first = false;
 		if (isnull[att])
 			appendStringInfoString(buf, "null");
 		else
@@ -435,6 +449,6 @@ coco_row_json_append(StringInfo buf, CocoRowJsonPlan *plan, FmgrInfo *to_jsonb,
 		/* let jsonb apply its own limits, with its own errors */
 		buf->len = start;
 		buf->data[start] = '\0';
-		append_through_to_jsonb(buf, to_jsonb, desc, tuple);
+		append_through_to_jsonb(buf, to_jsonb, desc, tuple, ex);
 	}
 }

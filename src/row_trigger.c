@@ -38,9 +38,70 @@ PG_FUNCTION_INFO_V1(cocohooks_row_trigger);
 
 static bool warned_not_preloaded = false;
 
+/* Appends one message: these hooks' specs and the body without ex's columns. */
+static void
+append_message(StringInfo out, TriggerData *td, CocoTableHooks *th,
+			   CocoEventKind event, const char *specs, int specs_len, int nspecs,
+			   HeapTuple document, HeapTuple old_row, const char *document_id,
+			   const CocoExclusion *ex)
+{
+	int			start;
+
+	/* the body is written straight into the message, its last part */
+	start = coco_message_begin(out, event, th->collection_relid,
+							   specs, specs_len, nspecs,
+							   th->collection, strlen(th->collection),
+							   document_id, strlen(document_id),
+							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
+	coco_build_body(out, event, th, td->tg_relation, document, old_row,
+					document_id, ex);
+	coco_message_end(out, start);
+}
+
 /*
- * Builds the message of one event and sends it on: a pre_* one at once, a
- * post_* one at commit.  before: fired by the BEFORE trigger, where an
+ * The messages of an event whose hooks filter by column or leave columns
+ * out: one per set of excluded columns, carrying the hooks of that set
+ * that fire for this row (hook_filters.c).
+ */
+static void
+append_filtered_messages(StringInfo out, TriggerData *td, CocoTableHooks *th,
+						 CocoEventKind event, HeapTuple document,
+						 HeapTuple old_row, const char *document_id)
+{
+	const CocoHookFilter *filters = th->filters[event];
+	int			n = th->nhooks[event];
+	bool	   *fires = palloc(sizeof(bool) * n);
+	StringInfoData specs;
+
+	for (int i = 0; i < n; i++)
+		fires[i] = coco_hook_filter_fires(&filters[i], td->tg_relation, document, old_row);
+	initStringInfo(&specs);
+	/* group -1: the whole row; then each set of excluded columns */
+	for (int g = -1; g < th->nexclusions; g++)
+	{
+		int			nspecs = 0;
+
+		resetStringInfo(&specs);
+		for (int i = 0; i < n; i++)
+		{
+			if (!fires[i] || filters[i].exclusion != g)
+				continue;
+			appendBinaryStringInfo(&specs, th->hooks[event] + filters[i].spec_off,
+								   filters[i].spec_len);
+			nspecs++;
+		}
+		if (nspecs > 0)
+			append_message(out, td, th, event, specs.data, specs.len, nspecs,
+						   document, old_row, document_id,
+						   g < 0 ? NULL : &th->exclusions[g]);
+	}
+	pfree(specs.data);
+	pfree(fires);
+}
+
+/*
+ * Builds the message(s) of one event and sends them on: pre_* ones at once,
+ * post_* ones at commit.  before: fired by the BEFORE trigger, where an
  * INSERT's pre_save may still turn into an update (ON CONFLICT DO UPDATE).
  */
 static void
@@ -48,8 +109,7 @@ fire_event(TriggerData *td, CocoTableHooks *th, CocoEventKind event,
 		   HeapTuple document, HeapTuple old_row, bool is_update, bool before)
 {
 	char	   *document_id;
-	StringInfoData message;
-	int			start;
+	StringInfoData messages;
 
 	if (th->nhooks[event] == 0)
 		return;
@@ -58,29 +118,26 @@ fire_event(TriggerData *td, CocoTableHooks *th, CocoEventKind event,
 
 	document_id = coco_document_id_json(th, td->tg_relation, document);
 
-	/* the body is written straight into the message, its last part */
-	initStringInfo(&message);
-	start = coco_message_begin(&message, event, th->collection_relid,
-							   th->hooks[event], th->hooks_len[event],
-							   th->nhooks[event],
-							   th->collection, strlen(th->collection),
-							   document_id, strlen(document_id),
-							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
-	coco_build_body(&message, event, th, td->tg_relation, document, old_row,
-					document_id);
-	coco_message_end(&message, start);
+	initStringInfo(&messages);
+	if (th->filters[event] == NULL)
+		append_message(&messages, td, th, event, th->hooks[event], th->hooks_len[event],
+					   th->nhooks[event], document, old_row, document_id, NULL);
+	else
+		append_filtered_messages(&messages, td, th, event, document, old_row, document_id);
+	if (messages.len == 0)
+		return;					/* no hook wants this update */
 
 	if (event == COCO_PRE_SAVE || event == COCO_PRE_DELETE)
 	{
 		/* an ON CONFLICT DO UPDATE insert may yet turn into an update */
 		if (before && event == COCO_PRE_SAVE && !is_update &&
 			coco_upsert_hold(td->tg_relation, th->collection_relid,
-							 message.data, message.len))
+							 messages.data, messages.len))
 			return;
-		coco_emit_at_once(message.data, message.len);
+		coco_emit_messages_at_once(messages.data, messages.len);
 	}
 	else
-		coco_emit_at_commit(message.data, message.len);
+		coco_emit_messages_at_commit(messages.data, messages.len);
 }
 
 Datum

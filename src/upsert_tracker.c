@@ -99,7 +99,7 @@ resolve_held(RunFrame *f, bool inserted_unknown)
 	if (inserted_unknown || !f->counts_rows ||
 		f->query->estate->es_processed > f->held_processed)
 	{
-		coco_emit_at_once(f->held, f->held_len);
+		coco_emit_messages_at_once(f->held, f->held_len);
 	}
 	f->held_len = 0;
 }

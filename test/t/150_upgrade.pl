@@ -110,8 +110,9 @@ my $security_sql = q{SELECT c.relname, c.relrowsecurity, c.relacl::text,
 	(SELECT string_agg(polname || ':' || pg_get_expr(polqual, polrelid), ',' ORDER BY polname)
 	   FROM pg_policy WHERE polrelid = c.oid)
 	FROM pg_class c WHERE c.relnamespace = 'cocohooks'::regnamespace ORDER BY 1};
-my $grants_sql = q{SELECT p.oid::regprocedure, p.proacl::text FROM pg_proc p
-	WHERE p.pronamespace = 'cocohooks'::regnamespace ORDER BY p.oid::regprocedure::text};
+# by name: 0.2.0 gives register_hook three more arguments
+my $grants_sql = q{SELECT p.proname, p.proacl::text FROM pg_proc p
+	WHERE p.pronamespace = 'cocohooks'::regnamespace ORDER BY p.proname};
 my $seen_sql = q{SELECT count(*) FROM cocohooks.hooks};
 
 my %before = (
@@ -142,7 +143,7 @@ is(extversion(), '0.2.0', 'ALTER EXTENSION cocohooks UPDATE reaches 0.2.0');
 # grants: of the functions 0.1.0 had (those 0.2.0 adds are compared with a
 # fresh install's below, with the rest of the schema)
 my $old_functions = join ', ', map { my ($f) = split /\|/; "'$f'" } split /\n/, $before{grants};
-my $kept_grants_sql = $grants_sql =~ s/ ORDER BY/ AND p.oid::regprocedure::text IN ($old_functions) ORDER BY/r;
+my $kept_grants_sql = $grants_sql =~ s/ ORDER BY/ AND p.proname IN ($old_functions) ORDER BY/r;
 for my $what (qw(hooks triggers log security grants))
 {
 	my $sql = { hooks => $hooks_sql, triggers => $triggers_sql, log => $log_sql,

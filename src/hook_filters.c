@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * hook_filters.c
+ *	  Hooks that fire only when chosen columns change (columns), and hooks
+ *	  that leave columns out of their payloads (exclude_columns).
+ *
+ * Everything is worked out once, when the hook cache loads a table's hooks
+ * (coco_hook_filter_load): the columns' numbers in the relation the
+ * trigger fires on (a partition's may differ from its parent's), each
+ * column type's equality function and collation, and the sets of excluded
+ * columns, one per distinct set.  Per row, an update fires a filtered hook
+ * only if one of its columns IS DISTINCT FROM its old value, compared with
+ * the type's equality as IS DISTINCT FROM does (bytes, for a type without
+ * one); creates and deletes fire it always.  No catalog access per row.
+ *
+ * A name that no longer names a column (dropped or renamed since the hook
+ * was registered) is ignored: a filter left with no column fires on no
+ * update, and an exclusion of a missing column leaves nothing out.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/typcache.h"
+
+/* The attribute numbers, in rel, of the names in a text[] (missing ones left out). */
+static int
+resolve_columns(Relation rel, ArrayType *names, AttrNumber **attnums, char ***found)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			k = 0;
+
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	*attnums = palloc(sizeof(AttrNumber) * Max(n, 1));
+	if (found)
+		*found = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		AttrNumber	attnum;
+
+		if (nulls[i])
+			continue;
+		name = TextDatumGetCString(elems[i]);
+		attnum = get_attnum(RelationGetRelid(rel), name);
+		if (attnum <= 0)
+			continue;
+		if (found)
+			(*found)[k] = name;
+		(*attnums)[k++] = attnum;
+	}
+	return k;
+}
+
+/* The exclusion with exactly these columns, added if new; -1 for none. */
+static int
+exclusion_for(CocoTableHooks *th, Relation rel, ArrayType *names)
+{
+	AttrNumber *attnums;
+	char	  **found;
+	int			n = resolve_columns(rel, names, &attnums, &found);
+	TupleDesc	desc = RelationGetDescr(rel);
+	CocoExclusion *ex;
+	Datum	   *texts;
+
+	if (n == 0)
+		return -1;
+	/* sort names along with their numbers, for the identity and for jsonb */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && attnums[j - 1] > attnums[j]; j--)
+		{
+			AttrNumber	a = attnums[j];
+			char	   *s = found[j];
+
+			attnums[j] = attnums[j - 1];
+			found[j] = found[j - 1];
+			attnums[j - 1] = a;
+			found[j - 1] = s;
+		}
+	for (int i = 0; i < th->nexclusions; i++)
+	{
+		ex = &th->exclusions[i];
+		if (ex->nattnums == n && memcmp(ex->attnums, attnums, sizeof(AttrNumber) * n) == 0)
+			return i;
+	}
+
+	th->exclusions = th->exclusions ?
+		repalloc(th->exclusions, sizeof(CocoExclusion) * (th->nexclusions + 1)) :
+		palloc(sizeof(CocoExclusion));
+	ex = &th->exclusions[th->nexclusions];
+	ex->natts = desc->natts;
+	ex->skip = palloc0(sizeof(bool) * Max(desc->natts, 1));
+	ex->nattnums = n;
+	ex->attnums = attnums;
+	texts = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		ex->skip[attnums[i] - 1] = true;
+		texts[i] = CStringGetTextDatum(found[i]);
+	}
+	ex->names = PointerGetDatum(construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT));
+	return th->nexclusions++;
+}
+
+/*
+ * Fills th->filters[event][index] (allocated by the hook cache, which calls
+ * this for every hook of an event that has a hook with either) for the hook
+ * whose spec is spec_len bytes at spec_off of th->hooks[event], with its
+ * columns and exclude_columns (either may be NULL).  In the cache's memory
+ * context.
+ */
+void
+coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
+					  int spec_off, int spec_len, ArrayType *columns, ArrayType *exclude)
+{
+	CocoHookFilter *f;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	f = &th->filters[event][index];
+	f->spec_off = spec_off;
+	f->spec_len = spec_len;
+	f->exclusion = exclude ? exclusion_for(th, rel, exclude) : -1;
+	f->filtered = (columns != NULL);
+	if (columns)
+	{
+		f->ncolumns = resolve_columns(rel, columns, &f->columns, NULL);
+		f->equal = palloc0(sizeof(FmgrInfo) * Max(f->ncolumns, 1));
+		f->collations = palloc(sizeof(Oid) * Max(f->ncolumns, 1));
+		f->typlens = palloc(sizeof(int16) * Max(f->ncolumns, 1));
+		f->typbyvals = palloc(sizeof(bool) * Max(f->ncolumns, 1));
+		for (int i = 0; i < f->ncolumns; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, f->columns[i] - 1);
+			TypeCacheEntry *tc = lookup_type_cache(att->atttypid, TYPECACHE_EQ_OPR_FINFO);
+
+			if (OidIsValid(tc->eq_opr_finfo.fn_oid))
+				fmgr_info_copy(&f->equal[i], &tc->eq_opr_finfo, CurrentMemoryContext);
+			else
+				f->equal[i].fn_oid = InvalidOid;
+			f->collations[i] = att->attcollation;
+			f->typlens[i] = att->attlen;
+			f->typbyvals[i] = att->attbyval;
+		}
+	}
+}
+
+/*
+ * Whether a hook fires for this row: always, unless it has columns and
+ * the row is an update (old_row given) in which none of them changed.
+ */
+bool
+coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
+					   HeapTuple document, HeapTuple old_row)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (!f->filtered || old_row == NULL)
+		return true;
+	for (int i = 0; i < f->ncolumns; i++)
+	{
+		bool		new_null;
+		bool		old_null;
+		Datum		new_value = heap_getattr(document, f->columns[i], desc, &new_null);
+		Datum		old_value = heap_getattr(old_row, f->columns[i], desc, &old_null);
+
+		if (new_null || old_null)
+		{
+			if (new_null != old_null)
+				return true;
+			continue;
+		}
+		if (OidIsValid(f->equal[i].fn_oid))
+		{
+			if (!DatumGetBool(FunctionCall2Coll((FmgrInfo *) &f->equal[i], f->collations[i],
+												new_value, old_value)))
+				return true;
+		}
+		else if (!datum_image_eq(new_value, old_value, f->typbyvals[i], f->typlens[i]))
+			return true;
+	}
+	return false;
+}
