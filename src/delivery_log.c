@@ -30,37 +30,25 @@
 static SPIPlanPtr insert_plan = NULL;
 static bool insert_plan_has_response = false;
 
-/* the 0.2.0 log, with response */
-static const char *insert_sql =
-"INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, "
-"success, status_code, error, attempts, duration_ms, queued_at, finished_at, "
-"webhook_id, payload, response) "
-"SELECT h, e, c, d, s, sc, er, a, du, q, f, w, p::pg_catalog.jsonb, rs "
-"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), "
-"pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), "
-"pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.bool[]), "
-"pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]), "
-"pg_catalog.unnest($8::pg_catalog.int4[]), pg_catalog.unnest($9::pg_catalog.float8[]), "
-"pg_catalog.unnest($10::pg_catalog.timestamptz[]), "
-"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]), "
-"pg_catalog.unnest($13::pg_catalog.text[]), pg_catalog.unnest($14::pg_catalog.text[])) "
-"AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p, rs)";
+/* one INSERT over arrays; the 0.2.0 log has response, 0.1.0's does not */
+#define LOG_INSERT(col, sel, unnest, alias) \
+"INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, " \
+"success, status_code, error, attempts, duration_ms, queued_at, finished_at, " \
+"webhook_id, payload" col ") " \
+"SELECT h, e, c, d, s, sc, er, a, du, q, f, w, p::pg_catalog.jsonb" sel " " \
+"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), " \
+"pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), " \
+"pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.bool[]), " \
+"pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]), " \
+"pg_catalog.unnest($8::pg_catalog.int4[]), pg_catalog.unnest($9::pg_catalog.float8[]), " \
+"pg_catalog.unnest($10::pg_catalog.timestamptz[]), " \
+"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]), " \
+"pg_catalog.unnest($13::pg_catalog.text[])" unnest ") " \
+"AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p" alias ")"
 
-/* the 0.1.0 log, until ALTER EXTENSION UPDATE: no response */
-static const char *insert_sql_0_1 =
-"INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, "
-"success, status_code, error, attempts, duration_ms, queued_at, finished_at, "
-"webhook_id, payload) "
-"SELECT h, e, c, d, s, sc, er, a, du, q, f, w, p::pg_catalog.jsonb "
-"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.int8[]), "
-"pg_catalog.unnest($2::pg_catalog.text[]), pg_catalog.unnest($3::pg_catalog.text[]), "
-"pg_catalog.unnest($4::pg_catalog.text[]), pg_catalog.unnest($5::pg_catalog.bool[]), "
-"pg_catalog.unnest($6::pg_catalog.int4[]), pg_catalog.unnest($7::pg_catalog.text[]), "
-"pg_catalog.unnest($8::pg_catalog.int4[]), pg_catalog.unnest($9::pg_catalog.float8[]), "
-"pg_catalog.unnest($10::pg_catalog.timestamptz[]), "
-"pg_catalog.unnest($11::pg_catalog.timestamptz[]), pg_catalog.unnest($12::pg_catalog.text[]), "
-"pg_catalog.unnest($13::pg_catalog.text[])) "
-"AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p)";
+static const char *insert_sql =
+LOG_INSERT(", response", ", rs", ", pg_catalog.unnest($14::pg_catalog.text[])", ", rs");
+static const char *insert_sql_0_1 = LOG_INSERT("", "", "", "");
 
 /* The log table's oid, or InvalidOid if the extension is not installed. */
 static Oid

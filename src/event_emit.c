@@ -81,9 +81,9 @@ coco_emit_at_commit(char *message, Size len)
 	coco_pending_add(message, len);
 }
 
-/* The same for messages back to back (one per set of hooks of a row). */
-void
-coco_emit_messages_at_once(char *messages, Size len)
+/* Calls emit for each of several messages back to back (one per set of hooks of a row). */
+static void
+emit_each(char *messages, Size len, void (*emit) (char *message, Size len))
 {
 	Size		off = 0;
 
@@ -91,21 +91,19 @@ coco_emit_messages_at_once(char *messages, Size len)
 	{
 		Size		n = ((CocoEventHeader *) (messages + off))->total_len;
 
-		coco_emit_at_once(messages + off, n);
+		emit(messages + off, n);
 		off += n;
 	}
 }
 
 void
+coco_emit_messages_at_once(char *messages, Size len)
+{
+	emit_each(messages, len, coco_emit_at_once);
+}
+
+void
 coco_emit_messages_at_commit(char *messages, Size len)
 {
-	Size		off = 0;
-
-	while (off < len)
-	{
-		Size		n = ((CocoEventHeader *) (messages + off))->total_len;
-
-		coco_emit_at_commit(messages + off, n);
-		off += n;
-	}
+	emit_each(messages, len, coco_emit_at_commit);
 }

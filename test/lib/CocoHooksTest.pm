@@ -26,7 +26,8 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
   records wait_until wait_records wait_deliveries stats worker_pid
-  wait_worker api_sql body_of restart_receiver by_webhook_id);
+  wait_worker api_sql body_of restart_receiver by_webhook_id
+  proc_status_kb start_verifier);
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -251,6 +252,51 @@ sub api_sql
 	my ($node, $sql, %params) = @_;
 	return $node->safe_psql('postgres',
 		"SET cocohooks.api_session = on;\n$sql", %params);
+}
+
+# A field in kB of /proc/PID/status (VmHWM, RssAnon, ...), or undef.
+sub proc_status_kb
+{
+	my ($pid, $field) = @_;
+	open my $fh, '<', "/proc/$pid/status" or return undef;
+	while (<$fh>)
+	{
+		return $1 if /^\Q$field\E:\s+(\d+)\s+kB/;
+	}
+	return undef;
+}
+
+# Starts test/verifier/receiver.mjs, which checks every request's signature
+# with the Standard Webhooks library, once per secret given; returns
+# { url, log }.  Killed at the end of the test.
+my @verifiers;
+sub start_verifier
+{
+	my (@secrets) = @_;
+	my $verifier_dir = File::Spec->rel2abs(dirname(__FILE__) . '/../verifier');
+	die "$verifier_dir/node_modules/standardwebhooks is missing: run test/deps\n"
+	  unless -d "$verifier_dir/node_modules/standardwebhooks";
+	my $dir = PostgreSQL::Test::Utils::tempdir('verifier');
+	my $port_file = "$dir/port";
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'node', "$verifier_dir/receiver.mjs", (map { ('--secret', $_) } @secrets),
+			'--log', "$dir/requests.jsonl", '--port-file', $port_file
+		],
+		'<', \undef, '>', \$out, '2>', \$err);
+	push @verifiers, $h;
+	wait_until('verifier port file', 15, sub { eval { $h->pump_nb }; -s $port_file })
+	  or die "verifier receiver did not start: $err";
+	my $port = PostgreSQL::Test::Utils::slurp_file($port_file);
+	chomp $port;
+	return { url => "http://127.0.0.1:$port", log => "$dir/requests.jsonl", dir => $verifier_dir };
+}
+
+END
+{
+	local $?;
+	eval { $_->kill_kill(grace => 2) } for @verifiers;
 }
 
 1;

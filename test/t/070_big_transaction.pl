@@ -91,13 +91,4 @@ is_deeply(\@ids, [ 1 .. 2000, 4001 .. 4020 ],
 $node->stop;
 done_testing();
 
-sub vm_hwm_kb
-{
-	my ($p) = @_;
-	open my $fh, '<', "/proc/$p/status" or return undef;
-	while (<$fh>)
-	{
-		return $1 if /^VmHWM:\s+(\d+)\s+kB/;
-	}
-	return undef;
-}
+sub vm_hwm_kb { return proc_status_kb($_[0], 'VmHWM'); }

@@ -18,10 +18,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use CocoHooksTest;
 
-my $verifier_dir = File::Spec->rel2abs("$FindBin::RealBin/../verifier");
-die "$verifier_dir/node_modules/standardwebhooks is missing: run test/deps\n"
-  unless -d "$verifier_dir/node_modules/standardwebhooks";
-
 sub random_secret
 {
 	my $bytes = join '', map { chr(int(rand(256))) } 1 .. 32;
@@ -32,26 +28,8 @@ my $wrong_secret;
 do { $wrong_secret = random_secret() } while $wrong_secret eq $secret;
 
 # --- the verifying receiver (bounded wait for its port file; killed at END)
-my $dir = PostgreSQL::Test::Utils::tempdir('verifier');
-my $port_file = "$dir/port";
-my $recv = { log => "$dir/requests.jsonl" };
-my ($recv_out, $recv_err) = ('', '');
-my $recv_h = IPC::Run::start(
-	[
-		'node', "$verifier_dir/receiver.mjs", '--secret', $secret,
-		'--log', $recv->{log}, '--port-file', $port_file
-	],
-	'<', \undef, '>', \$recv_out, '2>', \$recv_err);
-END
-{
-	local $?;
-	eval { $recv_h->kill_kill(grace => 2) if $recv_h; };
-}
-wait_until('verifier port file', 15, sub { eval { $recv_h->pump_nb }; -s $port_file })
-  or die "verifier receiver did not start: $recv_err";
-my $port = PostgreSQL::Test::Utils::slurp_file($port_file);
-chomp $port;
-my $url = "http://127.0.0.1:$port";
+my $recv = start_verifier($secret);
+my $url = $recv->{url};
 
 # UTF8 database: the unicode text must reach the body as such
 my $node = PostgreSQL::Test::Cluster->new('signatures');

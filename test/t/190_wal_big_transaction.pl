@@ -106,14 +106,3 @@ done_testing();
 
 sub rss_anon_kb { return proc_status_kb($_[0], 'RssAnon'); }
 sub vm_hwm_kb { return proc_status_kb($_[0], 'VmHWM'); }
-
-sub proc_status_kb
-{
-	my ($p, $field) = @_;
-	open my $fh, '<', "/proc/$p/status" or return undef;
-	while (<$fh>)
-	{
-		return $1 if /^\Q$field\E:\s+(\d+)\s+kB/;
-	}
-	return undef;
-}

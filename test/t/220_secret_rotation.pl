@@ -17,10 +17,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use CocoHooksTest;
 
-my $verifier_dir = File::Spec->rel2abs("$FindBin::RealBin/../verifier");
-die "$verifier_dir/node_modules/standardwebhooks is missing: run test/deps\n"
-  unless -d "$verifier_dir/node_modules/standardwebhooks";
-
 sub random_secret
 {
 	my $bytes = join '', map { chr(int(rand(256))) } 1 .. 32;
@@ -31,26 +27,10 @@ my $new = random_secret();
 my $newer = random_secret();
 
 # a receiver verifying each request with each of the three secrets on its own
-my $dir = PostgreSQL::Test::Utils::tempdir('rotation');
-my $port_file = "$dir/port";
-my $log = "$dir/requests.jsonl";
-my ($out, $err) = ('', '');
-my $h = IPC::Run::start(
-	[
-		'node', "$verifier_dir/receiver.mjs", '--secret', $old, '--secret', $new,
-		'--secret', $newer, '--log', $log, '--port-file', $port_file
-	],
-	'<', \undef, '>', \$out, '2>', \$err);
-END
-{
-	local $?;
-	eval { $h->kill_kill(grace => 2) if $h; };
-}
-wait_until('verifier port file', 15, sub { eval { $h->pump_nb }; -s $port_file })
-  or die "verifier receiver did not start: $err";
-my $port = PostgreSQL::Test::Utils::slurp_file($port_file);
-chomp $port;
-my $url = "http://127.0.0.1:$port";
+my $verifier = start_verifier($old, $new, $newer);
+my $log = $verifier->{log};
+my $url = $verifier->{url};
+my $verifier_dir = $verifier->{dir};
 
 my $node = new_node('rotation');
 $node->start;
