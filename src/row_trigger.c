@@ -71,10 +71,21 @@ append_filtered_messages(StringInfo out, TriggerData *td, CocoTableHooks *th,
 	const CocoHookFilter *filters = th->filters[event];
 	int			n = th->nhooks[event];
 	bool	   *fires = palloc(sizeof(bool) * n);
+	int			nfire = 0;
 	StringInfoData specs;
 
 	for (int i = 0; i < n; i++)
-		fires[i] = coco_hook_filter_fires(&filters[i], td->tg_relation, document, old_row);
+		nfire += (fires[i] = coco_hook_filter_fires(&filters[i], td->tg_relation,
+													 document, old_row));
+	if (nfire == 0)
+		return;
+	if (nfire == n && th->nexclusions == 0)
+	{
+		/* every hook fires with the whole row: the prebuilt list will do */
+		append_message(out, td, th, event, th->hooks[event], th->hooks_len[event],
+					   n, document, old_row, document_id, NULL);
+		return;
+	}
 	initStringInfo(&specs);
 	/* group -1: the whole row; then each set of excluded columns */
 	for (int g = -1; g < th->nexclusions; g++)
