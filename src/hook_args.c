@@ -29,11 +29,10 @@
 #include "hook_admin.h"
 #include "network_guard.h"
 
-/* The column of a table's one-column primary key, or 0. */
+/* The column of an open table's one-column primary key, or 0. */
 static AttrNumber
-primary_key_attnum(Oid relid)
+primary_key_attnum(Relation rel)
 {
-	Relation	rel = table_open(relid, AccessShareLock);
 	AttrNumber	attnum = 0;
 	HeapTuple	idxtup;
 
@@ -50,7 +49,6 @@ primary_key_attnum(Oid relid)
 			ReleaseSysCache(idxtup);
 		}
 	}
-	table_close(rel, NoLock);
 	return attnum;
 }
 
@@ -260,8 +258,6 @@ coco_check_collection(Oid relid)
 {
 	char		relkind;
 	Relation	rel;
-	HeapTuple	idxtup;
-	bool		single = false;
 
 	relkind = get_rel_relkind(relid);
 	if (relkind == '\0')
@@ -283,18 +279,7 @@ coco_check_collection(Oid relid)
 				 errdetail("Hooks can be registered on user tables only.")));
 
 	rel = table_open(relid, ShareRowExclusiveLock);
-	(void) RelationGetIndexList(rel);
-	if (OidIsValid(rel->rd_pkindex))
-	{
-		idxtup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(rel->rd_pkindex));
-		if (HeapTupleIsValid(idxtup))
-		{
-			single = ((Form_pg_index) GETSTRUCT(idxtup))->indnkeyatts == 1 &&
-				((Form_pg_index) GETSTRUCT(idxtup))->indkey.values[0] > 0;
-			ReleaseSysCache(idxtup);
-		}
-	}
-	if (!single)
+	if (primary_key_attnum(rel) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("collection \"%s\" has no single-column primary key",
@@ -349,6 +334,13 @@ coco_check_column_list(Oid relid, ArrayType *names, const char *argname,
 	bool	   *nulls;
 	int			n;
 	char	   *relname = get_rel_name(relid);
+	AttrNumber	pk_attnum;
+	Relation	rel;
+
+	/* locked already, by coco_check_collection */
+	rel = table_open(relid, AccessShareLock);
+	pk_attnum = primary_key_attnum(rel);
+	table_close(rel, NoLock);
 
 	if (ARR_NDIM(names) > 1)
 		ereport(ERROR,
@@ -383,7 +375,7 @@ coco_check_column_list(Oid relid, ArrayType *names, const char *argname,
 					 errmsg("%s names column \"%s\", which collection \"%s\" does not have",
 							argname, name, relname),
 					 errdetail("Column names are matched exactly, as quoted identifiers are.")));
-		if (exclude && attnum == primary_key_attnum(relid))
+		if (exclude && attnum == pk_attnum)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s cannot leave out \"%s\", the primary key of collection \"%s\"",
