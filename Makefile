@@ -9,6 +9,7 @@ OBJS = \
 	src/network_guard.o \
 	src/signing_keys.o \
 	src/gone_hooks.o \
+	src/document_order.o \
 	src/event_queue.o \
 	src/event_message.o \
 	src/hook_cache.o \
@@ -29,6 +30,7 @@ OBJS = \
 	src/origin_queue.o \
 	src/delivery_log.o \
 	src/event_emit.o \
+	src/commit_prepared.o \
 	src/extension_watch.o \
 	src/wal_source.o \
 	src/delivery_engine.o \

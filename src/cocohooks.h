@@ -146,8 +146,11 @@ typedef struct CocoHookSpec
 	uint16		url_len;
 	uint16		key_len;
 	uint32		headers_len;
-	uint32		reserved;
+	uint32		flags;			/* COCO_SPEC_* (0 in messages of 0.1) */
 } CocoHookSpec;
+
+/* ordering = 'document': a document's events go one at a time, in order */
+#define COCO_SPEC_ORDERED		0x0001
 
 #define COCO_MAX_URL_LEN		4096
 #define COCO_MAX_HEADERS_LEN	16384
@@ -238,7 +241,7 @@ extern uint64 coco_wal_log_message(char *message, Size len, bool transactional);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,
 								  const char *secret, int32 timeout_ms,
-								  int32 max_retries);
+								  int32 max_retries, uint32 flags);
 
 /* event_queue.c */
 extern Size coco_queue_shmem_size(void);
@@ -249,6 +252,11 @@ extern TimestampTz coco_queue_epoch(void);
 extern int	coco_queue_push(const char *messages, Size len);
 extern void coco_queue_count_dropped(uint64 n);
 extern void coco_queue_wake_worker(void);
+extern void coco_queue_note_wal_only(uint64 lsn);
+extern void coco_commit_prepared_init(void);
+extern void coco_queue_commit_prepared_begin(void);
+extern void coco_queue_commit_prepared_end(uint64 lsn);
+extern bool coco_queue_wal_only(uint64 *lsn);
 extern void coco_queue_set_worker(int pgprocno);
 extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
 						   int *nmessages, Size *needed);

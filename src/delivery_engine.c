@@ -32,6 +32,7 @@
 
 #include "delivery_engine.h"
 #include "delivery_log.h"
+#include "document_order.h"
 #include "gone_hooks.h"
 #include "http_client.h"
 #include "origin_queue.h"
@@ -50,6 +51,13 @@
  * (and logged with its payload, so it can be redelivered).
  */
 #define RETRY_BACKLOG_FACTOR 16
+
+/*
+ * Deliveries waiting behind an earlier one of their document do not count
+ * either; past this many times the limit, no new event is taken (in wal
+ * mode the rest stays in the WAL until there is room).
+ */
+#define ORDER_BACKLOG_FACTOR 4
 
 typedef struct WorkerEvent
 {
@@ -74,6 +82,8 @@ typedef struct Delivery
 	bool		waiting_retry;
 	bool		done;			/* finished, only its log row is pending */
 	bool		given_up;		/* failed for good without being sent */
+	void	   *line;			/* its document's line, if ordered */
+	dlist_node	line_node;		/* in the line, then in ready, while waiting */
 	TimestampTz retry_at;
 	struct curl_slist *headers;
 	char		webhook_id[96];
@@ -85,6 +95,9 @@ static pairingheap *retries = NULL;	/* deliveries waiting to retry, soonest firs
 static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
 static int	active = 0;			/* unfinished, not waiting to retry */
 static int	retry_waiting = 0;	/* waiting to retry */
+static dlist_head ready = DLIST_STATIC_INIT(ready);	/* first in line now, to send */
+static uint64 events_started = 0;
+static uint64 events_released = 0;
 
 static CocoHttp *http = NULL;
 static MemoryContext engine_cxt = NULL;
@@ -161,6 +174,37 @@ finish_delivery(Delivery *d)
 static void send_delivery(Delivery *d);
 static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 							 void *source_arg, const char *give_up_error);
+
+/*
+ * A delivery of an ordered hook finished for good: the next of its
+ * document goes to the ready list (sent by send_ready(), not from here,
+ * which may be deep in libcurl's callbacks or in a chain of failures).
+ */
+static void
+leave_line(Delivery *d)
+{
+	dlist_node *next = coco_order_leave(d->line);
+
+	d->line = NULL;
+	if (next)
+	{
+		active++;
+		dlist_push_tail(&ready, next);
+	}
+}
+
+/* Sends, in order, the deliveries that became first in their line. */
+static void
+send_ready(void)
+{
+	while (!dlist_is_empty(&ready))
+	{
+		Delivery   *d = dlist_container(Delivery, line_node, dlist_pop_head_node(&ready));
+
+		if (coco_origin_admit(d->origin, &d->wait_node))
+			send_delivery(d);
+	}
+}
 
 static int
 retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
@@ -308,6 +352,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		}
 	}
 	coco_queue_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
+	if (d->line)
+		leave_line(d);
 
 	if (cocohooks_log_deliveries == COCO_LOG_ALL ||
 		(!success && cocohooks_log_deliveries == COCO_LOG_FAILURES))
@@ -389,6 +435,7 @@ release_finished_events(void)
 		/* events read from the WAL were never in the queue: no number */
 		if (ev->msg->seq > 0)
 			finished = ev->msg->seq;
+		events_released++;
 		dlist_delete(&ev->node);
 		pfree(ev->msg);
 		if (ev->document_id)
@@ -493,6 +540,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	ev->source_arg = source_arg;
 	coco_event_id_text(ev->msg, ev->event_id);
 	dlist_push_tail(&events, &ev->node);
+	events_started++;
 
 	p = coco_event_hooks(ev->msg);
 	for (int i = 0; i < ev->msg->nhooks; i++)
@@ -508,17 +556,24 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 				 ev->event_id, (long long) spec->hook_id);
 		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
 		dlist_push_tail(&live, &d->live_node);
-		active++;
 		if (give_up_error)
 		{
 			CocoHttpResult r = {0};
 
+			/* not sent: no place in its document's line */
+			active++;
 			d->given_up = true;
 			d->attempts = ev->msg->attempts;
 			r.error = give_up_error;
 			delivery_done(d, &r);
+			continue;
 		}
-		else if (coco_origin_admit(d->origin, &d->wait_node))
+		if ((spec->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0 &&
+			!coco_order_enter(spec->hook_id, coco_event_document_id(ev->msg),
+							  ev->msg->document_id_len, &d->line_node, &d->line))
+			continue;			/* waits for an earlier event of its document */
+		active++;
+		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
 	MemoryContextSwitchTo(old);
@@ -537,6 +592,7 @@ coco_engine_note_skipped(const CocoEventHeader *queued)
 	ev->msg = MemoryContextAlloc(engine_cxt, sizeof(CocoEventHeader));
 	memcpy(ev->msg, queued, sizeof(CocoEventHeader));
 	dlist_push_tail(&events, &ev->node);
+	events_started++;
 }
 
 void
@@ -545,6 +601,7 @@ coco_engine_init(void)
 	engine_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks delivery engine",
 									   ALLOCSET_DEFAULT_SIZES);
 	retries = pairingheap_allocate(retry_compare, NULL);
+	coco_order_init(engine_cxt);
 	http = coco_http_create(delivery_done);
 	coco_engine_apply_settings();
 }
@@ -568,7 +625,8 @@ int
 coco_engine_room(void)
 {
 	/* an event is at least one delivery: never start past the limit */
-	if (nlog >= MAX_LOG_BATCH / 2)
+	if (nlog >= MAX_LOG_BATCH / 2 ||
+		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * ORDER_BACKLOG_FACTOR)
 		return 0;
 	return Max(cocohooks_max_concurrent_deliveries - active, 0);
 }
@@ -581,8 +639,10 @@ coco_engine_progress(void)
 	coco_signing_keys_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
 	start_due_retries();
+	send_ready();
 	coco_http_drive(http);
 	coco_engine_flush_log();
+	send_ready();
 	release_finished_events();
 	MemoryContextSwitchTo(old);
 }
@@ -598,11 +658,23 @@ coco_engine_timeout_ms(void)
 	return timeout;
 }
 
-/* Deliveries not yet finished, retries waiting included. */
+/* Deliveries not yet finished, retries and deliveries in line included. */
 int
 coco_engine_in_flight(void)
 {
-	return active + retry_waiting;
+	return active + retry_waiting + coco_order_waiting();
+}
+
+/*
+ * How many events were started, and how many of the oldest are finished and
+ * released: once released reaches a count that started had, every event
+ * started until then is finished.
+ */
+void
+coco_engine_event_counts(uint64 *started, uint64 *released)
+{
+	*started = events_started;
+	*released = events_released;
 }
 
 /*

@@ -36,6 +36,7 @@ extern void coco_engine_flush_log(void);
 /* milliseconds until libcurl or a retry needs the engine, -1 if nothing waits */
 extern long coco_engine_timeout_ms(void);
 extern int	coco_engine_in_flight(void);
+extern void coco_engine_event_counts(uint64 *started, uint64 *released);
 
 /* appends every unfinished delivery as a carried message; returns how many */
 extern uint64 coco_engine_save_unfinished(StringInfo buf);

@@ -42,14 +42,15 @@ void
 coco_emit_at_once(char *message, Size len)
 {
 	bool		wal = coco_wal_mode();
+	uint64		lsn = 0;
 
 	if (wal)
-		(void) coco_wal_log_message(message, len, false);
+		lsn = coco_wal_log_message(message, len, false);
 	if (coco_queue_push(message, len) == 0)
 	{
 		/* in the WAL, the worker's reader finds it */
 		if (wal)
-			coco_queue_wake_worker();
+			coco_queue_note_wal_only(lsn);
 		else
 			coco_note_dropped(1);
 	}

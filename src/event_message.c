@@ -83,7 +83,7 @@ coco_secret_decode(const char *secret, char *key)
 void
 coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 					  Jsonb *headers, const char *secret,
-					  int32 timeout_ms, int32 max_retries)
+					  int32 timeout_ms, int32 max_retries, uint32 flags)
 {
 	CocoHookSpec spec = {0};
 	int			start = buf->len;
@@ -97,6 +97,7 @@ coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 	spec.hook_id = hook_id;
 	spec.timeout_ms = timeout_ms;
 	spec.max_retries = max_retries;
+	spec.flags = flags;
 	spec.url_len = (uint16) strlen(url);
 	spec.headers_len = lines.len;
 	spec.key_len = (uint16) Max(coco_secret_decode(secret, key), 0);

@@ -71,6 +71,12 @@ typedef struct CocoQueue
 	pg_atomic_uint32 wal_active;
 	pg_atomic_uint64 wal_done;
 	pg_atomic_uint64 wal_restart;	/* the oldest WAL position kept for events */
+	/*
+	 * Events the queue does not carry (see coco_queue_note_wal_only): the
+	 * end of the newest one's WAL record, and COMMIT PREPAREDs running.
+	 */
+	pg_atomic_uint64 wal_only_lsn;
+	pg_atomic_uint32 commit_prepared_running;
 	/* the extension was created or dropped: the worker looks and answers */
 	pg_atomic_uint32 hooks_generation;	/* bumped when a hooks change commits */
 	pg_atomic_uint32 ext_check_request;
@@ -133,6 +139,8 @@ coco_queue_shmem_startup(void)
 		pg_atomic_init_u32(&queue->wal_active, 0);
 		pg_atomic_init_u64(&queue->wal_done, 0);
 		pg_atomic_init_u64(&queue->wal_restart, 0);
+		pg_atomic_init_u64(&queue->wal_only_lsn, 0);
+		pg_atomic_init_u32(&queue->commit_prepared_running, 0);
 		pg_atomic_init_u32(&queue->hooks_generation, 0);
 		pg_atomic_init_u32(&queue->ext_check_request, 0);
 		pg_atomic_init_u32(&queue->ext_check_done, 0);
@@ -289,6 +297,57 @@ coco_queue_wake_worker(void)
 	 */
 	if (procno != INVALID_WORKER_PROCNO)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * Events whose WAL records end at or before lsn are not all in the queue
+ * (it was full, or a big transaction left them to the WAL): the worker's
+ * WAL reader delivers them.  Called before the writer releases its row
+ * locks, so a later event of the same document, queued after this, makes
+ * the worker wait for the WAL reader before sending it (document order).
+ */
+void
+coco_queue_note_wal_only(uint64 lsn)
+{
+	uint64		seen = pg_atomic_read_u64(&queue->wal_only_lsn);
+
+	while (seen < lsn &&
+		   !pg_atomic_compare_exchange_u64(&queue->wal_only_lsn, &seen, lsn))
+		;
+	coco_queue_wake_worker();
+}
+
+/*
+ * A COMMIT PREPARED releases the prepared transaction's locks before the
+ * statement returns, and its events are only in the WAL: while one runs,
+ * the worker cannot tell how far to wait (see coco_queue_wal_only).
+ */
+void
+coco_queue_commit_prepared_begin(void)
+{
+	pg_atomic_fetch_add_u32(&queue->commit_prepared_running, 1);
+}
+
+void
+coco_queue_commit_prepared_end(uint64 lsn)
+{
+	if (lsn != 0)
+		coco_queue_note_wal_only(lsn);
+	pg_atomic_fetch_sub_u32(&queue->commit_prepared_running, 1);
+}
+
+/*
+ * For the worker, after popping: the end of the newest WAL-only event,
+ * or false if a COMMIT PREPARED is running (ask again later).
+ */
+bool
+coco_queue_wal_only(uint64 *lsn)
+{
+	pg_memory_barrier();
+	if (pg_atomic_read_u32(&queue->commit_prepared_running) != 0)
+		return false;
+	*lsn = pg_atomic_read_u64(&queue->wal_only_lsn);
+	return true;
 }
 
 void

@@ -229,6 +229,7 @@ typedef struct HookRow
 	int			spec_off;		/* where its spec went in th->hooks[event] */
 	int			spec_len;
 	int32		max_retries;
+	uint32		spec_flags;		/* COCO_SPEC_ORDERED */
 } HookRow;
 
 /*
@@ -339,6 +340,10 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		row->columns = isnull ? NULL : DatumGetArrayTypePCopy(value);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_exclude_columns, &isnull);
 		row->exclude = isnull ? NULL : DatumGetArrayTypePCopy(value);
+		/* no column (0.1's catalog, before the update): no order, as in 0.1 */
+		value = coco_hooks_attr(tup, desc, Anum_hooks_ordering, &isnull);
+		row->spec_flags = (!isnull && strcmp(TextDatumGetCString(value), "document") == 0) ?
+			COCO_SPEC_ORDERED : 0;
 	}
 	systable_endscan(scan);
 	table_close(hooksrel, AccessShareLock);
@@ -360,7 +365,7 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		row->spec_off = specs[row->event].len;
 		coco_hook_spec_append(&specs[row->event], row->id, row->url,
 							  row->headers, row->secret,
-							  row->timeout_ms, row->max_retries);
+							  row->timeout_ms, row->max_retries, row->spec_flags);
 		row->spec_len = specs[row->event].len - row->spec_off;
 		th->nhooks[row->event]++;
 	}

@@ -288,5 +288,6 @@ _PG_init(void)
 	coco_pending_init();
 	coco_upsert_tracker_init();
 	coco_extension_watch_init();
+	coco_commit_prepared_init();
 	coco_worker_register();
 }

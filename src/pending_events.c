@@ -37,6 +37,7 @@
 #include "cocohooks.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/wait_event.h"
@@ -276,7 +277,7 @@ push_pending(void)
 	if (wal_only)
 	{
 		/* the worker reads them from the WAL */
-		coco_queue_wake_worker();
+		coco_queue_note_wal_only(XactLastCommitEnd);
 		return;
 	}
 	if (file_len > 0)
@@ -337,7 +338,7 @@ push_pending(void)
 	{
 		/* in the WAL, the worker's reader finds them */
 		if (coco_wal_mode())
-			coco_queue_wake_worker();
+			coco_queue_note_wal_only(XactLastCommitEnd);
 		else
 			coco_note_dropped(pending_count - pushed);
 	}

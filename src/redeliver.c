@@ -133,7 +133,9 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 														  COL_TIMEOUT, &isnull)),
 							  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 														  SPI_tuptable->tupdesc,
-														  COL_RETRIES, &isnull)));
+														  COL_RETRIES, &isnull)),
+		/* sent when asked: an old state has no place in a document's order */
+							  0);
 	}
 
 	/*

@@ -132,6 +132,11 @@ static Job *first_unread = NULL;	/* the oldest job not all handed on */
 static TimestampTz last_slot_save = 0;
 static char slot_name[NAMEDATALEN];
 
+/* queued events wait until the delivery cursor has handed on everything up to here */
+static uint64 hold_until = 0;
+static uint64 wal_only_seen = 0;
+static bool hold_unknown = false;	/* popped while a COMMIT PREPARED ran */
+
 static void remember_started(uint64 lsn);
 
 static int
@@ -191,6 +196,23 @@ extension_installed(void)
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(old);
 	return installed;
+}
+
+/*
+ * Where the last record written so far ends: the insert position, less a
+ * page header if it is at the start of a page (a record that ends at a
+ * page's end leaves the insert position past the next page's header).
+ */
+static uint64
+last_record_end(void)
+{
+	XLogRecPtr	insert = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(insert, wal_segment_size) == SizeOfXLogLongPHD)
+		return insert - SizeOfXLogLongPHD;
+	if (insert % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return insert - SizeOfXLogShortPHD;
+	return insert;
 }
 
 /*
@@ -284,6 +306,15 @@ coco_wal_source_start(void)
 	njobs = 0;
 	first_unread = NULL;
 	active = true;
+
+	/*
+	 * Events a previous worker popped and did not finish, and events the
+	 * queue lost in a crash, are read again from the WAL: a queued event
+	 * of the same document, written later, waits for them.
+	 */
+	hold_until = last_record_end();
+	wal_only_seen = 0;
+	hold_unknown = false;
 	MemoryContextSwitchTo(old);
 	last_slot_save = GetCurrentTimestamp();
 	ereport(LOG,
@@ -742,6 +773,58 @@ coco_wal_note_queued(uint64 lsn)
 		qe->finished = false;
 		qe->job = NULL;
 	}
+}
+
+/*
+ * Document order across the two paths.  A backend whose events the queue
+ * did not carry says how far they reach in the WAL before it releases its
+ * row locks (coco_queue_note_wal_only), so a later event of the same
+ * document is queued after that.  Right after popping, the worker notes
+ * how far that reaches now; the popped events wait until the delivery
+ * cursor has handed on every job that ends there or before, which keeps
+ * the engine's start order the commit order.
+ */
+void
+coco_wal_source_note_popped(void)
+{
+	uint64		lsn;
+
+	if (!active)
+		return;
+	if (!coco_queue_wal_only(&lsn))
+		hold_unknown = true;
+	else if (lsn > wal_only_seen)
+	{
+		wal_only_seen = lsn;
+		hold_until = Max(hold_until, lsn);
+	}
+}
+
+/* True while events popped from the queue must wait (see above). */
+bool
+coco_wal_source_holds_popped(void)
+{
+	if (!active)
+		return false;
+	if (hold_unknown)
+	{
+		uint64		lsn;
+
+		if (!coco_queue_wal_only(&lsn))
+			return true;
+		hold_unknown = false;
+		wal_only_seen = Max(wal_only_seen, lsn);
+		hold_until = Max(hold_until, lsn);
+	}
+	if (hold_until == 0)
+		return false;
+	if (scan_positioned && scan_next >= hold_until &&
+		(first_unread == NULL || first_unread->end_lsn > hold_until))
+	{
+		hold_until = 0;
+		return false;
+	}
+	return true;
 }
 
 /* The queue waits while too many of its events await the delivery cursor. */

@@ -55,9 +55,17 @@
 #define PRUNE_INTERVAL_MS	60000
 #define GATHER_MS			1	/* see the main loop */
 
-/* events read back from the store that did not fit in the queue yet */
+/* events a previous worker saved, not yet started */
 static StringInfoData store_backlog;
 static Size store_backlog_off = 0;
+static bool saved_unfinished = false;	/* some saved events are not finished */
+static uint64 saved_until = 0;	/* the engine's count of started events then */
+
+/* events popped from the queue; those from parked_off on wait to start */
+static char *popbuf = NULL;
+static Size popbufsize = POP_BUFFER_INITIAL;
+static Size parked_off = 0;
+static Size parked_len = 0;
 
 static TimestampTz next_prune = 0;
 static MemoryContext worker_cxt = NULL;
@@ -84,6 +92,33 @@ forget_worker(int code, Datum arg)
 }
 
 /*
+ * Appends the popped events in data[0..len) to buf as carried messages, for
+ * the event store; events in the WAL are read again from there.  Returns how
+ * many it appended.
+ */
+static uint64
+save_popped(StringInfo buf, const char *data, Size len)
+{
+	uint64		n = 0;
+
+	for (Size off = 0; off < len;)
+	{
+		const CocoEventHeader *msg = (const CocoEventHeader *) (data + off);
+		char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
+
+		off += msg->total_len;
+		if (coco_message_wal_lsn(msg) != 0)
+			continue;
+		coco_event_id_text(msg, event_id);
+		coco_message_append_carried(buf, msg, coco_event_hooks(msg),
+									msg->hooks_len, msg->nhooks,
+									event_id, msg->attempts);
+		n++;
+	}
+	return n;
+}
+
+/*
  * before_shmem_exit callback: saves every unfinished event, held by the
  * engine or still in the shared queue, so that the next worker delivers it
  * (see event_store.c); events in the WAL are not saved, the slot's restart
@@ -99,51 +134,39 @@ save_unfinished(int code, Datum arg)
 	PG_TRY();
 	{
 		StringInfoData buf;
-		char	   *popbuf = palloc(POP_BUFFER_INITIAL);
-		Size		popbufsize = POP_BUFFER_INITIAL;
+		char	   *savebuf = palloc(POP_BUFFER_INITIAL);
+		Size		savebufsize = POP_BUFFER_INITIAL;
 
 		/* events in the WAL are read again from there: keep where */
 		coco_wal_source_exit();
 
 		initStringInfo(&buf);
 		n = coco_engine_save_unfinished(&buf);
+		/* in the order they came: older than anything still queued */
+		if (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
+		{
+			appendBinaryStringInfo(&buf, store_backlog.data + store_backlog_off,
+								   store_backlog.len - store_backlog_off);
+			for (Size off = store_backlog_off; off < (Size) store_backlog.len;
+				 off += ((CocoEventHeader *) (store_backlog.data + off))->total_len)
+				n++;
+		}
+		n += save_popped(&buf, popbuf + parked_off, parked_len - parked_off);
 		for (;;)
 		{
 			int			npopped;
 			Size		needed = 0;
-			Size		len = coco_queue_pop(popbuf, popbufsize, INT_MAX, &npopped, &needed);
+			Size		len = coco_queue_pop(savebuf, savebufsize, INT_MAX, &npopped, &needed);
 
 			if (len == 0 && needed == 0)
 				break;
 			if (len == 0)
 			{
-				popbuf = repalloc(popbuf, needed);
-				popbufsize = needed;
+				savebuf = repalloc(savebuf, needed);
+				savebufsize = needed;
 				continue;
 			}
-			for (Size off = 0; off < len;)
-			{
-				const CocoEventHeader *msg = (const CocoEventHeader *) (popbuf + off);
-				char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
-
-				off += msg->total_len;
-				if (coco_message_wal_lsn(msg) != 0)
-					continue;
-				coco_event_id_text(msg, event_id);
-				coco_message_append_carried(&buf, msg, coco_event_hooks(msg),
-											msg->hooks_len, msg->nhooks,
-											event_id, msg->attempts);
-				n++;
-			}
-		}
-		if (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
-		{
-			appendBinaryStringInfo(&buf, store_backlog.data + store_backlog_off,
-								   store_backlog.len - store_backlog_off);
-			/* count the carried-over messages too */
-			for (Size off = store_backlog_off; off < (Size) store_backlog.len;
-				 off += ((CocoEventHeader *) (store_backlog.data + off))->total_len)
-				n++;
+			n += save_popped(&buf, savebuf, len);
 		}
 
 		if (n == 0)
@@ -166,31 +189,58 @@ save_unfinished(int code, Datum arg)
 }
 
 /*
- * Queues the events a previous worker saved, as far as the queue has room;
- * the rest wait in store_backlog for later calls.  The store is removed
- * once all are queued (if we die before, they are queued again: at least
- * once).
+ * Starts the events a previous worker saved, as far as the engine has room,
+ * before anything from the queue: they are older, and a document's events
+ * go in order.  The store is removed once all are started (an orderly exit
+ * saves what is unfinished again); waiters on wait_for_deliveries() are
+ * told once all are finished.  Returns true if it started any.
  */
-static void
-requeue_saved_events(void)
+static bool
+start_saved_events(void)
 {
-	while (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
-	{
-		const CocoEventHeader *msg =
-		(const CocoEventHeader *) (store_backlog.data + store_backlog_off);
+	bool		took = false;
 
-		if (coco_queue_push((const char *) msg, msg->total_len) == 0)
-			return;
-		store_backlog_off += msg->total_len;
-	}
-	if (store_backlog.data)
+	while (store_backlog.data && store_backlog_off < (Size) store_backlog.len &&
+		   coco_engine_room() > 0)
 	{
+		CocoEventHeader *msg = (CocoEventHeader *) (store_backlog.data + store_backlog_off);
+
+		/* its number was in the previous queue's order, not ours */
+		msg->seq = 0;
+		coco_queue_count_queued(1);
+		coco_engine_start_event(msg, 0, NULL);
+		store_backlog_off += msg->total_len;
+		took = true;
+	}
+	if (store_backlog.data && store_backlog_off >= (Size) store_backlog.len)
+	{
+		uint64		released;
+
 		pfree(store_backlog.data);
 		store_backlog.data = NULL;
 		store_backlog_off = 0;
 		coco_store_remove();
+		coco_engine_event_counts(&saved_until, &released);
+		saved_unfinished = true;
 	}
-	coco_queue_store_requeued();
+	return took;
+}
+
+/* Once every saved event is finished, waiters may count on the queue alone. */
+static void
+note_saved_finished(void)
+{
+	uint64		started;
+	uint64		released;
+
+	if (!saved_unfinished)
+		return;
+	coco_engine_event_counts(&started, &released);
+	if (released >= saved_until)
+	{
+		saved_unfinished = false;
+		coco_queue_store_requeued();
+	}
 }
 
 static void
@@ -209,9 +259,9 @@ load_saved_events(void)
 		return;
 	}
 	ereport(LOG,
-			(errmsg("cocohooks worker queues again %llu undelivered events saved by the previous worker",
+			(errmsg("cocohooks worker delivers %llu undelivered events saved by the previous worker",
 					(unsigned long long) n)));
-	requeue_saved_events();
+	(void) start_saved_events();
 }
 
 /* Deletes delivery log rows past cocohooks.log_retention, a batch at a time. */
@@ -235,33 +285,45 @@ prune_log(void)
 
 /*
  * The shared queue as a source: pops events and starts them while the
- * engine has room; returns true if it took any.
+ * engine has room; returns true if it took any.  Saved events go first.
+ * Popped events may have to wait for the WAL reader (document order, see
+ * coco_wal_source_note_popped): they stay in popbuf, parked, and later
+ * calls start them first.
  */
 static bool
-take_events(char **buf, Size *bufsize)
+take_events(void)
 {
 	bool		took = false;
-	int			room;
 
-	while ((room = coco_engine_room()) > 0 && !coco_wal_source_queue_paused())
+	if (store_backlog.data)
+		return false;
+	while (coco_engine_room() > 0)
 	{
-		int			n;
-		Size		needed = 0;
-		Size		len = coco_queue_pop(*buf, *bufsize, room, &n, &needed);
-		Size		off = 0;
+		if (parked_off == parked_len)
+		{
+			int			n;
+			Size		needed = 0;
 
-		if (len == 0)
-		{
-			if (needed == 0)
+			if (coco_wal_source_queue_paused())
 				break;
-			/* a message larger than the buffer: make room and pop again */
-			*buf = repalloc(*buf, needed);
-			*bufsize = needed;
-			continue;
+			parked_off = parked_len = 0;
+			parked_len = coco_queue_pop(popbuf, popbufsize, coco_engine_room(), &n, &needed);
+			if (parked_len == 0)
+			{
+				if (needed == 0)
+					break;
+				/* a message larger than the buffer: make room and pop again */
+				popbuf = repalloc(popbuf, needed);
+				popbufsize = needed;
+				continue;
+			}
+			coco_wal_source_note_popped();
 		}
-		while (off < len)
+		if (coco_wal_source_holds_popped())
+			break;
+		while (parked_off < parked_len)
 		{
-			const CocoEventHeader *msg = (const CocoEventHeader *) (*buf + off);
+			const CocoEventHeader *msg = (const CocoEventHeader *) (popbuf + parked_off);
 			uint64		lsn = coco_message_wal_lsn(msg);
 
 			if (coco_wal_started_from_wal(lsn))
@@ -274,7 +336,7 @@ take_events(char **buf, Size *bufsize)
 				coco_wal_note_queued(lsn);
 				coco_engine_start_event(msg, lsn, NULL);
 			}
-			off += msg->total_len;
+			parked_off += msg->total_len;
 		}
 		took = true;
 	}
@@ -287,8 +349,6 @@ cocohooks_worker_main(Datum main_arg)
 	WaitEventSet *wes;
 	WaitEventSet *gather_wes;
 	MemoryContext loop_cxt;
-	char	   *popbuf;
-	Size		popbufsize = POP_BUFFER_INITIAL;
 	uint64		lost;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -365,11 +425,12 @@ cocohooks_worker_main(Datum main_arg)
 			coco_wal_source_recheck();
 			coco_queue_extension_checked(check_request);
 		}
-		requeue_saved_events();
-		took = take_events(&popbuf, &popbufsize);
+		took = start_saved_events();
+		took |= take_events();
 		coco_wal_source_scan();
 		took |= coco_wal_source_take();
 		coco_engine_progress();
+		note_saved_finished();
 		coco_wal_source_advance();
 		prune_log();
 		coco_queue_set_in_flight(coco_engine_in_flight());
@@ -399,7 +460,9 @@ cocohooks_worker_main(Datum main_arg)
 			if (timeout < 0 || prune_ms < timeout)
 				timeout = prune_ms;
 		}
-		if (coco_engine_room() > 0 && !coco_queue_is_empty())
+		if (coco_engine_room() > 0 &&
+			(store_backlog.data ||
+			 (!coco_queue_is_empty() && !coco_wal_source_holds_popped())))
 			timeout = 0;
 		if (took && (timeout < 0 || timeout > GATHER_MS))
 			timeout = GATHER_MS;

@@ -11,6 +11,11 @@ finished its record is on disk.  The path chooses the answer:
     /redirect          answer 302 with a Location header
     /close             close the connection without answering
     /closeafter        answer 200 with "Connection: close", then close
+    /failfirst         answer 500 to the first request of each webhook-id,
+                       200 to the next ones (a flaky receiver)
+    /if/<text>/<ms>/<code>
+                       when the body contains <text>, wait <ms> milliseconds
+                       and answer <code>; otherwise answer 200 at once
     /body/<n>          answer 200 with a body of <n> bytes: "0123456789" over
                        and over; ?status=<code> answers with that status
 
@@ -29,10 +34,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
+SEEN_IDS = set()
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as receivers in the wild do
+    # headers and body are two writes: without this, Nagle holds the body
+    # for the client's delayed ACK (40 ms per request, in sequence)
+    disable_nagle_algorithm = True
     log_path = None
 
     def log_message(self, fmt, *args):  # keep test output quiet
@@ -89,6 +98,19 @@ class Handler(BaseHTTPRequestHandler):
             n = int(parts[1])
             payload = (b"0123456789" * (n // 10 + 1))[:n]
             self._answer(int(query.get("status", "200")), None, payload)
+        elif parts[:1] == ["failfirst"]:
+            wid = self.headers.get("webhook-id", "")
+            with LOCK:
+                first = wid not in SEEN_IDS
+                SEEN_IDS.add(wid)
+            self._answer(500 if first else 200)
+        elif parts[:1] == ["if"] and len(parts) > 3:
+            from urllib.parse import unquote
+            if unquote(parts[1]).encode() in body:
+                time.sleep(int(parts[2]) / 1000.0)
+                self._answer(int(parts[3]))
+            else:
+                self._answer(200)
         elif parts[:1] == ["closeafter"]:
             # answers, then closes: the client's next request needs a new connection
             self.close_connection = True

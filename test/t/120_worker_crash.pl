@@ -91,8 +91,8 @@ note("SIGTERM: $dups events in flight were sent again after the restart");
 my ($saved) = slurp_file($node->logfile, $log_offset) =~ /cocohooks worker saved (\d+) undelivered events/;
 ok(defined $saved, 'the worker saved its undelivered events');
 note('SIGTERM: worker saved ' . ($saved // 'no') . ' undelivered events');
-ok($node->log_contains(qr/cocohooks worker queues again \d+ undelivered events/, $log_offset),
-	'the next worker queued them again');
+ok($node->log_contains(qr/cocohooks worker delivers \d+ undelivered events/, $log_offset),
+	'the next worker delivers them');
 my $st2 = stats($node);
 is($st2->{dropped} - $st0->{dropped}, 0, 'SIGTERM: stats.dropped + 0');
 is($st2->{failed} - $st0->{failed}, 0, 'SIGTERM: stats.failed + 0');
@@ -167,8 +167,8 @@ ok(wait_deliveries($node, '30 s'), 'wait_for_deliveries');
 $dups = check_complete('fast', 500);
 note("fast shutdown: $dups events sent before the shutdown and again after");
 cmp_ok($dups, '<=', 4, 'only events in flight at the shutdown were sent twice');
-ok($node->log_contains(qr/cocohooks worker queues again \d+ undelivered events/, $log_offset),
-	'the new worker queued the saved events');
+ok($node->log_contains(qr/cocohooks worker delivers \d+ undelivered events/, $log_offset),
+	'the new worker delivers the saved events');
 my $st4 = stats($node);
 is($st4->{dropped}, 0, 'after restart: stats.dropped 0');
 is($st4->{failed}, 0, 'after restart: stats.failed 0');
@@ -196,7 +196,7 @@ $received = scalar(keys %{ by_webhook_id($recs) });
 $lost = 200 - $received;
 note("immediate shutdown: 200 events written, $received received, $lost lost");
 cmp_ok($lost, '>', 0, 'immediate shutdown loses queued events');
-ok(!$node->log_contains(qr/cocohooks worker queues again/, $log_offset),
+ok(!$node->log_contains(qr/cocohooks worker delivers \d+ undelivered events/, $log_offset),
 	'no saved events after immediate shutdown');
 is(stats($node)->{queued}, 0, 'nothing queued again');
 

@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * document_order.c
+ *	  One delivery at a time per hook and document (ordering = 'document').
+ *
+ * The delivery engine starts events in commit order.  A delivery of a hook
+ * with ordering = 'document' first enters its document's line: a hash
+ * entry keyed by the hook and a 64-bit hash of the document id (the JSON
+ * text of the primary key).  The first in line is sent (and retried) as
+ * usual; the others wait, in order, until it has succeeded or failed for
+ * good, then the next one goes.  Other documents are not held back.
+ *
+ * Two documents whose ids share a hash share a line: they are delivered
+ * one at a time, which costs them concurrency, never order.  The number of
+ * waiting deliveries is bounded by the engine (it takes no new events
+ * past a limit).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "cocohooks.h"
+
+#include "common/hashfn.h"
+#include "utils/hsearch.h"
+
+#include "document_order.h"
+
+typedef struct LineKey
+{
+	int64		hook_id;
+	uint64		document_hash;
+} LineKey;
+
+typedef struct Line
+{
+	LineKey		key;			/* hash key */
+	dlist_head	waiting;		/* behind the first, in order */
+} Line;
+
+static HTAB *lines = NULL;
+static int	nwaiting = 0;
+
+void
+coco_order_init(MemoryContext cxt)
+{
+	HASHCTL		ctl = {0};
+
+	ctl.keysize = sizeof(LineKey);
+	ctl.entrysize = sizeof(Line);
+	ctl.hcxt = cxt;
+	lines = hash_create("cocohooks document lines", 1024, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+bool
+coco_order_enter(int64 hook_id, const char *document_id, int len,
+				 dlist_node *node, void **line)
+{
+	LineKey		key;
+	Line	   *l;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
+	key.hook_id = hook_id;
+	key.document_hash = DatumGetUInt64(hash_any_extended((const unsigned char *) document_id,
+														 len, 0));
+	l = hash_search(lines, &key, HASH_ENTER, &found);
+	*line = l;
+	if (!found)
+	{
+		dlist_init(&l->waiting);
+		return true;
+	}
+	dlist_push_tail(&l->waiting, node);
+	nwaiting++;
+	return false;
+}
+
+dlist_node *
+coco_order_leave(void *line)
+{
+	Line	   *l = (Line *) line;
+
+	if (dlist_is_empty(&l->waiting))
+	{
+		hash_search(lines, &l->key, HASH_REMOVE, NULL);
+		return NULL;
+	}
+	nwaiting--;
+	return dlist_pop_head_node(&l->waiting);
+}
+
+int
+coco_order_waiting(void)
+{
+	return nwaiting;
+}

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * document_order.h
+ *	  One delivery at a time per hook and document (ordering = 'document').
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOCUMENT_ORDER_H
+#define DOCUMENT_ORDER_H
+
+#include "cocohooks.h"
+
+#include "lib/ilist.h"
+
+extern void coco_order_init(MemoryContext cxt);
+
+/*
+ * Puts a delivery in its document's line.  Returns true if it is first and
+ * may go now; false if it waits (node is appended behind the others).
+ * *line is set either way, for coco_order_leave().
+ */
+extern bool coco_order_enter(int64 hook_id, const char *document_id, int len,
+							 dlist_node *node, void **line);
+
+/*
+ * The line's first delivery finished for good: returns the node of the
+ * one that is now first (no longer counted as waiting), or NULL.
+ */
+extern dlist_node *coco_order_leave(void *line);
+
+/* deliveries waiting behind an earlier one of their document */
+extern int	coco_order_waiting(void);
+
+#endif							/* DOCUMENT_ORDER_H */
