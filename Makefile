@@ -31,6 +31,8 @@ OBJS = \
 	src/delivery_log.o \
 	src/event_emit.o \
 	src/commit_prepared.o \
+	src/database_pause.o \
+	src/launcher.o \
 	src/extension_watch.o \
 	src/wal_source.o \
 	src/delivery_engine.o \

@@ -34,6 +34,7 @@
 #include "access/htup.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "postmaster/bgworker.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
@@ -59,6 +60,7 @@ extern int	coco_event_from_name(const char *name);
 extern bool cocohooks_api_session;
 extern char *cocohooks_database;
 extern int	cocohooks_queue_size;	/* kB */
+extern int	cocohooks_max_databases;
 extern int	cocohooks_max_concurrent_deliveries;
 extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;
@@ -254,9 +256,38 @@ extern void coco_queue_count_dropped(uint64 n);
 extern void coco_queue_wake_worker(void);
 extern void coco_queue_note_wal_only(uint64 lsn);
 extern void coco_commit_prepared_init(void);
+extern void coco_database_pause_init(void);
 extern void coco_queue_commit_prepared_begin(void);
 extern void coco_queue_commit_prepared_end(uint64 lsn);
 extern bool coco_queue_wal_only(uint64 *lsn);
+
+/*
+ * A database's slot (event_queue.c): free; reserved by a CREATE EXTENSION
+ * not yet committed; wanting a worker; with its worker; or stopped
+ * (database_pause.c: no worker may start).
+ */
+#define COCO_SLOT_FREE		0
+#define COCO_SLOT_RESERVED	1
+#define COCO_SLOT_WANTED	2
+#define COCO_SLOT_RUNNING	3
+#define COCO_SLOT_STOPPED	4
+
+typedef struct CocoSlotInfo
+{
+	Oid			dboid;
+	int			state;
+	int			worker_pid;
+} CocoSlotInfo;
+
+typedef struct CocoQueue CocoQueue;
+extern CocoQueue *coco_slot_ensure(Oid dboid, int state, bool *created);
+extern void coco_slot_free(Oid dboid, int only_if);
+extern bool coco_queue_has_slot(void);
+extern int	coco_slot_set_state(Oid dboid, int state, int only_if);
+extern int	coco_slot_list(CocoSlotInfo *out, int max);
+extern int	coco_slot_count(void);
+extern void coco_launcher_set(int pgprocno);
+extern void coco_launcher_wake(void);
 extern void coco_queue_set_worker(int pgprocno);
 extern Size coco_queue_pop(char *dst, Size dst_size, int max_messages,
 						   int *nmessages, Size *needed);
@@ -278,7 +309,9 @@ extern void coco_queue_extension_checked(uint32 request);
 extern bool coco_store_save(const char *messages, Size len, uint64 n);
 extern uint64 coco_store_load(StringInfo buf);
 extern void coco_store_remove(void);
-extern bool coco_store_exists(void);
+extern bool coco_store_exists(Oid dboid);
+extern void coco_store_remove_for(Oid dboid);
+extern void coco_store_adopt_legacy(const char *dbname);
 
 /* pending_events.c */
 extern void coco_pending_init(void);
@@ -396,7 +429,11 @@ extern bool coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
 extern char *coco_body_from_jsonb(Jsonb *payload, CocoEventKind event);
 
 /* worker.c */
-extern void coco_worker_register(void);
+extern bool coco_worker_start(Oid dboid, BackgroundWorkerHandle **handle);
 extern PGDLLEXPORT void cocohooks_worker_main(Datum main_arg);
+
+/* launcher.c */
+extern void coco_launcher_register(void);
+extern PGDLLEXPORT void cocohooks_launcher_main(Datum main_arg);
 
 #endif							/* COCOHOOKS_H */

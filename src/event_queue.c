@@ -1,15 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * event_queue.c
- *	  The shared-memory ring that carries event messages from the backends
- *	  to the background worker, and the counters shown by cocohooks.stats.
+ *	  The shared-memory queues that carry event messages from the backends
+ *	  to their database's background worker, and the counters shown by
+ *	  cocohooks.stats.
  *
- * The ring is a byte buffer of cocohooks.queue_size.  head and tail count
- * bytes written and read since server start; (head - tail) is the space in
- * use.  Messages are whole multiples of 8 bytes and may wrap at the end of
- * the buffer.  Any number of backends push under the exclusive lock; the
- * worker pops batches under the same lock and copies them out, so no
- * pointer into the ring is held once the lock is released.
+ * Each database with the extension has a slot (up to
+ * cocohooks.max_databases): its queue, counters and the state the launcher
+ * (launcher.c) acts on.  A process works with the slot of the database it
+ * is connected to (`queue` below, found again if the slot was given to
+ * another database meanwhile).
+ *
+ * The queues share one pool of cocohooks.queue_size bytes, cut into
+ * chunks.  A queue is a ring in logical bytes: head and tail count bytes
+ * written and read since the slot was set up, (head - tail) is the space in
+ * use, and logical chunk k of it lives in the pool chunk its chunk table
+ * names at k modulo the table's size.  A push takes chunks from the pool as
+ * it needs them, a pop gives back those it has read past.  One database may
+ * use the whole pool, except that it never takes the chunks other
+ * databases with a slot need to reach their reserve (an equal share of the
+ * pool per cocohooks.max_databases): a busy database cannot starve
+ * another of queue space.
+ *
+ * Messages are whole multiples of 8 bytes and may span chunks.  Any number
+ * of backends push under the queue's exclusive lock; the worker pops
+ * batches under the same lock and copies them out, so no pointer into the
+ * pool is held once the lock is released.
  *
  * Every message gets the next sequence number as it enters the ring.  The
  * worker reports, through finished_seq, the highest number up to which all
@@ -46,14 +62,21 @@
 typedef struct CocoQueue
 {
 	LWLock	   *lock;
+	/* protected by the registry lock (and changed only with lock held too) */
+	Oid			dboid;			/* InvalidOid: a free slot */
+	uint32		generation;		/* bumped each time the slot is set up */
+	int			state;			/* COCO_SLOT_* */
+	int			worker_pid;		/* its worker, 0 if none */
 	/* protected by lock */
 	uint64		head;			/* bytes ever written */
 	uint64		tail;			/* bytes ever read */
+	uint64		alloc_end;		/* logical bytes covered by its chunks */
+	uint64		free_from;		/* logical start of its first chunk */
+	uint32		nheld;			/* pool chunks it holds (pool_mutex too) */
+	uint32	   *chunk_ids;		/* chunk table: pool_chunks entries */
 	uint64		last_seq;		/* sequence number of the newest message */
 	uint64		popped_seq;		/* sequence number of the newest popped */
-	/* set once at startup */
-	uint64		size;			/* capacity of data[] in bytes */
-	TimestampTz epoch;			/* when this memory was set up */
+	TimestampTz epoch;			/* when the slot was set up */
 	/* lock-free */
 	pg_atomic_uint32 worker_pgprocno;	/* INVALID_PGPROCNO when none */
 	pg_atomic_uint64 finished_seq;
@@ -81,33 +104,82 @@ typedef struct CocoQueue
 	pg_atomic_uint32 hooks_generation;	/* bumped when a hooks change commits */
 	pg_atomic_uint32 ext_check_request;
 	pg_atomic_uint32 ext_check_done;
-	char		data[FLEXIBLE_ARRAY_MEMBER];
 } CocoQueue;
+
+typedef struct CocoShared
+{
+	LWLock	   *registry_lock;	/* slot set-up and states */
+	slock_t		pool_mutex;		/* the free chunks and every nheld */
+	uint32		pool_chunks;
+	uint32		chunk_size;
+	uint32		nfree;
+	uint32	   *free_chunks;	/* stack of free chunk ids */
+	char	   *pool;
+	int			nslots;
+	TimestampTz last_epoch;
+	pg_atomic_uint32 launcher_pgprocno;
+	pg_atomic_uint64 no_slot_dropped;	/* events of a database without a slot */
+	CocoQueue	slots[FLEXIBLE_ARRAY_MEMBER];
+} CocoShared;
 
 #define INVALID_WORKER_PROCNO PG_UINT32_MAX
 
-static CocoQueue *queue = NULL;
+/* the most a process maps ahead at once, and the biggest chunk */
+#define RING_SEGMENT	((uint64) 1024 * 1024)
+
+static CocoShared *shared = NULL;
+static CocoQueue *queue = NULL;		/* this database's slot, if it has one */
+static uint32 queue_generation = 0;
 
 PG_FUNCTION_INFO_V1(cocohooks_stats);
 PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
 
 static uint64
-ring_size(void)
+pool_bytes(void)
 {
 	return TYPEALIGN(8, (uint64) cocohooks_queue_size * 1024);
+}
+
+/*
+ * Chunks of 1 kB to 1 MB: at least four per database slot, so each has a
+ * reserve; 1 MB is also the unit a process maps ahead of writing.
+ */
+static uint32
+chunk_bytes(void)
+{
+	uint64		size = pool_bytes() / ((uint64) 4 * cocohooks_max_databases);
+
+	size = Max(size, 1024);
+	size = Min(size, RING_SEGMENT);
+	return (uint32) TYPEALIGN_DOWN(8, size);
+}
+
+static uint32
+pool_chunk_count(void)
+{
+	return (uint32) Max(pool_bytes() / chunk_bytes(), 1);
 }
 
 Size
 coco_queue_shmem_size(void)
 {
-	return add_size(offsetof(CocoQueue, data), ring_size());
+	Size		size = add_size(offsetof(CocoShared, slots),
+								mul_size(sizeof(CocoQueue), cocohooks_max_databases));
+	uint32		nchunks = pool_chunk_count();
+
+	/* the free stack, a chunk table per slot, the pool */
+	size = add_size(size, mul_size(sizeof(uint32), nchunks));
+	size = add_size(size, mul_size(mul_size(sizeof(uint32), nchunks), cocohooks_max_databases));
+	size = MAXALIGN(size);
+	size = add_size(size, mul_size(nchunks, chunk_bytes()));
+	return add_size(size, PG_CACHE_LINE_SIZE);
 }
 
 void
 coco_queue_shmem_request(void)
 {
 	RequestAddinShmemSpace(coco_queue_shmem_size());
-	RequestNamedLWLockTranche("cocohooks", 1);
+	RequestNamedLWLockTranche("cocohooks", cocohooks_max_databases + 1);
 }
 
 void
@@ -116,120 +188,444 @@ coco_queue_shmem_startup(void)
 	bool		found;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	queue = ShmemInitStruct("cocohooks event queue", coco_queue_shmem_size(),
-							&found);
+	shared = ShmemInitStruct("cocohooks event queues", coco_queue_shmem_size(),
+							 &found);
 	if (!found)
 	{
-		memset(queue, 0, offsetof(CocoQueue, data));
-		queue->lock = &(GetNamedLWLockTranche("cocohooks"))->lock;
-		queue->size = ring_size();
-		queue->epoch = GetCurrentTimestamp();
-		pg_atomic_init_u32(&queue->worker_pgprocno, INVALID_WORKER_PROCNO);
-		pg_atomic_init_u64(&queue->finished_seq, 0);
-		ConditionVariableInit(&queue->finished_cv);
-		pg_atomic_init_u64(&queue->queued, 0);
-		pg_atomic_init_u64(&queue->delivered, 0);
-		pg_atomic_init_u64(&queue->failed, 0);
-		pg_atomic_init_u64(&queue->retried, 0);
-		pg_atomic_init_u64(&queue->dropped, 0);
-		pg_atomic_init_u32(&queue->in_flight, 0);
-		/* a previous server saved events: they count as queued */
-		pg_atomic_init_u32(&queue->store_pending, coco_store_exists() ? 1 : 0);
-		pg_atomic_init_u32(&queue->store_generation, 0);
-		pg_atomic_init_u32(&queue->wal_active, 0);
-		pg_atomic_init_u64(&queue->wal_done, 0);
-		pg_atomic_init_u64(&queue->wal_restart, 0);
-		pg_atomic_init_u64(&queue->wal_only_lsn, 0);
-		pg_atomic_init_u32(&queue->commit_prepared_running, 0);
-		pg_atomic_init_u32(&queue->hooks_generation, 0);
-		pg_atomic_init_u32(&queue->ext_check_request, 0);
-		pg_atomic_init_u32(&queue->ext_check_done, 0);
+		LWLockPadded *locks = GetNamedLWLockTranche("cocohooks");
+		uint32		nchunks = pool_chunk_count();
+		char	   *p;
+
+		memset(shared, 0, offsetof(CocoShared, slots));
+		shared->registry_lock = &locks[0].lock;
+		SpinLockInit(&shared->pool_mutex);
+		shared->pool_chunks = nchunks;
+		shared->chunk_size = chunk_bytes();
+		shared->nslots = cocohooks_max_databases;
+		pg_atomic_init_u32(&shared->launcher_pgprocno, INVALID_WORKER_PROCNO);
+		pg_atomic_init_u64(&shared->no_slot_dropped, 0);
+		p = (char *) &shared->slots[shared->nslots];
+		shared->free_chunks = (uint32 *) p;
+		p += sizeof(uint32) * nchunks;
+		for (uint32 c = 0; c < nchunks; c++)
+			shared->free_chunks[c] = nchunks - 1 - c;
+		shared->nfree = nchunks;
+		for (int i = 0; i < shared->nslots; i++)
+		{
+			CocoQueue  *q = &shared->slots[i];
+
+			memset(q, 0, sizeof(CocoQueue));
+			q->lock = &locks[i + 1].lock;
+			q->dboid = InvalidOid;
+			q->state = COCO_SLOT_FREE;
+			q->chunk_ids = (uint32 *) p;
+			p += sizeof(uint32) * nchunks;
+			ConditionVariableInit(&q->finished_cv);
+		}
+		/* the pool on a cache line: chunks are multiples of 8 bytes */
+		shared->pool = (char *) TYPEALIGN(PG_CACHE_LINE_SIZE, p);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Sets up slot q for database dboid (the registry lock held exclusively):
+ * an empty queue, counters at zero.
+ */
+static void
+setup_slot(CocoQueue *q, Oid dboid, int state)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(q->lock, LW_EXCLUSIVE);
+	q->dboid = dboid;
+	q->generation++;
+	q->state = state;
+	q->worker_pid = 0;
+	q->head = q->tail = q->alloc_end = q->free_from = 0;
+	q->last_seq = q->popped_seq = 0;
+	/* distinct per slot and set-up: it names memory-mode events */
+	q->epoch = Max(now, shared->last_epoch + 1);
+	shared->last_epoch = q->epoch;
+	pg_atomic_init_u32(&q->worker_pgprocno, INVALID_WORKER_PROCNO);
+	pg_atomic_init_u64(&q->finished_seq, 0);
+	pg_atomic_init_u64(&q->queued, 0);
+	pg_atomic_init_u64(&q->delivered, 0);
+	pg_atomic_init_u64(&q->failed, 0);
+	pg_atomic_init_u64(&q->retried, 0);
+	pg_atomic_init_u64(&q->dropped, 0);
+	pg_atomic_init_u32(&q->in_flight, 0);
+	/* a previous worker of this database saved events: they count as queued */
+	pg_atomic_init_u32(&q->store_pending, coco_store_exists(dboid) ? 1 : 0);
+	pg_atomic_init_u32(&q->store_generation, 0);
+	pg_atomic_init_u32(&q->wal_active, 0);
+	pg_atomic_init_u64(&q->wal_done, 0);
+	pg_atomic_init_u64(&q->wal_restart, 0);
+	pg_atomic_init_u64(&q->wal_only_lsn, 0);
+	pg_atomic_init_u32(&q->commit_prepared_running, 0);
+	pg_atomic_init_u32(&q->hooks_generation, 0);
+	pg_atomic_init_u32(&q->ext_check_request, 0);
+	pg_atomic_init_u32(&q->ext_check_done, 0);
+	LWLockRelease(q->lock);
+}
+
+/* Gives back every chunk of a slot being freed (its lock held). */
+static void
+release_all_chunks(CocoQueue *q)
+{
+	SpinLockAcquire(&shared->pool_mutex);
+	for (uint64 pos = q->free_from; pos < q->alloc_end; pos += shared->chunk_size)
+		shared->free_chunks[shared->nfree++] =
+			q->chunk_ids[(pos / shared->chunk_size) % shared->pool_chunks];
+	q->nheld = 0;
+	SpinLockRelease(&shared->pool_mutex);
+	q->free_from = q->alloc_end = q->head = q->tail;
+}
+
+/* The slot of database dboid, or NULL; the registry lock held. */
+static CocoQueue *
+find_slot(Oid dboid)
+{
+	for (int i = 0; i < shared->nslots; i++)
+		if (shared->slots[i].dboid == dboid)
+			return &shared->slots[i];
+	return NULL;
+}
+
+/*
+ * Makes sure database dboid has a slot; a new one gets the given state.
+ * Returns it, or NULL if all cocohooks.max_databases slots are taken.
+ */
+CocoQueue *
+coco_slot_ensure(Oid dboid, int state, bool *created)
+{
+	CocoQueue  *q;
+
+	*created = false;
+	LWLockAcquire(shared->registry_lock, LW_SHARED);
+	q = find_slot(dboid);
+	LWLockRelease(shared->registry_lock);
+	if (q)
+		return q;
+	LWLockAcquire(shared->registry_lock, LW_EXCLUSIVE);
+	q = find_slot(dboid);
+	if (q == NULL)
+	{
+		q = find_slot(InvalidOid);
+		if (q)
+		{
+			setup_slot(q, dboid, state);
+			*created = true;
+		}
+	}
+	LWLockRelease(shared->registry_lock);
+	return q;
+}
+
+/*
+ * Frees database dboid's slot, if it has one (in state only_if, unless
+ * that is negative); its queued events go.
+ */
+void
+coco_slot_free(Oid dboid, int only_if)
+{
+	CocoQueue  *q;
+
+	LWLockAcquire(shared->registry_lock, LW_EXCLUSIVE);
+	q = find_slot(dboid);
+	if (q && (only_if < 0 || q->state == only_if))
+	{
+		LWLockAcquire(q->lock, LW_EXCLUSIVE);
+		release_all_chunks(q);
+		q->dboid = InvalidOid;
+		q->state = COCO_SLOT_FREE;
+		q->worker_pid = 0;
+		q->generation++;
+		LWLockRelease(q->lock);
+		ConditionVariableBroadcast(&q->finished_cv);
+	}
+	LWLockRelease(shared->registry_lock);
+}
+
+/*
+ * Sets the state of database dboid's slot, if it has one, and returns the
+ * state it had (COCO_SLOT_FREE if none).  With only_if >= 0, only a slot in
+ * that state changes.
+ */
+int
+coco_slot_set_state(Oid dboid, int state, int only_if)
+{
+	CocoQueue  *q;
+	int			old = COCO_SLOT_FREE;
+
+	LWLockAcquire(shared->registry_lock, LW_EXCLUSIVE);
+	q = find_slot(dboid);
+	if (q)
+	{
+		old = q->state;
+		if (only_if < 0 || old == only_if)
+			q->state = state;
+	}
+	LWLockRelease(shared->registry_lock);
+	return old;
+}
+
+/*
+ * A copy of every slot in use, for the launcher: up to max entries of
+ * (database, state, worker pid).  Returns how many.
+ */
+int
+coco_slot_list(CocoSlotInfo *out, int max)
+{
+	int			n = 0;
+
+	LWLockAcquire(shared->registry_lock, LW_SHARED);
+	for (int i = 0; i < shared->nslots && n < max; i++)
+	{
+		CocoQueue  *q = &shared->slots[i];
+
+		if (!OidIsValid(q->dboid))
+			continue;
+		out[n].dboid = q->dboid;
+		out[n].state = q->state;
+		out[n].worker_pid = q->worker_pid;
+		n++;
+	}
+	LWLockRelease(shared->registry_lock);
+	return n;
+}
+
+int
+coco_slot_count(void)
+{
+	return shared ? shared->nslots : 0;
+}
+
+/* The launcher's latch, set when a slot wants a worker. */
+void
+coco_launcher_set(int pgprocno)
+{
+	pg_atomic_write_u32(&shared->launcher_pgprocno,
+						pgprocno < 0 ? INVALID_WORKER_PROCNO : (uint32) pgprocno);
+}
+
+void
+coco_launcher_wake(void)
+{
+	uint32		procno = pg_atomic_read_u32(&shared->launcher_pgprocno);
+
+	if (procno != INVALID_WORKER_PROCNO)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * This database's slot, found once per process and again if it was freed
+ * or given to another database since.  With create, a database without one
+ * gets one (its worker is then started by the launcher).  NULL if it has
+ * none.
+ */
+static CocoQueue *
+attach(bool create)
+{
+	if (shared == NULL || !OidIsValid(MyDatabaseId))
+		return NULL;
+	if (queue && queue->dboid == MyDatabaseId && queue->generation == queue_generation)
+		return queue;
+	queue = NULL;
+	if (create)
+	{
+		bool		created;
+		CocoQueue  *q = coco_slot_ensure(MyDatabaseId, COCO_SLOT_WANTED, &created);
+
+		if (created)
+			coco_launcher_wake();
+		if (q)
+		{
+			queue = q;
+			queue_generation = q->generation;
+		}
+	}
+	else
+	{
+		LWLockAcquire(shared->registry_lock, LW_SHARED);
+		queue = find_slot(MyDatabaseId);
+		if (queue)
+			queue_generation = queue->generation;
+		LWLockRelease(shared->registry_lock);
+	}
+	return queue;
+}
+
+/* Whether this database has a slot now. */
+bool
+coco_queue_has_slot(void)
+{
+	return attach(false) != NULL;
 }
 
 bool
 coco_queue_available(void)
 {
-	return queue != NULL;
+	return shared != NULL;
 }
 
 /* Time the queue was set up; with a sequence number it names an event. */
 TimestampTz
 coco_queue_epoch(void)
 {
-	return queue->epoch;
+	return attach(true) ? queue->epoch : 0;
 }
 
 /*
  * A process's first write to a page of shared memory takes a page fault,
- * and a big commit writes thousands of ring pages.  Mapping the ring in
- * segments, each with one madvise(MADV_POPULATE_WRITE), costs far less than
- * a fault per page.  mapped_segments remembers, for this process, which
- * segments are mapped; a kernel without MADV_POPULATE_WRITE simply faults
- * as before.
+ * and a big commit writes thousands of pool pages.  Mapping a chunk at a
+ * time with one madvise(MADV_POPULATE_WRITE) costs far less than a fault
+ * per page.  mapped_chunks remembers, for this process, which chunks are
+ * mapped; a kernel without MADV_POPULATE_WRITE simply faults as before.
  */
-#define RING_SEGMENT	((uint64) 1024 * 1024)
-
-static uint64 *mapped_segments = NULL;
+static uint64 *mapped_chunks = NULL;
 
 static void
-map_ring_segment(uint64 segment)
+map_chunk(uint32 chunk)
 {
 #ifdef MADV_POPULATE_WRITE
-	uint64		nsegments = (queue->size + RING_SEGMENT - 1) / RING_SEGMENT;
 	uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
 	uintptr_t	start;
 	uintptr_t	end;
 
-	if (mapped_segments == NULL)
-		mapped_segments = MemoryContextAllocZero(TopMemoryContext,
-												 sizeof(uint64) * ((nsegments + 63) / 64));
-	if (mapped_segments[segment / 64] & ((uint64) 1 << (segment % 64)))
+	if (mapped_chunks == NULL)
+		mapped_chunks = MemoryContextAllocZero(TopMemoryContext,
+											   sizeof(uint64) * ((shared->pool_chunks + 63) / 64));
+	if (mapped_chunks[chunk / 64] & ((uint64) 1 << (chunk % 64)))
 		return;
-	mapped_segments[segment / 64] |= (uint64) 1 << (segment % 64);
+	mapped_chunks[chunk / 64] |= (uint64) 1 << (chunk % 64);
 
-	/* whole pages: the ring lies inside one page-aligned mapping */
-	start = (uintptr_t) queue->data + segment * RING_SEGMENT;
-	end = (uintptr_t) queue->data + Min((segment + 1) * RING_SEGMENT, queue->size);
+	/* whole pages: the pool lies inside one page-aligned mapping */
+	start = (uintptr_t) shared->pool + (uintptr_t) chunk * shared->chunk_size;
+	end = start + shared->chunk_size;
 	start &= ~(page - 1);
 	end = (end + page - 1) & ~(page - 1);
 	(void) madvise((void *) start, end - start, MADV_POPULATE_WRITE);
 #endif
 }
 
-/* Maps the ring bytes [pos, pos + len) into this process ahead of a write. */
-static void
-map_ring_range(uint64 pos, Size len)
+/* The pool address of logical byte pos of queue q. */
+static inline char *
+chunk_addr(CocoQueue *q, uint64 pos)
 {
-	uint64		nsegments = (queue->size + RING_SEGMENT - 1) / RING_SEGMENT;
-	uint64		first = (pos % queue->size) / RING_SEGMENT;
-	uint64		count = Min(nsegments, len / RING_SEGMENT + 2);
+	uint32		chunk = q->chunk_ids[(pos / shared->chunk_size) % shared->pool_chunks];
 
-	for (uint64 i = 0; i < count; i++)
-		map_ring_segment((first + i) % nsegments);
+	return shared->pool + (Size) chunk * shared->chunk_size + pos % shared->chunk_size;
+}
+
+/*
+ * Maps the chunks this queue already has for [pos, pos + len), ahead of a
+ * write; read without the lock, so only a guess.
+ */
+static void
+map_range(uint64 pos, Size len)
+{
+	uint64		end = Min(pos + len, *(volatile uint64 *) &queue->alloc_end);
+
+	for (uint64 p = pos - pos % shared->chunk_size; p < end; p += shared->chunk_size)
+		map_chunk(queue->chunk_ids[(p / shared->chunk_size) % shared->pool_chunks]);
+}
+
+/*
+ * Chunks q may still take from the pool: the free ones, less those the
+ * other slots in use lack to reach their reserve.  pool_mutex held.
+ */
+static uint32
+chunks_available(CocoQueue *q)
+{
+	uint32		reserve = Max(shared->pool_chunks / shared->nslots, 1);
+	uint32		owed = 0;
+
+	for (int i = 0; i < shared->nslots; i++)
+	{
+		CocoQueue  *o = &shared->slots[i];
+
+		if (o != q && OidIsValid(o->dboid) && o->nheld < reserve)
+			owed += reserve - o->nheld;
+	}
+	return shared->nfree > owed ? shared->nfree - owed : 0;
+}
+
+/*
+ * Makes q's chunks cover logical bytes up to end, taking chunks from the
+ * pool; false if it may not have that many.  q's lock held.
+ */
+static bool
+cover_until(CocoQueue *q, uint64 end)
+{
+	uint32		need;
+	bool		ok;
+
+	if (end <= q->alloc_end)
+		return true;
+	need = (uint32) ((end - q->alloc_end + shared->chunk_size - 1) / shared->chunk_size);
+	if (q->nheld + need > shared->pool_chunks)
+		return false;
+	SpinLockAcquire(&shared->pool_mutex);
+	ok = chunks_available(q) >= need;
+	if (ok)
+	{
+		for (uint32 i = 0; i < need; i++)
+		{
+			q->chunk_ids[(q->alloc_end / shared->chunk_size) % shared->pool_chunks] =
+				shared->free_chunks[--shared->nfree];
+			q->alloc_end += shared->chunk_size;
+		}
+		q->nheld += need;
+	}
+	SpinLockRelease(&shared->pool_mutex);
+	return ok;
+}
+
+/* Gives back the chunks q's tail has passed.  q's lock held. */
+static void
+release_read_chunks(CocoQueue *q)
+{
+	if (q->free_from + shared->chunk_size > q->tail)
+		return;
+	SpinLockAcquire(&shared->pool_mutex);
+	while (q->free_from + shared->chunk_size <= q->tail)
+	{
+		shared->free_chunks[shared->nfree++] =
+			q->chunk_ids[(q->free_from / shared->chunk_size) % shared->pool_chunks];
+		q->free_from += shared->chunk_size;
+		q->nheld--;
+	}
+	SpinLockRelease(&shared->pool_mutex);
 }
 
 static void
 ring_write(uint64 pos, const char *src, Size len)
 {
-	Size		off = pos % queue->size;
-	Size		first = Min(len, queue->size - off);
+	while (len > 0)
+	{
+		Size		n = Min(len, shared->chunk_size - pos % shared->chunk_size);
 
-	memcpy(queue->data + off, src, first);
-	if (first < len)
-		memcpy(queue->data, src + first, len - first);
+		map_chunk(queue->chunk_ids[(pos / shared->chunk_size) % shared->pool_chunks]);
+		memcpy(chunk_addr(queue, pos), src, n);
+		pos += n;
+		src += n;
+		len -= n;
+	}
 }
 
 static void
 ring_read(uint64 pos, char *dst, Size len)
 {
-	Size		off = pos % queue->size;
-	Size		first = Min(len, queue->size - off);
+	while (len > 0)
+	{
+		Size		n = Min(len, shared->chunk_size - pos % shared->chunk_size);
 
-	memcpy(dst, queue->data + off, first);
-	if (first < len)
-		memcpy(dst + first, queue->data, len - first);
+		memcpy(dst, chunk_addr(queue, pos), n);
+		pos += n;
+		dst += n;
+		len -= n;
+	}
 }
 
 /*
@@ -241,23 +637,30 @@ ring_read(uint64 pos, char *dst, Size len)
 int
 coco_queue_push(const char *messages, Size len)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	Size		done = 0;
 	int			pushed = 0;
+
+	if (!attach(true))
+		return 0;
+	now = GetCurrentTimestamp();
 
 	/*
 	 * Fault in the pages this push will likely write before taking the lock;
 	 * head, read without the lock, is only a guess of where they are.
 	 */
-	map_ring_range(*(volatile uint64 *) &queue->head, len);
+	map_range(*(volatile uint64 *) &queue->head, len);
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
+	/* the slot was freed (DROP EXTENSION, DROP DATABASE) meanwhile */
+	if (queue->dboid != MyDatabaseId)
+		len = 0;
 	while (done < len)
 	{
 		CocoEventHeader hdr;
 
 		memcpy(&hdr, messages + done, sizeof(hdr));
-		if (queue->size - (queue->head - queue->tail) < hdr.total_len)
+		if (!cover_until(queue, queue->head + hdr.total_len))
 			break;
 		hdr.seq = ++queue->last_seq;
 		if (hdr.queued_at == 0)
@@ -282,14 +685,22 @@ coco_queue_push(const char *messages, Size len)
 void
 coco_queue_count_dropped(uint64 n)
 {
-	if (queue && n > 0)
+	if (n == 0 || shared == NULL)
+		return;
+	if (attach(false))
 		pg_atomic_fetch_add_u64(&queue->dropped, n);
+	else
+		pg_atomic_fetch_add_u64(&shared->no_slot_dropped, n);
 }
 
 void
 coco_queue_wake_worker(void)
 {
-	uint32		procno = pg_atomic_read_u32(&queue->worker_pgprocno);
+	uint32		procno;
+
+	if (!attach(false))
+		return;
+	procno = pg_atomic_read_u32(&queue->worker_pgprocno);
 
 	/*
 	 * A stale number (the worker just exited) only sets some other
@@ -309,8 +720,11 @@ coco_queue_wake_worker(void)
 void
 coco_queue_note_wal_only(uint64 lsn)
 {
-	uint64		seen = pg_atomic_read_u64(&queue->wal_only_lsn);
+	uint64		seen;
 
+	if (!attach(true))
+		return;
+	seen = pg_atomic_read_u64(&queue->wal_only_lsn);
 	while (seen < lsn &&
 		   !pg_atomic_compare_exchange_u64(&queue->wal_only_lsn, &seen, lsn))
 		;
@@ -322,18 +736,26 @@ coco_queue_note_wal_only(uint64 lsn)
  * statement returns, and its events are only in the WAL: while one runs,
  * the worker cannot tell how far to wait (see coco_queue_wal_only).
  */
+static CocoQueue *commit_prepared_queue = NULL;
+
 void
 coco_queue_commit_prepared_begin(void)
 {
-	pg_atomic_fetch_add_u32(&queue->commit_prepared_running, 1);
+	/* a database without a slot has no worker to tell (it holds at start) */
+	commit_prepared_queue = attach(false);
+	if (commit_prepared_queue)
+		pg_atomic_fetch_add_u32(&commit_prepared_queue->commit_prepared_running, 1);
 }
 
 void
 coco_queue_commit_prepared_end(uint64 lsn)
 {
+	if (commit_prepared_queue == NULL)
+		return;
 	if (lsn != 0)
 		coco_queue_note_wal_only(lsn);
-	pg_atomic_fetch_sub_u32(&queue->commit_prepared_running, 1);
+	pg_atomic_fetch_sub_u32(&commit_prepared_queue->commit_prepared_running, 1);
+	commit_prepared_queue = NULL;
 }
 
 /*
@@ -343,6 +765,9 @@ coco_queue_commit_prepared_end(uint64 lsn)
 bool
 coco_queue_wal_only(uint64 *lsn)
 {
+	*lsn = 0;
+	if (!attach(false))
+		return true;
 	pg_memory_barrier();
 	if (pg_atomic_read_u32(&queue->commit_prepared_running) != 0)
 		return false;
@@ -353,6 +778,12 @@ coco_queue_wal_only(uint64 *lsn)
 void
 coco_queue_set_worker(int pgprocno)
 {
+	if (!attach(false))
+		return;
+	LWLockAcquire(shared->registry_lock, LW_EXCLUSIVE);
+	if (queue->dboid == MyDatabaseId)
+		queue->worker_pid = pgprocno < 0 ? 0 : MyProcPid;
+	LWLockRelease(shared->registry_lock);
 	pg_atomic_write_u32(&queue->worker_pgprocno,
 						pgprocno < 0 ? INVALID_WORKER_PROCNO : (uint32) pgprocno);
 }
@@ -370,6 +801,9 @@ coco_queue_pop(char *dst, Size dst_size, int max_messages, int *nmessages,
 	int			n = 0;
 
 	*needed = 0;
+	*nmessages = 0;
+	if (!attach(false))
+		return 0;
 
 	LWLockAcquire(queue->lock, LW_EXCLUSIVE);
 	while (queue->tail < queue->head && n < max_messages)
@@ -389,6 +823,7 @@ coco_queue_pop(char *dst, Size dst_size, int max_messages, int *nmessages,
 		copied += hdr.total_len;
 		n++;
 	}
+	release_read_chunks(queue);
 	LWLockRelease(queue->lock);
 
 	*nmessages = n;
@@ -401,6 +836,8 @@ coco_queue_is_empty(void)
 {
 	bool		empty;
 
+	if (!attach(false))
+		return true;
 	LWLockAcquire(queue->lock, LW_SHARED);
 	empty = (queue->head == queue->tail);
 	LWLockRelease(queue->lock);
@@ -417,6 +854,8 @@ coco_queue_lose_unfinished(bool in_wal)
 	uint64		popped;
 	uint64		finished;
 
+	if (!attach(false))
+		return 0;
 	LWLockAcquire(queue->lock, LW_SHARED);
 	popped = queue->popped_seq;
 	LWLockRelease(queue->lock);
@@ -442,6 +881,8 @@ coco_queue_hand_off_popped(void)
 {
 	uint64		popped;
 
+	if (!attach(false))
+		return;
 	pg_atomic_write_u32(&queue->store_pending, 1);
 	pg_atomic_fetch_add_u32(&queue->store_generation, 1);
 	pg_write_barrier();
@@ -455,6 +896,8 @@ coco_queue_hand_off_popped(void)
 void
 coco_queue_store_requeued(void)
 {
+	if (!attach(false))
+		return;
 	if (pg_atomic_read_u32(&queue->store_pending) == 0)
 		return;
 	pg_atomic_write_u32(&queue->store_pending, 0);
@@ -465,6 +908,8 @@ coco_queue_store_requeued(void)
 void
 coco_queue_finish_upto(uint64 seq)
 {
+	if (!attach(false))
+		return;
 	if (seq <= pg_atomic_read_u64(&queue->finished_seq))
 		return;
 	pg_atomic_write_u64(&queue->finished_seq, seq);
@@ -499,12 +944,15 @@ sleep_until(TimestampTz deadline)
 void
 coco_queue_request_extension_check(int wait_ms)
 {
-	uint32		request = pg_atomic_add_fetch_u32(&queue->ext_check_request, 1);
+	uint32		request;
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
-	if (pg_atomic_read_u32(&queue->worker_pgprocno) == INVALID_WORKER_PROCNO)
+	if (!attach(false))
 		return;
+	request = pg_atomic_add_fetch_u32(&queue->ext_check_request, 1);
+	/* a worker about to start answers too, once it has set up */
 	coco_queue_wake_worker();
+	coco_launcher_wake();
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
 	while ((int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) < 0 &&
 		   sleep_until(deadline))
@@ -516,6 +964,9 @@ coco_queue_request_extension_check(int wait_ms)
 bool
 coco_queue_extension_check_requested(uint32 *request)
 {
+	*request = 0;
+	if (!attach(false))
+		return false;
 	*request = pg_atomic_read_u32(&queue->ext_check_request);
 	return *request != pg_atomic_read_u32(&queue->ext_check_done);
 }
@@ -523,6 +974,8 @@ coco_queue_extension_check_requested(uint32 *request)
 void
 coco_queue_extension_checked(uint32 request)
 {
+	if (!attach(false))
+		return;
 	pg_atomic_write_u32(&queue->ext_check_done, request);
 	ConditionVariableBroadcast(&queue->finished_cv);
 }
@@ -534,6 +987,8 @@ coco_queue_extension_checked(uint32 request)
 void
 coco_queue_count_queued(int64 n)
 {
+	if (!attach(false))
+		return;
 	if (n >= 0)
 		pg_atomic_fetch_add_u64(&queue->queued, (uint64) n);
 	else
@@ -543,12 +998,16 @@ coco_queue_count_queued(int64 n)
 void
 coco_queue_set_wal_restart(uint64 lsn)
 {
+	if (!attach(false))
+		return;
 	pg_atomic_write_u64(&queue->wal_restart, lsn);
 }
 
 void
 coco_queue_set_wal_done(uint64 lsn)
 {
+	if (!attach(false))
+		return;
 	pg_atomic_write_u32(&queue->wal_active, lsn != 0 ? 1 : 0);
 	if (lsn == pg_atomic_read_u64(&queue->wal_done))
 		return;
@@ -604,6 +1063,8 @@ wait_for_wal_deliveries(XLogRecPtr target, TimestampTz deadline)
 void
 coco_queue_count_deliveries(uint64 delivered, uint64 failed, uint64 retried)
 {
+	if (!attach(false))
+		return;
 	if (delivered)
 		pg_atomic_fetch_add_u64(&queue->delivered, delivered);
 	if (failed)
@@ -615,6 +1076,8 @@ coco_queue_count_deliveries(uint64 delivered, uint64 failed, uint64 retried)
 void
 coco_queue_set_in_flight(int n)
 {
+	if (!attach(false))
+		return;
 	pg_atomic_write_u32(&queue->in_flight, (uint32) n);
 }
 
@@ -632,6 +1095,19 @@ cocohooks_stats(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
+	if (tupdesc->natts < 8 || tupdesc->natts > 10)
+		elog(ERROR, "unexpected row type of cocohooks.queue_stats()");
+	if (!attach(false))
+	{
+		/* no worker has served this database since the server started */
+		for (int i = 0; i < 10; i++)
+			values[i] = Int64GetDatum(0);
+		values[5] = Int32GetDatum(0);
+		values[7] = Int64GetDatum((int64) shared->pool_chunks * shared->chunk_size);
+		values[8] = CStringGetTextDatum(coco_wal_mode() ? "wal" : "memory");
+		tupdesc = BlessTupleDesc(tupdesc);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	}
 	LWLockAcquire(queue->lock, LW_SHARED);
 	head = queue->head;
 	tail = queue->tail;
@@ -644,7 +1120,8 @@ cocohooks_stats(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&queue->dropped));
 	values[5] = Int32GetDatum((int32) pg_atomic_read_u32(&queue->in_flight));
 	values[6] = Int64GetDatum((int64) (head - tail));
-	values[7] = Int64GetDatum((int64) queue->size);
+	/* the pool all databases share */
+	values[7] = Int64GetDatum((int64) shared->pool_chunks * shared->chunk_size);
 	/* 0.2.0's columns; a 0.1.0 schema (before ALTER EXTENSION UPDATE) has 8 */
 	values[8] = CStringGetTextDatum(coco_wal_mode() ? "wal" : "memory");
 	restart = pg_atomic_read_u32(&queue->wal_active) ?
@@ -687,6 +1164,14 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
 	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
+	/* a database without a slot gets one, and so a worker */
+	if (!attach(true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cocohooks serves no more databases"),
+				 errdetail("Each of the %d databases \"%s\" allows has its worker.",
+						   shared->nslots, "cocohooks.max_databases"),
+				 errhint("Raise \"%s\" and restart the server.", "cocohooks.max_databases")));
 	if (coco_wal_mode() && pg_atomic_read_u32(&queue->wal_active) != 0)
 		wal_target = wal_wait_target();
 
@@ -742,12 +1227,12 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 void
 coco_queue_bump_hooks_generation(void)
 {
-	if (queue)
+	if (attach(false))
 		pg_atomic_fetch_add_u32(&queue->hooks_generation, 1);
 }
 
 uint32
 coco_queue_hooks_generation(void)
 {
-	return queue ? pg_atomic_read_u32(&queue->hooks_generation) : 0;
+	return attach(false) ? pg_atomic_read_u32(&queue->hooks_generation) : 0;
 }

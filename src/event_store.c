@@ -6,7 +6,10 @@
  * When the worker exits (shutdown, pg_terminate_backend, an error), it
  * saves every event it has not finished delivering — those still in the
  * shared queue and those it holds, in flight or waiting to retry — to
- * $PGDATA/cocohooks.events, and the next worker queues them again.  Each
+ * $PGDATA/cocohooks.events.<database oid>, and the next worker of that
+ * database sends them first.  (0.1 had one file, cocohooks.events, for the
+ * database named by cocohooks.database: that database's worker takes it
+ * over.)  Each
  * saved message carries its event id, attempts made and original queue
  * time, so receivers see the same webhook-id.
  *
@@ -27,8 +30,9 @@
 #include "storage/fd.h"
 #include "utils/memutils.h"
 
-#define STORE_FILE		"cocohooks.events"
-#define STORE_TMP_FILE	"cocohooks.events.tmp"
+#define LEGACY_FILE		"cocohooks.events"
+#define STORE_FILE		store_path(MyDatabaseId, "")
+#define STORE_TMP_FILE	store_path(MyDatabaseId, ".tmp")
 #define STORE_MAGIC		0x636f636f	/* "coco" */
 #define STORE_VERSION	1
 
@@ -39,6 +43,16 @@ typedef struct StoreHeader
 	uint64		nbytes;
 	uint64		nmessages;
 } StoreHeader;
+
+/* The store of database dboid, with suffix; in a static buffer. */
+static const char *
+store_path(Oid dboid, const char *suffix)
+{
+	static char path[MAXPGPATH];
+
+	snprintf(path, sizeof(path), "%s.%u%s", LEGACY_FILE, dboid, suffix);
+	return path;
+}
 
 /*
  * Writes the messages (len bytes, n of them) to the store, replacing what
@@ -79,7 +93,12 @@ coco_store_save(const char *messages, Size len, uint64 n)
 		unlink(STORE_TMP_FILE);
 		return false;
 	}
-	return durable_rename(STORE_TMP_FILE, STORE_FILE, LOG) == 0;
+	{
+		char		tmp[MAXPGPATH];
+
+		strlcpy(tmp, STORE_TMP_FILE, sizeof(tmp));
+		return durable_rename(tmp, STORE_FILE, LOG) == 0;
+	}
 }
 
 /*
@@ -94,8 +113,10 @@ coco_store_load(StringInfo buf)
 	FILE	   *f;
 	Size		off = 0;
 	bool		ok;
+	char		path[MAXPGPATH];
 
-	f = AllocateFile(STORE_FILE, PG_BINARY_R);
+	strlcpy(path, STORE_FILE, sizeof(path));
+	f = AllocateFile(path, PG_BINARY_R);
 	if (f == NULL)
 	{
 		if (errno != ENOENT)
@@ -132,7 +153,12 @@ coco_store_load(StringInfo buf)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("file \"%s\" is damaged; its events are not delivered", STORE_FILE),
 				 errdetail("It was renamed to \"%s.damaged\".", STORE_FILE)));
-		(void) durable_rename(STORE_FILE, STORE_FILE ".damaged", LOG);
+		{
+			char		damaged[MAXPGPATH];
+
+			snprintf(damaged, sizeof(damaged), "%s.damaged", path);
+			(void) durable_rename(path, damaged, LOG);
+		}
 		return 0;
 	}
 	buf->len += (int) hdr.nbytes;
@@ -140,13 +166,41 @@ coco_store_load(StringInfo buf)
 	return hdr.nmessages;
 }
 
-/* Whether a saved store waits to be queued again; for the postmaster. */
+/*
+ * 0.1's store belongs to the database that cocohooks.database named: its
+ * worker, of database dbname, takes it over.
+ */
+void
+coco_store_adopt_legacy(const char *dbname)
+{
+	struct stat st;
+	char		path[MAXPGPATH];
+
+	strlcpy(path, STORE_FILE, sizeof(path));
+	if (cocohooks_database != NULL && strcmp(dbname, cocohooks_database) == 0 &&
+		stat(LEGACY_FILE, &st) == 0 && stat(path, &st) != 0)
+		(void) durable_rename(LEGACY_FILE, path, LOG);
+}
+
+/* Whether database dboid has saved events waiting for its next worker. */
 bool
-coco_store_exists(void)
+coco_store_exists(Oid dboid)
 {
 	struct stat st;
 
-	return stat(STORE_FILE, &st) == 0;
+	return stat(store_path(dboid, ""), &st) == 0;
+}
+
+/* Removes database dboid's store: the database was dropped. */
+void
+coco_store_remove_for(Oid dboid)
+{
+	const char *path = store_path(dboid, "");
+
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", path)));
 }
 
 /* Removes the store once its events are back in the queue. */

@@ -1,17 +1,22 @@
 /*-------------------------------------------------------------------------
  *
  * extension_watch.c
- *	  Tells the worker when the extension was created or dropped in its
- *	  database, and waits until it has acted on it.
+ *	  Tells the database's worker when the extension was created or
+ *	  dropped, and waits until it has acted on it.
  *
- * In wal mode the worker keeps a replication slot only while the extension
- * exists: CREATE EXTENSION makes it start reading events from the WAL, and
- * DROP EXTENSION makes it drop the slot, so that nothing is left holding
- * WAL.  The change is noticed in the backend that makes it (at install, and
- * through the object access hook for a drop), acted on once its transaction
- * commits (a rolled-back DROP changes nothing), and waited for, a few
- * seconds at most, so that the statement's effect is visible when it
- * returns.
+ * A database has a worker only while the extension exists: CREATE
+ * EXTENSION reserves the database a slot (an ERROR past
+ * cocohooks.max_databases, see coco_extension_reserve_slot), which wants a
+ * worker from the launcher once the transaction commits; DROP EXTENSION
+ * makes the worker free the slot and exit.  In wal mode the worker keeps a
+ * replication slot only while the extension exists: it starts reading
+ * events from the WAL as it starts, and drops the replication slot as the
+ * extension goes, so that nothing is left holding WAL.  The change is
+ * noticed in the backend that makes it (at install, and through the object
+ * access hook for a drop), acted on once its transaction commits (a
+ * rolled-back DROP changes nothing; a rolled-back CREATE frees the slot it
+ * reserved), and waited for, a few seconds at most, so that the
+ * statement's effect is visible when it returns.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,13 +31,30 @@
 
 static object_access_hook_type prev_object_access_hook = NULL;
 static bool changed_in_xact = false;
+static bool created_in_xact = false;
+static bool reserved_in_xact = false;	/* the slot is ours to free at abort */
 static Oid	cocohooks_extension_oid = InvalidOid;
 
-/* Called by CREATE EXTENSION's install check. */
+/*
+ * Called by CREATE EXTENSION's install check: reserves this database a
+ * slot, or raises an ERROR if all are taken.
+ */
 void
 coco_extension_changed(void)
 {
+	bool		created;
+
+	if (coco_slot_ensure(MyDatabaseId, COCO_SLOT_RESERVED, &created) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cocohooks cannot serve another database"),
+				 errdetail("%d databases have the extension, as many as \"%s\" allows; each has its own worker.",
+						   coco_slot_count(), "cocohooks.max_databases"),
+				 errhint("Raise \"%s\" and restart the server, or drop the extension in another database.",
+						 "cocohooks.max_databases")));
 	changed_in_xact = true;
+	created_in_xact = true;
+	reserved_in_xact |= created;
 }
 
 static void
@@ -59,12 +81,21 @@ xact_callback(XactEvent event, void *arg)
 		return;
 	if (event == XACT_EVENT_COMMIT)
 	{
-		changed_in_xact = false;
-		if (coco_wal_mode())
-			coco_queue_request_extension_check(WAIT_FOR_WORKER_MS);
+		if (created_in_xact)
+		{
+			bool		created;
+
+			/* the launcher starts the worker; it may have taken the slot back */
+			if (coco_slot_ensure(MyDatabaseId, COCO_SLOT_WANTED, &created) != NULL && !created)
+				(void) coco_slot_set_state(MyDatabaseId, COCO_SLOT_WANTED, COCO_SLOT_RESERVED);
+			coco_launcher_wake();
+		}
+		coco_queue_request_extension_check(WAIT_FOR_WORKER_MS);
 	}
-	else if (event == XACT_EVENT_ABORT)
-		changed_in_xact = false;
+	else if (event == XACT_EVENT_ABORT && reserved_in_xact)
+		coco_slot_free(MyDatabaseId, COCO_SLOT_RESERVED);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		changed_in_xact = created_in_xact = reserved_in_xact = false;
 }
 
 void

@@ -369,23 +369,15 @@ cocohooks_hooks_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Run by the install script: refuse a server or database that cannot work. */
+/*
+ * Run by the install script: refuse a server that cannot work, and
+ * reserve this database a slot (an ERROR past cocohooks.max_databases).
+ */
 Datum
 cocohooks_check_install(PG_FUNCTION_ARGS)
 {
-	char	   *dbname = get_database_name(MyDatabaseId);
-
 	coco_require_preload();
 	coco_warn_if_wal_unavailable();
 	coco_extension_changed();
-	if (strcmp(dbname, cocohooks_database) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cocohooks can only be installed in database \"%s\"",
-						cocohooks_database),
-				 errdetail("Its background worker serves the one database named by \"%s\".",
-						   "cocohooks.database"),
-				 errhint("Create the extension in database \"%s\", or set \"%s\" to \"%s\" and restart the server.",
-						 cocohooks_database, "cocohooks.database", dbname)));
 	PG_RETURN_VOID();
 }

@@ -32,6 +32,7 @@ void		_PG_init(void);
 bool		cocohooks_api_session = false;
 char	   *cocohooks_database = NULL;
 int			cocohooks_queue_size = 64 * 1024;	/* kB */
+int			cocohooks_max_databases = 16;
 int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
@@ -125,17 +126,28 @@ static void
 define_server_start_settings(void)
 {
 	DefineCustomStringVariable("cocohooks.database",
-							   "Database whose hooks the background worker delivers.",
-							   "CREATE EXTENSION cocohooks is allowed only in this database.",
+							   "Ignored: every database with the extension has its own worker.",
+							   "Accepted, with a WARNING at server start, so that 0.1 configurations still start.",
 							   &cocohooks_database,
-							   "postgres",
+							   "",
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
 
+	DefineCustomIntVariable("cocohooks.max_databases",
+							"Most databases with the extension, each with its own worker.",
+							"CREATE EXTENSION in one more database is an error.",
+							&cocohooks_max_databases,
+							16,
+							1,
+							1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("cocohooks.queue_size",
-							"Size of the shared-memory event queue.",
-							"Events that do not fit are dropped and counted in cocohooks.stats.",
+							"Size of the shared-memory event queues, shared by all databases.",
+							"Each database may use all of it but the reserve of the others (an equal share per cocohooks.max_databases). Events that do not fit wait in the WAL (durability = wal) or are dropped and counted in cocohooks.stats.",
 							&cocohooks_queue_size,
 							64 * 1024,
 							64,
@@ -289,5 +301,6 @@ _PG_init(void)
 	coco_upsert_tracker_init();
 	coco_extension_watch_init();
 	coco_commit_prepared_init();
-	coco_worker_register();
+	coco_database_pause_init();
+	coco_launcher_register();
 }

@@ -166,8 +166,9 @@ allocate_reader(ReadLocalXLogPageNoWaitPrivate *private)
 	return r;
 }
 
-static bool
-extension_installed(void)
+/* Whether the extension is installed in this database (reads the catalog). */
+bool
+coco_extension_installed(void)
 {
 	MemoryContext old = CurrentMemoryContext;
 	bool		installed;
@@ -235,7 +236,7 @@ coco_wal_source_start(void)
 		coco_wal_source_drop_slot();
 		return false;
 	}
-	if (!extension_installed())
+	if (!coco_extension_installed())
 	{
 		coco_wal_source_drop_slot();
 		return false;
@@ -340,7 +341,7 @@ coco_wal_source_recheck(void)
 
 	if (!coco_wal_mode())
 		return;
-	installed = extension_installed();
+	installed = coco_extension_installed();
 	if (installed && !active)
 		(void) coco_wal_source_start();
 	else if (!installed && active)
@@ -372,6 +373,66 @@ coco_wal_source_drop_slot(void)
 				(errmsg("cocohooks dropped replication slot \"%s\": events are kept in memory only",
 						name)));
 	}
+}
+
+/*
+ * Drops the replication slot of database dboid, if there is one and no one
+ * uses it: the database was dropped.
+ */
+void
+coco_wal_drop_slot_of(Oid dboid)
+{
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "cocohooks_%u", dboid);
+	if (SearchNamedReplicationSlot(name, true) == NULL)
+		return;
+	PG_TRY();
+	{
+		ReplicationSlotDrop(name, true);
+		ereport(LOG,
+				(errmsg("cocohooks dropped replication slot \"%s\": its database was dropped",
+						name)));
+	}
+	PG_CATCH();
+	{
+		/* in use after all: whoever holds it drops it */
+		EmitErrorReport();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Drops the replication slots of databases that are gone (not among the
+ * ndbs in dboids): a crash during DROP DATABASE may have left one.
+ */
+void
+coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs)
+{
+	Oid		   *orphans = palloc(sizeof(Oid) * Max(max_replication_slots, 1));
+	int			norphans = 0;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (int i = 0; i < max_replication_slots; i++)
+	{
+		ReplicationSlot *slot = &ReplicationSlotCtl->replication_slots[i];
+		unsigned int oid;
+		char		tail;
+		bool		known = false;
+
+		if (!slot->in_use ||
+			sscanf(NameStr(slot->data.name), "cocohooks_%u%c", &oid, &tail) != 1)
+			continue;
+		for (int j = 0; j < ndbs && !known; j++)
+			known = (dboids[j] == (Oid) oid);
+		if (!known)
+			orphans[norphans++] = (Oid) oid;
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	for (int i = 0; i < norphans; i++)
+		coco_wal_drop_slot_of(orphans[i]);
+	pfree(orphans);
 }
 
 /*

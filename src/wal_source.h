@@ -23,6 +23,9 @@ extern void coco_wal_source_note_popped(void);
 extern bool coco_wal_source_holds_popped(void);
 extern void coco_wal_source_exit(void);
 extern void coco_wal_source_drop_slot(void);
+extern bool coco_extension_installed(void);
+extern void coco_wal_drop_slot_of(Oid dboid);
+extern void coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs);
 
 /* an event popped from the shared queue, and one that finished */
 extern void coco_wal_note_queued(uint64 lsn);

@@ -4,7 +4,10 @@
  *	  The background worker's loop: event sources feeding the delivery
  *	  engine.
  *
- * One worker serves the database named by cocohooks.database.  Its loop:
+ * One worker serves each database with the extension; the launcher
+ * (launcher.c) starts it, with the database's oid.  A worker that finds
+ * no extension in its database, or sees it dropped, frees the database's
+ * slot and exits.  Its loop:
  *
  *	wait (latch, postmaster death, HTTP sockets, libcurl's timer, the next
  *	retry or log pruning)
@@ -36,6 +39,8 @@
 
 #include <limits.h>
 
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -70,19 +75,43 @@ static Size parked_len = 0;
 static TimestampTz next_prune = 0;
 static MemoryContext worker_cxt = NULL;
 
-void
-coco_worker_register(void)
+/*
+ * For the launcher: starts the worker of database dboid, which tells the
+ * launcher when it stops.  False if no background worker slot is free.
+ */
+bool
+coco_worker_start(Oid dboid, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker = {0};
 
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does */
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = MyProcPid;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "cocohooks");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "cocohooks_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "cocohooks worker");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "cocohooks worker for database %u", dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "cocohooks worker");
-	RegisterBackgroundWorker(&worker);
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+/*
+ * The extension is not (or no longer) installed here: the database's slot
+ * goes, and so does this worker, saving nothing.
+ */
+static bool leaving = false;
+static char *dbname = NULL;
+
+static void
+leave_database(int elevel, const char *why)
+{
+	ereport(elevel,
+			(errmsg("cocohooks worker for database \"%s\" stops: %s", dbname, why)));
+	leaving = true;
+	coco_store_remove();
+	coco_slot_free(MyDatabaseId, -1);
+	proc_exit(0);
 }
 
 static void
@@ -128,9 +157,12 @@ save_popped(StringInfo buf, const char *data, Size len)
 static void
 save_unfinished(int code, Datum arg)
 {
-	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+	MemoryContext old;
 	volatile uint64 n = 0;
 
+	if (leaving)
+		return;
+	old = MemoryContextSwitchTo(worker_cxt);
 	PG_TRY();
 	{
 		StringInfoData buf;
@@ -355,14 +387,24 @@ cocohooks_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnection(cocohooks_database, NULL, 0);
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
 	pgstat_report_appname("cocohooks worker");
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks worker",
 									   ALLOCSET_DEFAULT_SIZES);
 	loop_cxt = AllocSetContextCreate(worker_cxt, "cocohooks worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(worker_cxt, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
 	MemoryContextSwitchTo(worker_cxt);
+
+	/* the launcher started us for our slot: gone (freed meanwhile), we go */
+	if (!coco_queue_has_slot())
+		proc_exit(0);
+	if (!coco_extension_installed())
+		leave_database(DEBUG1, "the extension is not installed in it");
+	coco_store_adopt_legacy(dbname);
 
 	coco_queue_set_worker(coco_my_procno());
 	before_shmem_exit(forget_worker, (Datum) 0);
@@ -378,6 +420,13 @@ cocohooks_worker_main(Datum main_arg)
 	coco_engine_init();
 	(void) coco_wal_source_start();
 	popbuf = palloc(popbufsize);
+	/* a CREATE EXTENSION that started us waits for this */
+	{
+		uint32		request;
+
+		if (coco_queue_extension_check_requested(&request))
+			coco_queue_extension_checked(request);
+	}
 
 	wes = coco_create_wait_event_set(3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -388,7 +437,7 @@ cocohooks_worker_main(Datum main_arg)
 	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 
 	ereport(LOG,
-			(errmsg("cocohooks worker started for database \"%s\"", cocohooks_database)));
+			(errmsg("cocohooks worker started for database \"%s\"", dbname)));
 	load_saved_events();
 	next_prune = GetCurrentTimestamp();
 
@@ -424,6 +473,8 @@ cocohooks_worker_main(Datum main_arg)
 		{
 			coco_wal_source_recheck();
 			coco_queue_extension_checked(check_request);
+			if (!coco_extension_installed())
+				leave_database(LOG, "the extension was dropped");
 		}
 		took = start_saved_events();
 		took |= take_events();

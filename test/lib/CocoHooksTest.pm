@@ -46,7 +46,6 @@ sub new_node
 	if (!defined $opts{preload} || $opts{preload})
 	{
 		$conf .= "shared_preload_libraries = 'cocohooks'\n";
-		$conf .= "cocohooks.database = 'postgres'\n";
 		# the test receivers are on loopback, which the network guard
 		# blocks unless allowed (allowed_networks => '' tests the default)
 		$conf .= "cocohooks.allowed_networks = '"
@@ -66,12 +65,12 @@ sub create_extension
 	return;
 }
 
-# pid of the cocohooks worker, or undef
+# pid of the cocohooks worker of database postgres, or undef
 sub worker_pid
 {
 	my ($node) = @_;
 	my ($ret, $out) = $node->psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'cocohooks worker'"
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'cocohooks worker' AND datname = 'postgres'"
 	);
 	return undef if $ret != 0 || $out eq '';
 	my @pids = split /\n/, $out;

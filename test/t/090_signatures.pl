@@ -37,7 +37,6 @@ $node->init(extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->append_conf('postgresql.conf',
 	    "max_connections = 30\n"
 	  . "shared_preload_libraries = 'cocohooks'\n"
-	  . "cocohooks.database = 'postgres'\n"
 	  . "cocohooks.allowed_networks = '127.0.0.0/8, ::1'\n");
 $node->start;
 create_extension($node);

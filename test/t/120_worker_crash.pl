@@ -24,6 +24,9 @@ cocohooks.max_concurrent_deliveries = 4
 });
 $node->start;
 create_extension($node);
+# undelivered events a worker saves: one file per database
+my $store = $node->data_dir . '/cocohooks.events.'
+  . $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'postgres'");
 
 $node->safe_psql('postgres', qq{
 	CREATE TABLE c (id int PRIMARY KEY, batch text);
@@ -125,7 +128,7 @@ note("SIGKILL: 20 events written, $outstanding queued or held at the kill, "
 cmp_ok($lost, '<=', $outstanding, 'SIGKILL lost no more than was queued or held');
 is(scalar(grep { $_->{received_at} > $t_kill + 0.5 } @$recs), 0,
 	'none of them sent after the crash restart');
-ok(!-e $node->data_dir . '/cocohooks.events', 'nothing saved on SIGKILL');
+ok(!-e $store, 'nothing saved on SIGKILL');
 
 my $st_crash = stats($node);
 write_batch('after_kill', 201, 210);
@@ -149,7 +152,7 @@ my $before_stop = scalar(@{ batch_records('fast') });
 my $t0 = time();
 $node->stop('fast');
 note(sprintf('fast shutdown with 500 events outstanding: %.2f s', time() - $t0));
-ok(-e $node->data_dir . '/cocohooks.events', 'undelivered events saved to $PGDATA/cocohooks.events');
+ok(-e $store, 'undelivered events saved to $PGDATA/cocohooks.events.<database oid>');
 ($saved) = slurp_file($node->logfile, $log_offset) =~ /cocohooks worker saved (\d+) undelivered events/;
 note('fast shutdown: ' . ($saved // 'no') . " events saved, $before_stop requests received before");
 cmp_ok($saved // 0, '>=', 496, 'at least the 496 queued events saved');
@@ -173,7 +176,7 @@ my $st4 = stats($node);
 is($st4->{dropped}, 0, 'after restart: stats.dropped 0');
 is($st4->{failed}, 0, 'after restart: stats.failed 0');
 is($st4->{delivered}, $saved // -1, 'after restart: stats.delivered = saved events');
-ok(!-e $node->data_dir . '/cocohooks.events', 'store file removed once queued again');
+ok(!-e $store, 'store file removed once queued again');
 
 # ---------- d2. immediate shutdown with events queued: they are lost
 $node->safe_psql('postgres', q{
@@ -186,7 +189,7 @@ ok(wait_until('4 requests in flight', 10, sub { @{ batch_records('immediate') } 
 	'4 deliveries in flight, 196 queued');
 $log_offset = -s $node->logfile;
 $node->stop('immediate');
-ok(!-e $node->data_dir . '/cocohooks.events', 'nothing saved on immediate shutdown');
+ok(!-e $store, 'nothing saved on immediate shutdown');
 $node->start;
 ok(defined wait_worker($node, 30), 'worker back after immediate shutdown');
 ok(wait_deliveries($node), 'nothing left to deliver');
@@ -204,6 +207,21 @@ is(stats($node)->{queued}, 0, 'nothing queued again');
 write_batch('after_immediate', 3001, 3004);
 ok(wait_until('after_immediate', 15, sub { keys %{ by_webhook_id(batch_records('after_immediate')) } >= 4 }),
 	'delivery works after the immediate shutdown');
+
+# ---------- e. 0.1's store: $PGDATA/cocohooks.events, for cocohooks.database
+# A store saved at a fast shutdown, put where 0.1 kept it: the worker of
+# the database that cocohooks.database names takes it over.
+write_batch('legacy', 4001, 4100);
+ok(wait_until('4 requests in flight', 10, sub { @{ batch_records('legacy') } >= 4 }),
+	'legacy: 4 deliveries in flight, 96 queued');
+$node->stop('fast');
+ok(-e $store, 'legacy: events saved');
+rename($store, $node->data_dir . '/cocohooks.events') or die "rename: $!";
+$node->append_conf('postgresql.conf', "cocohooks.database = 'postgres'\n");
+$node->start;
+ok(wait_until('legacy batch', 60, sub { keys %{ by_webhook_id(batch_records('legacy')) } >= 100 }),
+	"legacy: 0.1's saved events are delivered by the worker of cocohooks.database");
+ok(!-e $node->data_dir . '/cocohooks.events', "legacy: 0.1's file was taken over");
 
 $node->stop;
 done_testing();
