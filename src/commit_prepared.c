@@ -20,7 +20,27 @@
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 
+#include "process_utility.h"
+
 static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * Runs a utility statement through the hook installed before ours (prev),
+ * or PostgreSQL's own; for each of our ProcessUtility hooks.
+ */
+void
+coco_next_process_utility(ProcessUtility_hook_type prev, PlannedStmt *pstmt,
+						  const char *queryString, bool readOnlyTree,
+						  ProcessUtilityContext context, ParamListInfo params,
+						  QueryEnvironment *queryEnv, DestReceiver *dest,
+						  QueryCompletion *qc)
+{
+	if (prev)
+		prev(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
 
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -33,24 +53,16 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	if (!commit_prepared)
 	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
+								  context, params, queryEnv, dest, qc);
 		return;
 	}
 
 	coco_queue_commit_prepared_begin();
 	PG_TRY();
 	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context,
-								 params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-									params, queryEnv, dest, qc);
+		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
+								  context, params, queryEnv, dest, qc);
 	}
 	PG_FINALLY();
 	{

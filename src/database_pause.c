@@ -25,6 +25,8 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+
+#include "process_utility.h"
 #include "utils/timestamp.h"
 
 #include "wal_source.h"
@@ -105,19 +107,6 @@ stop_worker(Oid dboid)
 }
 
 static void
-run_statement(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-			  ProcessUtilityContext context, ParamListInfo params,
-			  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-{
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-}
-
-static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				ProcessUtilityContext context, ParamListInfo params,
 				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
@@ -131,16 +120,16 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 
 	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
 	{
-		run_statement(pstmt, queryString, readOnlyTree, context, params,
-					  queryEnv, dest, qc);
+		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
+								  context, params, queryEnv, dest, qc);
 		return;
 	}
 
 	stopped = stop_worker(dboid);
 	PG_TRY();
 	{
-		run_statement(pstmt, queryString, readOnlyTree, context, params,
-					  queryEnv, dest, qc);
+		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
+								  context, params, queryEnv, dest, qc);
 	}
 	PG_CATCH();
 	{
