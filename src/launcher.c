@@ -68,6 +68,7 @@ static int	nlaunched = 0;
 /* databases still to look at after the server started */
 static Oid *to_probe = NULL;
 static int	nto_probe = 0;
+static bool warned_full = false;
 
 void
 coco_launcher_register(void)
@@ -219,6 +220,30 @@ look_at_slots(void)
 
 	probe_more();
 	n = coco_slot_list(slots, coco_slot_count());
+
+	/*
+	 * Databases left to look at while every slot has a working worker:
+	 * more databases have the extension than cocohooks.max_databases
+	 * allows (it was lowered), and nothing would say so.
+	 */
+	if (nto_probe > 0 && n == coco_slot_count() && !warned_full)
+	{
+		bool		all_served = true;
+
+		for (int j = 0; j < n && all_served; j++)
+			all_served = (slots[j].state == COCO_SLOT_RUNNING && slots[j].worker_pid != 0);
+		if (all_served)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("cocohooks cannot look for the extension in %d more databases",
+							nto_probe),
+					 errdetail("All %d slots that \"%s\" allows are taken by databases with the extension; hooks in the others are not delivered.",
+							   n, "cocohooks.max_databases"),
+					 errhint("Raise \"%s\" and restart the server.", "cocohooks.max_databases")));
+			warned_full = true;
+		}
+	}
 
 	/* workers of slots that are gone, or that stopped */
 	for (int i = nlaunched - 1; i >= 0; i--)

@@ -169,6 +169,15 @@ $node->restart;
 ok(wait_until('workers after restart', 30, sub { workers() eq 'db1,db5,postgres' }),
 	'after a restart every database with the extension has its worker again');
 
+# ALTER DATABASE ... RENAME needs the database alone too
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE db5 RENAME TO db5r');
+is($ret, 0, 'ALTER DATABASE ... RENAME of a served database works') or diag($err);
+ok(wait_until('renamed database served', 30, sub { workers() eq 'db1,db5r,postgres' }),
+	'and its worker is back, under the new name');
+$node->safe_psql('postgres', 'ALTER DATABASE db5r RENAME TO db5');
+ok(wait_until('db5 served again', 30, sub { workers() eq 'db1,db5,postgres' }),
+	'renamed back, served again');
+
 # --- a crash loses nothing in any database (wal mode) ---------------------
 $node->safe_psql('db5', qq{
 	CREATE TABLE items (id int PRIMARY KEY, db text NOT NULL);
@@ -193,6 +202,15 @@ for my $db ('db5', 'db1')
 			return keys(%docs) == 500 }),
 		"$db: all 500 committed events delivered after the crash");
 }
+
+# --- fewer slots than databases with the extension: said, not silent -----
+$node->append_conf('postgresql.conf', "cocohooks.max_databases = 2\n");
+my $log_offset = -s $node->logfile;
+$node->restart;
+ok(wait_until('the warning', 30, sub {
+		$node->log_contains(qr/WARNING:  cocohooks cannot look for the extension in 1 more databases/, $log_offset) }),
+	'max_databases lowered below the databases with the extension: a WARNING says so');
+is(scalar(split /,/, workers()), 2, 'and two databases are served');
 
 $node->stop;
 
