@@ -316,6 +316,12 @@ extern void coco_store_adopt_legacy(const char *dbname);
 /* pending_events.c */
 extern void coco_pending_init(void);
 extern void coco_pending_add(const char *message, Size len);
+extern bool coco_pending_batching(void);
+extern void coco_pending_add_batched(const char *message, Size len);
+
+/* the prefixes of our logical messages: one event, or a batch of them */
+#define COCO_WAL_PREFIX			"cocohooks"
+#define COCO_WAL_BATCH_PREFIX	"cocohooks.batch"
 
 /* drop reporting shared by the trigger and pending_events.c */
 extern void coco_note_dropped(uint64 n);

@@ -22,7 +22,6 @@
 
 #include "replication/message.h"
 
-#define COCO_WAL_PREFIX "cocohooks"
 
 /*
  * Writes a complete message (built with COCO_WAL_ID_PLACEHOLDER as its
@@ -78,7 +77,15 @@ void
 coco_emit_at_commit(char *message, Size len)
 {
 	if (coco_wal_mode())
+	{
+		/* past work_mem: in batches, named by the worker (pending_events.c) */
+		if (coco_pending_batching())
+		{
+			coco_pending_add_batched(message, len);
+			return;
+		}
 		(void) coco_wal_log_message(message, len, true);
+	}
 	coco_pending_add(message, len);
 }
 

@@ -18,7 +18,25 @@
  * WAL reader some work and latency.  So in wal mode a transaction whose
  * messages outgrow the tail keeps none: it writes no temporary file, and
  * the worker reads all its events from the WAL after the commit.  That
- * saves the bulk write twice over (to the file and into the queue).
+ * saves the bulk write twice over (to the file and into the queue).  Its
+ * later events are also written to the WAL in batches of about
+ * WAL_BATCH_BYTES, one logical message each (prefix COCO_WAL_BATCH_PREFIX),
+ * which costs far less than a record per event; the worker names each
+ * batched event by its own position in the record.  A message is written
+ * under the (sub)transaction that is current, and the WAL's order is the
+ * order the worker delivers in, so:
+ *
+ *	each subtransaction level has its own batch, written when full and
+ *	before its subtransaction commits (or the transaction commits or
+ *	prepares), thrown away when its subtransaction aborts;
+ *
+ *	when a subtransaction starts, its parent's batch is written first (under
+ *	the new subtransaction's xid: the parent's events thus come before the
+ *	child's in the WAL) and kept aside; if the subtransaction aborts, taking
+ *	that record with it, they become the parent's batch again.
+ *
+ * A rolled-back savepoint's events are never delivered, and no event is
+ * lost with a savepoint it was not written in.
  *
  * At XACT_EVENT_COMMIT, after the commit record is written, the messages
  * are pushed into the shared queue; at abort they are thrown away.  An
@@ -39,6 +57,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "replication/message.h"
 #include "storage/fd.h"
 #include "utils/wait_event.h"
 #include "utils/memutils.h"
@@ -62,6 +81,19 @@ static int	nmarks = 0;
 static int	maxmarks = 0;
 static uint64 dropped_in_xact = 0;
 static bool wal_only = false;	/* copies given up: the WAL has them all */
+/* wal_only: events not yet in the WAL, a batch per subtransaction level */
+typedef struct Batch
+{
+	int			nest_level;
+	StringInfoData buf;
+	StringInfoData parents;		/* the parent's, written under this level */
+} Batch;
+
+static Batch *batches = NULL;
+static int	nbatches = 0;
+static int	maxbatches = 0;
+
+#define WAL_BATCH_BYTES	(64 * 1024)
 
 /* biggest chunk pushed under one hold of the queue lock */
 #define PUSH_CHUNK		(256 * 1024)
@@ -85,6 +117,8 @@ reset_pending(void)
 	marks = NULL;
 	maxmarks = 0;
 	mem.data = NULL;
+	batches = NULL;
+	nbatches = maxbatches = 0;
 	wal_only = false;
 	if (pending_cxt)
 		MemoryContextReset(pending_cxt);
@@ -199,6 +233,81 @@ coco_pending_add(const char *message, Size len)
 		appendBinaryStringInfo(&mem, message, len);
 	pending_bytes += len;
 	pending_count++;
+}
+
+/* True once this transaction keeps no copies: its events go in batches. */
+bool
+coco_pending_batching(void)
+{
+	return wal_only;
+}
+
+/* The batch of the current level, made if missing. */
+static Batch *
+current_batch(void)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	MemoryContext old;
+
+	if (nbatches > 0 && batches[nbatches - 1].nest_level == level)
+		return &batches[nbatches - 1];
+	old = MemoryContextSwitchTo(pending_cxt);
+	if (nbatches == maxbatches)
+	{
+		maxbatches = Max(4, maxbatches * 2);
+		batches = batches ? repalloc(batches, sizeof(Batch) * maxbatches) :
+			palloc(sizeof(Batch) * maxbatches);
+	}
+	batches[nbatches].nest_level = level;
+	initStringInfo(&batches[nbatches].buf);
+	initStringInfo(&batches[nbatches].parents);
+	nbatches++;
+	MemoryContextSwitchTo(old);
+	return &batches[nbatches - 1];
+}
+
+/* Writes a batch's events to the WAL, under the current (sub)transaction. */
+static void
+write_batch(StringInfo buf)
+{
+	if (buf->len > 0)
+		(void) coco_log_logical_message(COCO_WAL_BATCH_PREFIX, buf->data, buf->len, true);
+	resetStringInfo(buf);
+}
+
+/* The current level is done with (its subtransaction commits or aborts). */
+static void
+pop_batch(void)
+{
+	pfree(batches[nbatches - 1].buf.data);
+	pfree(batches[nbatches - 1].parents.data);
+	nbatches--;
+}
+
+/* Whether the top batch is the current level's. */
+static bool
+at_current_level(void)
+{
+	return nbatches > 0 &&
+		batches[nbatches - 1].nest_level == GetCurrentTransactionNestLevel();
+}
+
+/*
+ * Appends one message (built with the placeholder id) to the batch, once
+ * coco_pending_batching(); may raise an error, so call it from the trigger.
+ */
+void
+coco_pending_add_batched(const char *message, Size len)
+{
+	Batch	   *b;
+
+	remember_subxact();
+	b = current_batch();
+	appendBinaryStringInfo(&b->buf, message, len);
+	pending_bytes += len;
+	pending_count++;
+	if (b->buf.len >= WAL_BATCH_BYTES)
+		write_batch(&b->buf);
 }
 
 /* Drops the messages after offset (a rolled-back subtransaction's). */
@@ -349,7 +458,13 @@ xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			if (at_current_level())
+				write_batch(&batches[nbatches - 1].buf);
+			break;
 		case XACT_EVENT_PRE_PREPARE:
+			if (at_current_level())
+				write_batch(&batches[nbatches - 1].buf);
 			/* in the WAL, they are delivered when COMMIT PREPARED is read */
 			if (pending_count > 0 && !coco_wal_mode())
 				ereport(ERROR,
@@ -379,6 +494,34 @@ subxact_callback(SubXactEvent event, SubTransactionId my_subid,
 				 SubTransactionId parent_subid, void *arg)
 {
 	int			level;
+
+	/* a batch belongs to one subtransaction (see the top of this file) */
+	if (event == SUBXACT_EVENT_START_SUB && nbatches > 0 &&
+		batches[nbatches - 1].nest_level == GetCurrentTransactionNestLevel() - 1 &&
+		batches[nbatches - 1].buf.len > 0)
+	{
+		Batch	   *parent = &batches[nbatches - 1];
+		Batch	   *child = current_batch();
+
+		parent = &batches[nbatches - 2];	/* current_batch() may move them */
+		appendBinaryStringInfo(&child->parents, parent->buf.data, parent->buf.len);
+		write_batch(&parent->buf);
+	}
+	else if (event == SUBXACT_EVENT_PRE_COMMIT_SUB && at_current_level())
+	{
+		write_batch(&batches[nbatches - 1].buf);
+		pop_batch();
+	}
+	else if (event == SUBXACT_EVENT_ABORT_SUB && at_current_level())
+	{
+		/* the parent's events went with this level's xid: the parent's again */
+		Batch	   *child = &batches[nbatches - 1];
+
+		if (child->parents.len > 0 && nbatches >= 2)
+			appendBinaryStringInfo(&batches[nbatches - 2].buf,
+								   child->parents.data, child->parents.len);
+		pop_batch();
+	}
 
 	if (nmarks == 0)
 		return;

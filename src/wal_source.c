@@ -90,6 +90,7 @@ typedef struct Job
 	XLogRecPtr	first_lsn;		/* start of its first message */
 	XLogRecPtr	end_lsn;		/* end of its commit record, or its message */
 	XLogRecPtr	next_lsn;		/* where the delivery cursor goes on */
+	Size		next_offset;	/* and in a batch record there, from where */
 	bool		read_all;		/* every message handed on */
 	bool		give_up;		/* past cocohooks.max_wal_retention */
 	TimestampTz commit_time;
@@ -440,7 +441,7 @@ coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs)
  * else NULL.
  */
 static const char *
-our_message(XLogReaderState *r, Size *len, bool *transactional)
+our_message(XLogReaderState *r, Size *len, bool *transactional, bool *batch)
 {
 	xl_logical_message *m;
 
@@ -448,8 +449,14 @@ our_message(XLogReaderState *r, Size *len, bool *transactional)
 		(XLogRecGetInfo(r) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
 		return NULL;
 	m = (xl_logical_message *) XLogRecGetData(r);
-	if (m->dbId != MyDatabaseId || m->prefix_size != sizeof("cocohooks") ||
-		strcmp(m->message, "cocohooks") != 0)
+	if (m->dbId != MyDatabaseId)
+		return NULL;
+	if (m->prefix_size == sizeof(COCO_WAL_PREFIX) && strcmp(m->message, COCO_WAL_PREFIX) == 0)
+		*batch = false;
+	else if (m->prefix_size == sizeof(COCO_WAL_BATCH_PREFIX) &&
+			 strcmp(m->message, COCO_WAL_BATCH_PREFIX) == 0)
+		*batch = true;
+	else
 		return NULL;
 	*len = m->message_size;
 	*transactional = m->transactional;
@@ -532,9 +539,10 @@ scan_record(XLogReaderState *r)
 {
 	Size		len;
 	bool		transactional;
+	bool		batch;
 	uint8		info;
 
-	if (our_message(r, &len, &transactional) != NULL)
+	if (our_message(r, &len, &transactional, &batch) != NULL)
 	{
 		if (transactional)
 		{
@@ -660,6 +668,67 @@ job_has_xid(const Job *job, TransactionId xid)
 }
 
 /*
+ * Starts one event of a job read from the WAL (a copy of it: msg is
+ * changed), named after lsn unless it is a redelivery, which keeps its
+ * name.
+ */
+static void
+start_from_wal(Job *job, CocoEventHeader *msg, uint64 lsn)
+{
+	if (msg->event_id_len == COCO_WAL_ID_LEN &&
+		memcmp(coco_event_id(msg), COCO_WAL_ID_PLACEHOLDER, COCO_WAL_ID_LEN) == 0)
+		coco_message_set_wal_id(msg, lsn);
+	msg->seq = 0;
+	msg->queued_at = job->commit_time;
+	job->unfinished++;
+	coco_queue_count_queued(1);
+	if (job->give_up)
+		coco_engine_give_up_event(msg, lsn, job, "given up: WAL retention limit");
+	else
+		coco_engine_start_event(msg, lsn, job);
+}
+
+/*
+ * Hands on the events of a batch record from job->next_offset, as long as
+ * the engine has room; returns how many it started, and sets *whole when
+ * it went through the whole record.  Each is named after
+ * its own place in the record (one past its record's start, plus its
+ * offset), which no other record's end can be.  Events of a batch were
+ * never queued (see pending_events.c).
+ */
+static int
+deliver_batch(Job *job, const char *payload, Size len, int *room, bool *whole)
+{
+	int			started = 0;
+
+	*whole = true;
+	while (job->next_offset + sizeof(CocoEventHeader) <= len)
+	{
+		const CocoEventHeader *in = (const CocoEventHeader *) (payload + job->next_offset);
+		CocoEventHeader *msg;
+
+		if (in->total_len < sizeof(CocoEventHeader) || in->total_len > len - job->next_offset)
+			break;				/* damaged: nothing more to read in it */
+		if (*room <= 0)
+		{
+			*whole = false;
+			break;
+		}
+		msg = palloc(in->total_len);
+		memcpy(msg, in, in->total_len);
+		if (msg->event_id_len > 0)
+		{
+			start_from_wal(job, msg, deliver_reader->ReadRecPtr + 1 + job->next_offset);
+			started++;
+			(*room)--;
+		}
+		pfree(msg);
+		job->next_offset += in->total_len;
+	}
+	return started;
+}
+
+/*
  * Hands the job's messages on from where the delivery cursor stopped, as
  * long as the engine has room.  Returns how many events it started.
  */
@@ -674,6 +743,7 @@ deliver_job(Job *job, int *room)
 	{
 		Size		len;
 		bool		transactional;
+		bool		batch;
 		const char *payload;
 
 		deliver_private.end_of_wal = false;
@@ -685,8 +755,18 @@ deliver_job(Job *job, int *room)
 								LSN_FORMAT_ARGS(job->next_lsn), errormsg)));
 			return started;
 		}
-		payload = our_message(deliver_reader, &len, &transactional);
-		if (payload != NULL &&
+		payload = our_message(deliver_reader, &len, &transactional, &batch);
+		if (payload != NULL && batch && transactional &&
+			job_has_xid(job, XLogRecGetXid(deliver_reader)))
+		{
+			bool		whole;
+
+			started += deliver_batch(job, payload, len, room, &whole);
+			if (!whole)
+				return started;	/* no room left: this record again next time */
+			job->next_offset = 0;
+		}
+		else if (payload != NULL && !batch &&
 			(job->nxids == 0 ? deliver_reader->ReadRecPtr == job->first_lsn :
 			 transactional && job_has_xid(job, XLogRecGetXid(deliver_reader))))
 		{
@@ -711,19 +791,9 @@ deliver_job(Job *job, int *room)
 				memcpy(msg, payload, len);
 				if (msg->total_len == len && msg->event_id_len > 0)
 				{
-					/* a fresh event is named after its record; a redelivery keeps its name */
-					if (msg->event_id_len == COCO_WAL_ID_LEN &&
-						memcmp(coco_event_id(msg), COCO_WAL_ID_PLACEHOLDER, COCO_WAL_ID_LEN) == 0)
-						coco_message_set_wal_id(msg, lsn);
-					msg->seq = 0;
-					msg->queued_at = job->commit_time;
-					job->unfinished++;
-					coco_queue_count_queued(1);
+					/* its copy may still come through the queue: not twice */
 					remember_started(lsn);
-					if (job->give_up)
-						coco_engine_give_up_event(msg, lsn, job, "given up: WAL retention limit");
-					else
-						coco_engine_start_event(msg, lsn, job);
+					start_from_wal(job, msg, lsn);
 					started++;
 					(*room)--;
 				}

@@ -235,6 +235,43 @@ for my $ordering ('document', 'none')
 		'the queued event waited for the WAL-only event of its document');
 }
 
+# --- one transaction past work_mem, with savepoints ------------------------
+# Its events reach the WAL in batches, a batch per savepoint level: the
+# last row's update (batched at the top level, not yet written when the
+# savepoint starts), then its update in a released savepoint, then one in
+# a rolled-back savepoint (never delivered), then one more at the top.
+{
+	my $t = 'savepoints';
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE $t (id text PRIMARY KEY, v int NOT NULL);
+		INSERT INTO $t SELECT 'd' || g, 0 FROM generate_series(1, 3000) g;
+		SELECT cocohooks.register_hook('$t', 'post_save', '$recv->{url}');
+	});
+	api_sql($node, qq{
+		SET work_mem = '64kB';
+		BEGIN;
+		UPDATE $t SET v = 1;
+		SAVEPOINT s;
+		UPDATE $t SET v = 2 WHERE id = 'd3000';
+		RELEASE SAVEPOINT s;
+		SAVEPOINT r;
+		UPDATE $t SET v = 3 WHERE id = 'd3000';
+		ROLLBACK TO SAVEPOINT r;
+		SAVEPOINT q;
+		UPDATE $t SET v = 5 WHERE id = 'd2999';
+		ROLLBACK TO SAVEPOINT q;
+		UPDATE $t SET v = 4 WHERE id = 'd3000';
+		COMMIT;
+	});
+	ok(wait_deliveries($node, '60 s'), 'savepoints: delivered');
+	my $r = receipts($t);
+	is(scalar(@$r), 3002, 'savepoints: 3,002 events (none of the rolled-back savepoints)');
+	is(join(',', map { $_->[1] } grep { $_->[0] eq 'd3000' } @$r), '1,2,4',
+		'savepoints: the last row\'s events in the order written');
+	is(join(',', map { $_->[1] } grep { $_->[0] eq 'd2999' } @$r), '1',
+		'savepoints: a rolled-back savepoint takes only its own events');
+}
+
 # --- COMMIT PREPARED, then a write of the same document --------------------
 {
 	my $t = 'prepared';
