@@ -500,10 +500,9 @@ subxact_callback(SubXactEvent event, SubTransactionId my_subid,
 		batches[nbatches - 1].nest_level == GetCurrentTransactionNestLevel() - 1 &&
 		batches[nbatches - 1].buf.len > 0)
 	{
-		Batch	   *parent = &batches[nbatches - 1];
 		Batch	   *child = current_batch();
+		Batch	   *parent = &batches[nbatches - 2];	/* after: the array may move */
 
-		parent = &batches[nbatches - 2];	/* current_batch() may move them */
 		appendBinaryStringInfo(&child->parents, parent->buf.data, parent->buf.len);
 		write_batch(&parent->buf);
 	}
