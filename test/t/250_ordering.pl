@@ -100,6 +100,18 @@ sub make_table
 	return;
 }
 
+# A table of documents d1 .. d$n at version 0, with a post_save hook.
+sub numbered_table
+{
+	my ($table, $n) = @_;
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE $table (id text PRIMARY KEY, v int NOT NULL);
+		INSERT INTO $table SELECT 'd' || g, 0 FROM generate_series(1, $n) g;
+		SELECT cocohooks.register_hook('$table', 'post_save', '$recv->{url}');
+	});
+	return;
+}
+
 my @five = map { "doc$_" } 1 .. 5;
 
 # --- a flaky receiver: each webhook-id's first attempt fails ---------------
@@ -218,11 +230,7 @@ for my $ordering ('document', 'none')
 # once, and must wait for the WAL reader to hand on the big one's events.
 {
 	my $t = 'wal_then_queue';
-	$node->safe_psql('postgres', qq{
-		CREATE TABLE $t (id text PRIMARY KEY, v int NOT NULL);
-		INSERT INTO $t SELECT 'd' || g, 0 FROM generate_series(1, 5000) g;
-		SELECT cocohooks.register_hook('$t', 'post_save', '$recv->{url}');
-	});
+	numbered_table($t, 5000);
 	api_sql($node, qq{
 		SET work_mem = '64kB';
 		UPDATE $t SET v = 1;
@@ -242,11 +250,7 @@ for my $ordering ('document', 'none')
 # a rolled-back savepoint (never delivered), then one more at the top.
 {
 	my $t = 'savepoints';
-	$node->safe_psql('postgres', qq{
-		CREATE TABLE $t (id text PRIMARY KEY, v int NOT NULL);
-		INSERT INTO $t SELECT 'd' || g, 0 FROM generate_series(1, 3000) g;
-		SELECT cocohooks.register_hook('$t', 'post_save', '$recv->{url}');
-	});
+	numbered_table($t, 3000);
 	api_sql($node, qq{
 		SET work_mem = '64kB';
 		BEGIN;
