@@ -640,6 +640,17 @@ coco_wal_source_scan(void)
 	{
 		XLogRecord *rec;
 
+		/*
+		 * Nothing flushed past the last record: stop here rather than fail
+		 * a read, which makes the reader reopen the segment next time (and
+		 * read its first page again) on every pass.
+		 */
+		if (scan_next >= GetFlushRecPtr(NULL))
+		{
+			scan_at_end = true;
+			forget_crashed_xacts();
+			break;
+		}
 		scan_private.end_of_wal = false;
 		rec = XLogReadRecord(scan_reader, &errormsg);
 		if (rec == NULL)
