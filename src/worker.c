@@ -53,12 +53,15 @@
 
 #include "delivery_engine.h"
 #include "delivery_log.h"
+#include "document_order.h"
 #include "wal_source.h"
 
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define PRUNE_BATCH			1000
 #define PRUNE_INTERVAL_MS	60000
-#define GATHER_MS			1	/* see the main loop */
+#define GATHER_MS			1	/* see gather_ms() */
+#define GATHER_BUSY_MS		4
+#define GATHER_BUSY_RATE	3	/* events per ms that make us gather longer */
 
 /* events a previous worker saved, not yet started */
 static StringInfoData store_backlog;
@@ -73,6 +76,11 @@ static Size parked_off = 0;
 static Size parked_len = 0;
 
 static TimestampTz next_prune = 0;
+
+/* events started, and ms gone by, over the last rounds (decaying sums) */
+static double gather_events = 0;
+static double gather_elapsed_ms = 0;
+static TimestampTz gather_last_round = 0;
 static MemoryContext worker_cxt = NULL;
 
 /*
@@ -375,6 +383,32 @@ take_events(void)
 	return took;
 }
 
+/*
+ * How long to gather events after a round that started "started" of them
+ * (see the main loop).  Under a steady stream (GATHER_BUSY_RATE events per
+ * ms or more) we gather GATHER_BUSY_MS: each wake-up of ours costs a context
+ * switch, and a longer gathering sends more events per wake-up (measured at
+ * 5,500 events/s: 25 instead of 29 us of our CPU per event), for at most
+ * that much more latency.  Not while deliveries wait in a document's line: each of
+ * them goes only after its predecessor's response, read a tick at a time.
+ */
+static long
+gather_ms(uint64 started)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(gather_last_round, now, &secs, &usecs);
+	gather_last_round = now;
+	gather_events = 0.75 * gather_events + started;
+	gather_elapsed_ms = 0.75 * gather_elapsed_ms + secs * 1000.0 + usecs / 1000.0;
+	if (gather_events >= GATHER_BUSY_RATE * gather_elapsed_ms &&
+		coco_order_waiting() == 0)
+		return GATHER_BUSY_MS;
+	return GATHER_MS;
+}
+
 void
 cocohooks_worker_main(Datum main_arg)
 {
@@ -448,6 +482,9 @@ cocohooks_worker_main(Datum main_arg)
 		long		wal_ms;
 		bool		took;
 		uint32		check_request;
+		uint64		started_before;
+		uint64		started_after;
+		uint64		released;
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -476,6 +513,7 @@ cocohooks_worker_main(Datum main_arg)
 			if (!coco_extension_installed())
 				leave_database(LOG, "the extension was dropped");
 		}
+		coco_engine_event_counts(&started_before, &released);
 		took = start_saved_events();
 		took |= take_events();
 		coco_wal_source_scan();
@@ -493,10 +531,10 @@ cocohooks_worker_main(Datum main_arg)
 		 *
 		 * While events keep coming (this round took some), gather them
 		 * instead: look at the queue and at libcurl's sockets again after
-		 * GATHER_MS, waiting on neither.  A backend's SetLatch then costs it
-		 * no system call and us no wake-up per commit, responses are read a
-		 * tick at a time, and events go out together, at the price of at
-		 * most GATHER_MS of latency.  A latch set meanwhile stays set, so
+		 * gather_ms(), waiting on neither.  A backend's SetLatch then costs
+		 * it no system call and us no wake-up per commit, responses are read
+		 * a tick at a time, and events go out together, at the price of at
+		 * most GATHER_BUSY_MS of latency.  A latch set meanwhile stays set, so
 		 * the first wait on the full set ends at once.
 		 */
 		timeout = coco_engine_timeout_ms();
@@ -513,10 +551,24 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		if (coco_engine_room() > 0 &&
 			(store_backlog.data ||
-			 (!coco_queue_is_empty() && !coco_wal_source_holds_popped())))
+			 (!took && !coco_queue_is_empty() && !coco_wal_source_holds_popped())))
 			timeout = 0;
-		if (took && (timeout < 0 || timeout > GATHER_MS))
-			timeout = GATHER_MS;
+		if (took && !store_backlog.data)
+		{
+			long		gather;
+
+			coco_engine_event_counts(&started_after, &released);
+			gather = gather_ms(started_after - started_before);
+			if (timeout < 0 || timeout > gather)
+				timeout = gather;
+		}
+		else
+		{
+			/* the stream stopped: start over */
+			gather_events = 0;
+			gather_elapsed_ms = 0;
+			gather_last_round = GetCurrentTimestamp();
+		}
 		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
 								occurred, lengthof(occurred),
 								PG_WAIT_EXTENSION);
