@@ -969,6 +969,13 @@ coco_wal_source_holds_popped(void)
 	return true;
 }
 
+/* True while the WAL holds events not yet handed on, or records not scanned. */
+bool
+coco_wal_source_behind(void)
+{
+	return active && (!scan_at_end || first_unread != NULL);
+}
+
 /* The queue waits while too many of its events await the delivery cursor. */
 bool
 coco_wal_source_queue_paused(void)

@@ -19,6 +19,7 @@ extern bool coco_wal_source_take(void);
 extern void coco_wal_source_advance(void);
 extern long coco_wal_source_timeout_ms(void);
 extern bool coco_wal_source_queue_paused(void);
+extern bool coco_wal_source_behind(void);
 extern void coco_wal_source_note_popped(void);
 extern bool coco_wal_source_holds_popped(void);
 extern void coco_wal_source_exit(void);

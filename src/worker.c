@@ -59,9 +59,10 @@
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define PRUNE_BATCH			1000
 #define PRUNE_INTERVAL_MS	60000
-#define GATHER_MS			1	/* see gather_ms() */
-#define GATHER_BUSY_MS		4
-#define GATHER_BUSY_RATE	3	/* events per ms that make us gather longer */
+#define GATHER_MS			1	/* see the main loop */
+#define GATHER_BUSY_MS		4	/* see keeping_up() */
+#define GATHER_BUSY_RATE	3	/* events per ms */
+#define GATHER_DECAY		0.9 /* weight of the rounds before, per round */
 
 /* events a previous worker saved, not yet started */
 static StringInfoData store_backlog;
@@ -384,16 +385,19 @@ take_events(void)
 }
 
 /*
- * How long to gather events after a round that started "started" of them
- * (see the main loop).  Under a steady stream (GATHER_BUSY_RATE events per
- * ms or more) we gather GATHER_BUSY_MS: each wake-up of ours costs a context
- * switch, and a longer gathering sends more events per wake-up (measured at
- * 5,500 events/s: 25 instead of 29 us of our CPU per event), for at most
- * that much more latency.  Not while deliveries wait in a document's line: each of
- * them goes only after its predecessor's response, read a tick at a time.
+ * Whether we are keeping up with a steady stream of events: this round
+ * started some ("started"), over the last rounds they came at
+ * GATHER_BUSY_RATE per ms or more, and nothing is left behind.  Then we
+ * gather GATHER_BUSY_MS instead of GATHER_MS (see the main loop): each
+ * wake-up of ours costs a context switch, and a longer gathering sends more
+ * events per wake-up (measured at 5,500 events/s: 25 instead of 29 us of
+ * our CPU per event), for at most that much more latency.  Not while events
+ * wait for room or in the WAL, so a backlog drains as fast as before, nor
+ * while deliveries wait in a document's line: each of them goes only after
+ * its predecessor's response, read a tick at a time.
  */
-static long
-gather_ms(uint64 started)
+static bool
+keeping_up(uint64 started)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long		secs;
@@ -401,12 +405,14 @@ gather_ms(uint64 started)
 
 	TimestampDifference(gather_last_round, now, &secs, &usecs);
 	gather_last_round = now;
-	gather_events = 0.75 * gather_events + started;
-	gather_elapsed_ms = 0.75 * gather_elapsed_ms + secs * 1000.0 + usecs / 1000.0;
-	if (gather_events >= GATHER_BUSY_RATE * gather_elapsed_ms &&
-		coco_order_waiting() == 0)
-		return GATHER_BUSY_MS;
-	return GATHER_MS;
+	gather_events = GATHER_DECAY * gather_events + started;
+	gather_elapsed_ms = GATHER_DECAY * gather_elapsed_ms + secs * 1000.0 + usecs / 1000.0;
+	return started > 0 &&
+		gather_events >= GATHER_BUSY_RATE * gather_elapsed_ms &&
+		store_backlog.data == NULL &&
+		coco_engine_room() > 0 &&
+		coco_order_waiting() == 0 &&
+		!coco_wal_source_behind();
 }
 
 void
@@ -485,6 +491,7 @@ cocohooks_worker_main(Datum main_arg)
 		uint64		started_before;
 		uint64		started_after;
 		uint64		released;
+		bool		busy;
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -531,11 +538,13 @@ cocohooks_worker_main(Datum main_arg)
 		 *
 		 * While events keep coming (this round took some), gather them
 		 * instead: look at the queue and at libcurl's sockets again after
-		 * gather_ms(), waiting on neither.  A backend's SetLatch then costs
-		 * it no system call and us no wake-up per commit, responses are read
-		 * a tick at a time, and events go out together, at the price of at
-		 * most GATHER_BUSY_MS of latency.  A latch set meanwhile stays set, so
-		 * the first wait on the full set ends at once.
+		 * GATHER_MS, waiting on neither (GATHER_BUSY_MS while keeping up
+		 * with a steady stream, and then events that came during the round
+		 * wait too).  A backend's SetLatch then costs it no system call and
+		 * us no wake-up per commit, responses are read a tick at a time, and
+		 * events go out together, at the price of at most that much
+		 * latency.  A latch set meanwhile stays set, so the first wait on
+		 * the full set ends at once.
 		 */
 		timeout = coco_engine_timeout_ms();
 		wal_ms = coco_wal_source_timeout_ms();
@@ -549,25 +558,18 @@ cocohooks_worker_main(Datum main_arg)
 			if (timeout < 0 || prune_ms < timeout)
 				timeout = prune_ms;
 		}
+		coco_engine_event_counts(&started_after, &released);
+		busy = keeping_up(started_after - started_before);
 		if (coco_engine_room() > 0 &&
 			(store_backlog.data ||
-			 (!took && !coco_queue_is_empty() && !coco_wal_source_holds_popped())))
+			 (!busy && !coco_queue_is_empty() && !coco_wal_source_holds_popped())))
 			timeout = 0;
-		if (took && !store_backlog.data)
+		if (took)
 		{
-			long		gather;
+			long		gather = busy ? GATHER_BUSY_MS : GATHER_MS;
 
-			coco_engine_event_counts(&started_after, &released);
-			gather = gather_ms(started_after - started_before);
 			if (timeout < 0 || timeout > gather)
 				timeout = gather;
-		}
-		else
-		{
-			/* the stream stopped: start over */
-			gather_events = 0;
-			gather_elapsed_ms = 0;
-			gather_last_round = GetCurrentTimestamp();
 		}
 		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
 								occurred, lengthof(occurred),
