@@ -261,7 +261,7 @@ CREATE TABLE pl_text_snap (id bigint, label text, doc text, old_doc text);
 INSERT INTO pl_text_exact VALUES
   (1, -32768, -2147483648, -9223372036854775808, 1, 'NaN', 'NaN', 'NaN', 'Infinity',
    '-0', 'infinity', '-infinity', 'infinity', '"just a string"', '7',
-   E'tab\there "q" \\ \u0001 \u001f \u00e9\U0001F600', 'lbl', 'v', 'c',
+   E'tab\there "q" \\ \u0001 \u001f \u00e9\U0001F600 nl\n cr\r bs\b ff\f del\u007f', 'lbl', 'v', 'c',
    '00000000-0000-0000-0000-000000000000', '\x', '-1 year 2 mons', '24:00',
    '00:00:01.5+14', '::1', false, 'sad', 'x', 0, 0, NULL),
   (2, 32767, 2147483647, 9223372036854775807, 2147483647,

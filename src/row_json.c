@@ -58,6 +58,7 @@ typedef enum ColumnKind
 	COLUMN_JSONB,
 	COLUMN_JSON,				/* parsed into jsonb, as to_jsonb does */
 	COLUMN_ARRAY,				/* nested JSON arrays of one element kind */
+	COLUMN_TEXT,				/* text, varchar: their bytes, no output call */
 	COLUMN_STRING				/* any other type: its output text */
 } ColumnKind;
 
@@ -126,6 +127,10 @@ plan_column(RowJsonColumn *col, Oid typid)
 			return true;
 		case JSONOID:
 			col->kind = COLUMN_JSON;
+			return true;
+		case TEXTOID:
+		case VARCHAROID:
+			col->kind = COLUMN_TEXT;
 			return true;
 		default:
 			if (OidIsValid(get_element_type(base)))
@@ -235,17 +240,71 @@ coco_row_json_plan(Relation rel)
 	return plan;
 }
 
+/*
+ * s[0..len) as a JSON string, byte for byte what escape_json() writes, but
+ * copying each run of bytes that need no escape at once (escape_json goes a
+ * byte at a time, and wants a NUL-terminated copy of a text value).
+ */
+static void
+append_escaped(StringInfo buf, const char *s, Size len)
+{
+	const char *end = s + len;
+
+	enlargeStringInfo(buf, len + 2);
+	appendStringInfoCharMacro(buf, '"');
+	while (s < end)
+	{
+		const char *run = s;
+
+		while (s < end && (unsigned char) *s >= ' ' && *s != '"' && *s != '\\')
+			s++;
+		if (s > run)
+			appendBinaryStringInfo(buf, run, s - run);
+		if (s == end)
+			break;
+		switch (*s)
+		{
+			case '\b':
+				appendStringInfoString(buf, "\\b");
+				break;
+			case '\f':
+				appendStringInfoString(buf, "\\f");
+				break;
+			case '\n':
+				appendStringInfoString(buf, "\\n");
+				break;
+			case '\r':
+				appendStringInfoString(buf, "\\r");
+				break;
+			case '\t':
+				appendStringInfoString(buf, "\\t");
+				break;
+			case '"':
+				appendStringInfoString(buf, "\\\"");
+				break;
+			case '\\':
+				appendStringInfoString(buf, "\\\\");
+				break;
+			default:
+				appendStringInfo(buf, "\\u%04x", (int) *s);
+				break;
+		}
+		s++;
+	}
+	appendStringInfoCharMacro(buf, '"');
+}
+
 /* a string value, refused above jsonb's limit as to_jsonb refuses it */
 static void
-append_json_string(StringInfo buf, const char *s)
+append_json_string(StringInfo buf, const char *s, Size len)
 {
-	if (strlen(s) > JENTRY_OFFLENMASK)
+	if (len > JENTRY_OFFLENMASK)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("string too long to represent as jsonb string"),
 				 errdetail("Due to an implementation restriction, jsonb strings cannot exceed %d bytes.",
 						   JENTRY_OFFLENMASK)));
-	escape_json(buf, s);
+	append_escaped(buf, s, len);
 }
 
 /*
@@ -375,9 +434,20 @@ append_value(StringInfo buf, RowJsonColumn *col, Datum value)
 		case COLUMN_ARRAY:
 			append_array(buf, col, value);
 			break;
+		case COLUMN_TEXT:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				append_json_string(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				break;
+			}
 		case COLUMN_STRING:
-			append_json_string(buf, OutputFunctionCall(&col->out, value));
-			break;
+			{
+				char	   *text = OutputFunctionCall(&col->out, value);
+
+				append_json_string(buf, text, strlen(text));
+				break;
+			}
 	}
 }
 
