@@ -27,7 +27,7 @@ use Time::HiRes qw(time usleep);
 our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
   records wait_until wait_records wait_deliveries stats worker_pid
   wait_worker api_sql body_of restart_receiver by_webhook_id
-  proc_status_kb start_verifier);
+  proc_status_kb start_verifier try_psql wait_server);
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -65,11 +65,40 @@ sub create_extension
 	return;
 }
 
+# Runs $sql with psql -c; returns (exit code, output) and never dies.
+# For polling a server that may be down or in crash recovery: the
+# Cluster's psql() feeds the query on stdin, and when psql exits at a
+# refused connection before reading it, IPC::Run dies of the broken pipe.
+sub try_psql
+{
+	my ($node, $dbname, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run(
+			[
+				$node->installed_command('psql'), '-XAtq',
+				'-d', $node->connstr($dbname), '-c', $sql
+			],
+			'<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout(60));
+	};
+	chomp $out;
+	return ($ok ? 0 : 1, $out);
+}
+
+# Waits until the server accepts connections (after a crash); true if so.
+sub wait_server
+{
+	my ($node, $timeout) = @_;
+	return wait_until('the server to accept connections', $timeout // 60,
+		sub { (try_psql($node, 'postgres', 'SELECT 1'))[0] == 0 });
+}
+
 # pid of the cocohooks worker of database postgres, or undef
 sub worker_pid
 {
 	my ($node) = @_;
-	my ($ret, $out) = $node->psql('postgres',
+	my ($ret, $out) = try_psql($node, 'postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'cocohooks worker' AND datname = 'postgres'"
 	);
 	return undef if $ret != 0 || $out eq '';

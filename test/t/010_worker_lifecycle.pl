@@ -54,9 +54,7 @@ ok(delivered_write('after terminate'), 'deliveries continue after the restart');
 # SIGKILL: crash restart of the whole server
 my $log_offset = -s $node->logfile;
 kill 'KILL', $pid2;
-ok( $node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'cocohooks worker' AND pid <> $pid2"
-	),
+ok(defined wait_worker($node, 60, $pid2),
 	'server and worker come back after SIGKILL of the worker');
 ok($node->log_contains(qr/terminated by signal 9/, $log_offset),
 	'postmaster saw the worker killed');

@@ -113,8 +113,7 @@ my $outstanding = 20 - ($st1->{delivered} - $st0->{delivered}) - ($st1->{failed}
 $pid = worker_pid($node);
 my $t_kill = time();
 kill 'KILL', $pid;
-ok( $node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'cocohooks worker' AND pid <> $pid"),
+ok(defined wait_worker($node, 60, $pid),
 	'server and worker back after SIGKILL');
 note(sprintf('crash restart after SIGKILL took %.2f s', time() - $t_kill));
 ok($node->log_contains(qr/terminated by signal 9/, $log_offset), 'postmaster saw the kill');

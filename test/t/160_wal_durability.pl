@@ -169,8 +169,7 @@ sub crash_batch
 
 sub wait_back
 {
-	ok(wait_until('server accepts connections again', 60, sub {
-		my ($r) = $node->psql('postgres', 'SELECT 1'); $r == 0 }), 'the server is back');
+	ok(wait_server($node, 60), 'the server is back');
 	ok(defined wait_worker($node, 30), 'a worker runs again');
 	return;
 }

@@ -314,8 +314,7 @@ for my $fault ('worker restart', 'crash')
 	{
 		my $pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
 		kill 'KILL', $pid;
-		ok(wait_until('the server after the crash', 60,
-			sub { $node->psql('postgres', 'SELECT 1') == 0 }), "$fault: the server is back");
+		ok(wait_server($node, 60), "$fault: the server is back");
 		wait_worker($node, 30);
 	}
 	# writes after the fault, queued while older events come from the WAL

@@ -191,8 +191,7 @@ api_in('db5', "INSERT INTO items SELECT g, 'db5' FROM generate_series(1, 500) g"
 api_in('db1', "INSERT INTO crash SELECT g, 'db1' FROM generate_series(1, 500) g");
 my $ckpt = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
 kill 'KILL', $ckpt;
-ok(wait_until('server back after the crash', 60, sub { $node->psql('postgres', 'SELECT 1') == 0 }),
-	'the server restarts after a crash');
+ok(wait_server($node, 60), 'the server restarts after a crash');
 for my $db ('db5', 'db1')
 {
 	ok(wait_until("$db: all 500 events", 120, sub {
