@@ -315,13 +315,15 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	{
 		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up &&
 			!r->permanent && r->status != 410;
+		bool		backlog_full = false;
 		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 
 		if (retry && retry_waiting >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
 		{
 			retry = false;
-			snprintf(next, sizeof(next), ", not retried: too many retries waiting");
+			backlog_full = true;
+			snprintf(next, sizeof(next), ", not retried: %d retries already wait", retry_waiting);
 		}
 		else if (retry)
 			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
@@ -339,6 +341,16 @@ delivery_done(void *arg, const CocoHttpResult *r)
 						   (int) d->spec->url_len, coco_spec_url(d->spec),
 						   d->webhook_id,
 						   (int) msg->document_id_len, coco_event_document_id(msg))));
+		if (backlog_full)
+		{
+			/* the log row says why it has fewer attempts than max_retries allows */
+			char	   *plain = error;
+
+			error = psprintf("%s; not retried: %d deliveries already wait to retry "
+							 "(the limit is %d times cocohooks.max_concurrent_deliveries)",
+							 plain, retry_waiting, RETRY_BACKLOG_FACTOR);
+			pfree(plain);
+		}
 		if (retry)
 		{
 			/* waits in worker memory, holding no place in the shared queue */
