@@ -22,6 +22,7 @@ OBJS = \
 	src/hook_admin.o \
 	src/hook_args.o \
 	src/hook_triggers.o \
+	src/column_renames.o \
 	src/hook_filters.o \
 	src/header_object.o \
 	src/redeliver.o \

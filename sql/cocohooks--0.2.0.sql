@@ -165,6 +165,16 @@ CREATE EVENT TRIGGER cocohooks_sync_triggers ON ddl_command_end
     WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION cocohooks.sync_hook_triggers();
 
+-- ALTER TABLE ... RENAME COLUMN on a hooked table: its hooks' columns and
+-- exclude_columns follow the new name (a column left out of payloads stays
+-- out under any name).
+CREATE FUNCTION cocohooks.follow_column_renames() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_follow_column_renames';
+REVOKE ALL ON FUNCTION cocohooks.follow_column_renames() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_follow_column_renames ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION cocohooks.follow_column_renames();
+
 -- Privileges: everyone may register hooks on tables they own and read what
 -- concerns those tables; only the functions above write the catalog.
 REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;

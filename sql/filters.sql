@@ -80,6 +80,36 @@ SELECT substring(body from '"document": (\{.*\}), "document_id"') AS document,
 DROP TABLE fl_comp;
 DROP TYPE fl_pair;
 
+-- RENAME COLUMN: the hooks follow the new names, so a column left out of
+-- payloads stays out, and a filter keeps matching (on a partitioned table
+-- too, whose partitions' columns are renamed with it)
+CREATE TABLE fl_users (id int PRIMARY KEY, email text, pw text, plan text) PARTITION BY RANGE (id);
+CREATE TABLE fl_users_1 PARTITION OF fl_users FOR VALUES FROM (1) TO (100);
+SELECT cocohooks.register_hook('fl_users', 'post_save', recv_url('/filters/renamed'),
+         columns => ARRAY['plan', 'email'], exclude_columns => ARRAY['pw']) > 0 AS renamed_hook;
+SELECT cocohooks.register_hook('fl_users', 'post_save', recv_url('/filters/renamed-all')) > 0 AS plain_hook;
+ALTER TABLE fl_users RENAME COLUMN pw TO password_hash;
+ALTER TABLE fl_users RENAME COLUMN plan TO tier;
+ALTER TABLE fl_users RENAME COLUMN email TO mail;
+ALTER TABLE fl_users RENAME COLUMN mail TO email_address;
+SELECT columns, exclude_columns FROM cocohooks.hooks WHERE collection = 'fl_users'::regclass ORDER BY id;
+BEGIN;   -- a rename rolled back leaves the hooks as they were
+ALTER TABLE fl_users RENAME COLUMN tier TO level;
+ROLLBACK;
+SELECT columns, exclude_columns FROM cocohooks.hooks WHERE collection = 'fl_users'::regclass ORDER BY id;
+SET cocohooks.api_session = on;
+INSERT INTO fl_users VALUES (1, 'a@example.com', 'hash-a', 'free');
+UPDATE fl_users SET tier = 'pro' WHERE id = 1;                     -- a filter column, renamed
+UPDATE fl_users SET password_hash = 'hash-b' WHERE id = 1;         -- not a filter column
+RESET cocohooks.api_session;
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT path, b->>'operation' AS operation, b->'document'->>'tier' AS tier,
+       b->'document' ? 'password_hash' AS doc_password_hash,
+       coalesce(b->'old_data' ? 'password_hash', false) AS old_password_hash,
+       (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(b->'document') k) AS doc_keys
+  FROM fl_req WHERE path LIKE '/filters/renamed%' ORDER BY path, n;
+DROP TABLE fl_users;
+
 -- bad input: an ERROR that names the argument, nothing registered
 SELECT count(*) AS hooks_before FROM cocohooks.hooks WHERE collection = 'fl_posts'::regclass;
 SELECT cocohooks.register_hook('fl_posts', 'post_save', recv_url('/filters/x'), columns => ARRAY['nope']);

@@ -178,6 +178,14 @@ SELECT cocohooks.unregister_hook(:ha);
 INSERT INTO cocohooks.hooks (collection, event, url) VALUES ('reg_admin', 'post_save', 'http://127.0.0.1/x');
 UPDATE cocohooks.hooks SET enabled = false;
 DELETE FROM cocohooks.hooks;
+-- but her RENAME COLUMN updates her hooks' column names (as the catalog's owner)
+SELECT cocohooks.register_hook('reg_alice', 'post_delete', recv_url('/registration/alice-del'),
+         exclude_columns => ARRAY['v']) AS hald \gset
+ALTER TABLE reg_alice RENAME COLUMN v TO val;
+SELECT exclude_columns FROM cocohooks.hooks WHERE id = :hald;
+ALTER TABLE reg_alice RENAME COLUMN val TO v;
+SELECT exclude_columns FROM cocohooks.hooks WHERE id = :hald;
+SELECT cocohooks.unregister_hook(:hald);
 RESET ROLE;
 
 SET ROLE regress_coco_bob;

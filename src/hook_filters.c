@@ -13,9 +13,11 @@
  * the type's equality as IS DISTINCT FROM does (bytes, for a type without
  * one); creates and deletes fire it always.  No catalog access per row.
  *
- * A name that no longer names a column (dropped or renamed since the hook
- * was registered) is ignored: a filter left with no column fires on no
- * update, and an exclusion of a missing column leaves nothing out.
+ * Renames are followed in the catalog (column_renames.c).  A name that no
+ * longer names a column (dropped since the hook was registered) is ignored:
+ * a filter left with no column fires on no update, and an exclusion of a
+ * missing column leaves nothing out (a column added later under that name
+ * is left out again).
  *
  *-------------------------------------------------------------------------
  */
