@@ -147,7 +147,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	coco_check_url(url);
 	coco_check_headers(headers);
 	if (secret)
-		coco_check_secret(secret);
+		coco_check_secret(secret, "secret", true);
 	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
 	coco_check_range("max_retries", max_retries, 0, MAX_RETRIES);
 	coco_check_ordering(ordering);
@@ -304,7 +304,7 @@ cocohooks_rotate_secret(PG_FUNCTION_ARGS)
 	coco_require_arg(fcinfo, 2, "overlap");
 	secret = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	overlap = PG_GETARG_INTERVAL_P(2);
-	coco_check_secret(secret);
+	coco_check_secret(secret, "new_secret", false);
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(overlap),
 										  IntervalPGetDatum(&zero))) < 0 ||
 		INTERVAL_NOT_FINITE(overlap))

@@ -23,7 +23,8 @@ extern void coco_require_arg(FunctionCallInfo fcinfo, int argno, const char *nam
 extern CocoEventKind coco_check_event(const char *event);
 extern void coco_check_url(const char *url);
 extern void coco_check_headers(Jsonb *headers);
-extern void coco_check_secret(const char *secret);
+extern void coco_check_secret(const char *secret, const char *argname,
+							  bool null_allowed);
 extern void coco_check_range(const char *name, int value, int min, int max);
 extern void coco_check_collection(Oid relid);
 extern void coco_check_partition_family(Oid relid);

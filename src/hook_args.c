@@ -97,7 +97,8 @@ check_literal_address(const char *url, const char *host)
 	if (family != 0 && !coco_address_allowed(family, addr, &why))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("url \"%s\" points to an address deliveries may not connect to", url),
+				 errmsg("url \"%s\" points to a non-public address outside \"%s\"", url,
+						"cocohooks.allowed_networks"),
 				 errdetail("%s is %s, and not inside \"%s\".", host, why,
 						   "cocohooks.allowed_networks"),
 				 errhint("Use a public address, or ask a superuser to add its range to \"%s\".",
@@ -226,8 +227,12 @@ coco_check_headers(Jsonb *headers)
 				 errdetail("All headers together must be at most %d bytes.", COCO_MAX_HEADERS_LEN)));
 }
 
+/*
+ * A secret given as argument argname; null_allowed says whether NULL (no
+ * signature) was an option, for the detail.
+ */
 void
-coco_check_secret(const char *secret)
+coco_check_secret(const char *secret, const char *argname, bool null_allowed)
 {
 	char		key[COCO_MAX_KEY_LEN];
 
@@ -235,8 +240,11 @@ coco_check_secret(const char *secret)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid secret"),
-				 errdetail("secret must be \"whsec_\" followed by the base64 of a key of 1 to %d bytes, or NULL for unsigned deliveries.",
-						   COCO_MAX_KEY_LEN)));
+				 null_allowed ?
+				 errdetail("%s must be \"whsec_\" followed by the base64 of a key of 1 to %d bytes, or NULL for unsigned deliveries.",
+						   argname, COCO_MAX_KEY_LEN) :
+				 errdetail("%s must be \"whsec_\" followed by the base64 of a key of 1 to %d bytes.",
+						   argname, COCO_MAX_KEY_LEN)));
 }
 
 void

@@ -43,7 +43,7 @@ my ($ret, $out, $err) = $node->psql('postgres',
 	"SELECT cocohooks.register_hook('t', 'post_save', 'http://127.0.0.1:$port/literal')",
 	connstr => $tenant);
 isnt($ret, 0, 'register_hook refuses a literal loopback address');
-like($err, qr/ERROR:  url "http:\/\/127\.0\.0\.1:\d+\/literal" points to an address deliveries may not connect to/,
+like($err, qr/ERROR:  url "http:\/\/127\.0\.0\.1:\d+\/literal" points to a non-public address outside "cocohooks\.allowed_networks"/,
 	'the error says why');
 like($err, qr/DETAIL:  127\.0\.0\.1 is a loopback address, and not inside "cocohooks\.allowed_networks"/,
 	'the detail names the address, its kind and the setting');

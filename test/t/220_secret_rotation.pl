@@ -138,7 +138,8 @@ is_deeply($r->{verified_by}, [ JSON::PP::true, JSON::PP::false, JSON::PP::false 
 
 # 6. bad input: nothing changes
 for my $case (
-	[ "rotate_secret($hook, 'nope')", qr/invalid secret/, 'a secret not of the whsec_ form' ],
+	[ "rotate_secret($hook, 'nope')", qr/ERROR:  invalid secret\nDETAIL:  new_secret must be "whsec_" followed by the base64 of a key of 1 to \d+ bytes\.$/,
+	  'a secret not of the whsec_ form, new_secret named' ],
 	[ "rotate_secret($hook, NULL)", qr/new_secret must not be null/, 'a NULL secret' ],
 	[ "rotate_secret(NULL, '$new')", qr/hook_id must not be null/, 'a NULL hook_id' ],
 	[ "rotate_secret($hook, '$new', NULL)", qr/overlap must not be null/, 'a NULL overlap' ],
