@@ -3,6 +3,26 @@
 -- transaction that is rolled back, and no row is written.  What a
 -- delivery does at connect time is tested in test/t/200_network_guard.pl.
 SHOW cocohooks.allowed_networks;
+-- which internal networks are allowed is not shown to other roles
+CREATE ROLE regress_coco_tenant;
+SET ROLE regress_coco_tenant;
+DO $$
+DECLARE
+    s text;
+BEGIN
+    FOREACH s IN ARRAY ARRAY['cocohooks.allowed_networks', 'cocohooks.ca_file'] LOOP
+        BEGIN
+            PERFORM current_setting(s);
+            RAISE NOTICE '%: shown', s;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE '%: not shown (insufficient privilege)', s;
+        END;
+    END LOOP;
+END $$;
+SELECT count(*) AS settings_seen FROM pg_settings
+ WHERE name IN ('cocohooks.allowed_networks', 'cocohooks.ca_file');
+RESET ROLE;
+DROP ROLE regress_coco_tenant;
 
 CREATE TABLE ng_t (id int PRIMARY KEY);
 CREATE FUNCTION ng_try(url text) RETURNS text LANGUAGE plpgsql AS $$
@@ -55,6 +75,9 @@ SELECT u AS url, ng_try(u) FROM unnest(ARRAY[
     'http://[::ffff:10.0.0.1]/',
     'http://[::ffff:8.8.8.8]/',
     'http://[::ffff:169.254.169.254]/',
+    -- only an IPv6 range allows a mapped address; 127.0.0.0/8 does not
+    'http://[::ffff:127.0.0.1]/',
+    'http://[::ffff:7f00:1]/',
     'http://[::10.0.0.1]/',
     'http://[64:ff9b::a00:1]/',
     'http://[64:ff9b:1::a00:1]/',
@@ -77,7 +100,6 @@ SELECT u AS url, ng_try(u) FROM unnest(ARRAY[
     'http://127.5.6.7:9000/x',
     'http://2130706433/',
     'http://[::1]/',
-    'http://[::ffff:127.0.0.1]/',
     'http://8.8.8.8/',
     'https://1.1.1.1:8443/',
     'http://9.255.255.255/',

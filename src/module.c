@@ -251,7 +251,8 @@ define_settings(void)
 							   &cocohooks_allowed_networks,
 							   "",
 							   PGC_SIGHUP,
-							   GUC_LIST_INPUT,
+							   /* the internal networks are no business of tenants, as ssl_ca_file's path */
+							   GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
 							   coco_allowed_networks_check,
 							   coco_allowed_networks_assign,
 							   NULL);
@@ -262,7 +263,7 @@ define_settings(void)
 							   &cocohooks_ca_file,
 							   "",
 							   PGC_SIGHUP,
-							   0,
+							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("cocohooks");

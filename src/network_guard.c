@@ -15,9 +15,10 @@
  * connection is reused), so no DNS answer can slip past it.  register_hook
  * also refuses a literal IP address that is not allowed.
  *
- * IPv4 addresses mapped or embedded in IPv6 are never public: a mapped
- * address (::ffff:a.b.c.d) is allowed when its IPv4 address is inside an
- * allowed range, the others only by an IPv6 range.
+ * IPv4 addresses mapped or embedded in IPv6 are never public, and only an
+ * IPv6 range allows them (as inet's <<= has it: ::ffff:127.0.0.1 is not
+ * inside 127.0.0.0/8), so allowing an IPv4 range lets no IPv6 spelling of
+ * its addresses through.
  *
  *-------------------------------------------------------------------------
  */
@@ -163,13 +164,8 @@ coco_address_allowed(int family, const uint8 *addr, const char **why)
 	}
 	else if (family == AF_INET6)
 	{
-		static const uint8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 		kind = ipv6_kind(addr);
 		if (kind == NULL || in_allowed(AF_INET6, addr))
-			return true;
-		/* a mapped address reaches its IPv4 address: allowed as that one is */
-		if (memcmp(addr, mapped, 12) == 0 && in_allowed(AF_INET, addr + 12))
 			return true;
 	}
 	else

@@ -84,25 +84,28 @@ like($node->safe_psql('postgres',
 		"SELECT error FROM cocohooks.deliveries WHERE document_id = '3'"),
 	qr/^blocked: (127\.0\.0\.1|::1) is a loopback address/, 'logged as blocked');
 
-# 4. IPv4-mapped IPv6: allowed as its IPv4 address is, and only so
-set_allowed('127.0.0.0/8');
+# 4. IPv4-mapped IPv6: allowed only by an IPv6 range, not by its IPv4 one
+set_allowed('::ffff:127.0.0.0/104');
 $node->safe_psql('postgres', qq{
 	CREATE TABLE m (id int PRIMARY KEY);
 	SELECT cocohooks.register_hook('m', 'post_save', 'http://[::ffff:127.0.0.1]:$port/m', max_retries => 3);
 });
-set_allowed('::1');
-$before = stats($node);
 api_write(1, 'm');
+ok(wait_deliveries($node), 'finished');
+is(scalar(@{ records($recv, sub { $_[0]{path} eq '/m' }) }), 1,
+	'a mapped loopback address is delivered to when an IPv6 range allows it');
+set_allowed('127.0.0.0/8, ::1');
+api_write(2, 'm');
 ok(wait_deliveries($node), 'finished');
 like($node->safe_psql('postgres',
 		"SELECT error FROM cocohooks.deliveries WHERE collection = 'm'"),
 	qr/^blocked: ::ffff:127\.0\.0\.1 is an IPv4-mapped address, not in cocohooks\.allowed_networks$/,
-	'a mapped loopback address is blocked when only ::1 is allowed');
-set_allowed('127.0.0.0/8');
-api_write(2, 'm');
-ok(wait_deliveries($node), 'finished');
-is(scalar(@{ records($recv, sub { $_[0]{path} eq '/m' }) }), 1,
-	'delivered when its IPv4 address is inside an allowed range');
+	'and blocked when only 127.0.0.0/8 and ::1 are allowed');
+is(scalar(@{ records($recv, sub { $_[0]{path} eq '/m' }) }), 1, 'the receiver got nothing more');
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT cocohooks.register_hook('m', 'post_save', 'http://[::ffff:127.0.0.1]:$port/m2')");
+like($err, qr/DETAIL:  \[::ffff:127\.0\.0\.1\] is an IPv4-mapped address, and not inside "cocohooks\.allowed_networks"/,
+	'register_hook refuses it too');
 
 # 5. a bad value is refused and the old one stays
 ($ret, $out, $err) = $node->psql('postgres',
