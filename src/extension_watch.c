@@ -9,9 +9,11 @@
  * cocohooks.max_databases, see coco_extension_reserve_slot), which wants a
  * worker from the launcher once the transaction commits; DROP EXTENSION
  * makes the worker free the slot and exit.  In wal mode the worker keeps a
- * replication slot only while the extension exists: it starts reading
- * events from the WAL as it starts, and drops the replication slot as the
- * extension goes, so that nothing is left holding WAL.  The change is
+ * replication slot only while the extension exists: CREATE EXTENSION makes
+ * it (so the WAL of the first events is kept however late the worker
+ * starts), the worker reads events from the WAL from there, and drops the
+ * slot as the extension goes; the dropping backend drops it if no worker
+ * holds it, so that nothing is left holding WAL.  The change is
  * noticed in the backend that makes it (at install, and through the object
  * access hook for a drop), acted on once its transaction commits (a
  * rolled-back DROP changes nothing; a rolled-back CREATE frees the slot it
@@ -27,12 +29,15 @@
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 
+#include "wal_source.h"
+
 #define WAIT_FOR_WORKER_MS	5000
 
 static object_access_hook_type prev_object_access_hook = NULL;
 static bool changed_in_xact = false;
 static bool created_in_xact = false;
 static bool reserved_in_xact = false;	/* the slot is ours to free at abort */
+static bool wal_slot_in_xact = false;	/* the replication slot too */
 static Oid	cocohooks_extension_oid = InvalidOid;
 
 /*
@@ -79,6 +84,8 @@ xact_callback(XactEvent event, void *arg)
 {
 	if (!changed_in_xact)
 		return;
+	if (event == XACT_EVENT_PRE_COMMIT && created_in_xact)
+		wal_slot_in_xact = coco_wal_create_slot_for_install();
 	if (event == XACT_EVENT_COMMIT)
 	{
 		if (created_in_xact)
@@ -91,11 +98,19 @@ xact_callback(XactEvent event, void *arg)
 			coco_launcher_wake();
 		}
 		coco_queue_request_extension_check(WAIT_FOR_WORKER_MS);
+		/* a database whose worker is not running (a template, say) */
+		if (!created_in_xact)
+			coco_wal_drop_unused_slot("the extension was dropped");
 	}
-	else if (event == XACT_EVENT_ABORT && reserved_in_xact)
-		coco_slot_free(MyDatabaseId, COCO_SLOT_RESERVED);
+	else if (event == XACT_EVENT_ABORT)
+	{
+		if (reserved_in_xact)
+			coco_slot_free(MyDatabaseId, COCO_SLOT_RESERVED);
+		if (wal_slot_in_xact)
+			coco_wal_drop_unused_slot("CREATE EXTENSION was rolled back");
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-		changed_in_xact = created_in_xact = reserved_in_xact = false;
+		changed_in_xact = created_in_xact = reserved_in_xact = wal_slot_in_xact = false;
 }
 
 void

@@ -360,6 +360,83 @@ coco_wal_source_recheck(void)
 	}
 }
 
+/*
+ * CREATE EXTENSION in wal mode, in the backend, before it commits: makes
+ * the database's replication slot if there is none, so that the WAL of
+ * the first events is kept from now on, however late the worker starts
+ * (no free background worker, say) and whatever happens before it does.
+ * The worker takes the slot over.  An ERROR here (no free replication
+ * slot) fails the CREATE EXTENSION.  Returns whether it made one.
+ */
+bool
+coco_wal_create_slot_for_install(void)
+{
+	char		name[NAMEDATALEN];
+
+	snprintf(name, sizeof(name), "cocohooks_%u", MyDatabaseId);
+	if (!coco_wal_mode() || MyReplicationSlot != NULL ||
+		SearchNamedReplicationSlot(name, true) != NULL)
+		return false;
+	coco_slot_create(name);
+	ReplicationSlotReserveWal();
+	ReplicationSlotMarkDirty();
+	ReplicationSlotSave();
+	ReplicationSlotsComputeRequiredLSN();
+	ReplicationSlotRelease();
+	ereport(LOG,
+			(errmsg("cocohooks created replication slot \"%s\" to keep WAL for its events",
+					name)));
+	return true;
+}
+
+/*
+ * For a backend, after DROP EXTENSION commits (or a CREATE EXTENSION that
+ * made the slot aborts): drops this database's replication slot unless a
+ * worker holds it (that worker drops it itself as it sees the extension
+ * gone).  Never raises an error: called from transaction callbacks.
+ */
+void
+coco_wal_drop_unused_slot(const char *why)
+{
+	char		name[NAMEDATALEN];
+	ReplicationSlot *slot;
+	pid_t		holder = 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	snprintf(name, sizeof(name), "cocohooks_%u", MyDatabaseId);
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	slot = SearchNamedReplicationSlot(name, false);
+	if (slot != NULL)
+	{
+		SpinLockAcquire(&slot->mutex);
+		holder = slot->active_pid;
+		SpinLockRelease(&slot->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	if (slot == NULL || holder != 0 || MyReplicationSlot != NULL)
+		return;
+	PG_TRY();
+	{
+		ReplicationSlotDrop(name, true);
+		ereport(LOG,
+				(errmsg("cocohooks dropped replication slot \"%s\": %s", name, why)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* taken meanwhile: whoever holds it drops it */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("cocohooks did not drop replication slot \"%s\": %s",
+						name, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
 /* Drops the slot of this database, if there is one (memory mode). */
 void
 coco_wal_source_drop_slot(void)
