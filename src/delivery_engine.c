@@ -459,25 +459,41 @@ release_finished_events(void)
 }
 
 /*
+ * Why a delivery about to be sent (or retried) is not: its hook's receiver
+ * answered 410 Gone after its event was written, or its event's WAL record
+ * is past cocohooks.max_wal_retention.  NULL if it goes.
+ */
+static char *
+reason_not_to_send(const Delivery *d)
+{
+	TimestampTz gone_at;
+
+	if (coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at, &gone_at))
+		return psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
+						timestamptz_to_str(gone_at));
+	if (d->ev->wal_lsn != 0 && d->ev->wal_lsn <= coco_wal_retention_cut())
+		return pstrdup("given up: WAL retention limit");
+	return NULL;
+}
+
+/*
  * Sends a delivery that holds a slot of its origin.  If libcurl refuses
  * the transfer, the delivery fails at once (which frees the slot for the
- * next one).  A delivery of a hook whose receiver answered 410 Gone after
- * its event was written is not sent: it fails at once, and its slot goes
- * to the next waiting delivery, in a loop rather than by recursion (a gone
- * receiver may have thousands waiting).
+ * next one).  A delivery that is not to be sent (reason_not_to_send) fails
+ * at once, and its slot goes to the next waiting delivery, in a loop rather
+ * than by recursion (a gone receiver may have thousands waiting).
  */
 static void
 send_delivery(Delivery *d)
 {
-	TimestampTz gone_at;
+	char	   *skip;
 
-	while (coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at, &gone_at))
+	while ((skip = reason_not_to_send(d)) != NULL)
 	{
 		dlist_node *next = coco_origin_release(d->origin);
 		CocoHttpResult r = {0};
 
-		r.error = psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
-						   timestamptz_to_str(gone_at));
+		r.error = skip;
 		d->given_up = true;
 		d->attempts--;
 		delivery_done(d, &r);

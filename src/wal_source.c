@@ -132,6 +132,7 @@ static TimestampTz last_crashed_check = 0;
 static Job *first_unread = NULL;	/* the oldest job not all handed on */
 static TimestampTz last_slot_save = 0;
 static char slot_name[NAMEDATALEN];
+static XLogRecPtr retention_cut = 0;	/* see coco_wal_retention_cut() */
 
 /* queued events wait until the delivery cursor has handed on everything up to here */
 static uint64 hold_until = 0;
@@ -1088,8 +1089,10 @@ coco_wal_event_finished(uint64 lsn, void *source_arg)
 /*
  * Past cocohooks.max_wal_retention, the jobs that hold WAL beyond it give up
  * what they have not handed on yet: those events are logged as failed, with
- * their payload.  Events already in flight finish as usual (their retries
- * are bounded); an open transaction holds its WAL until it ends.
+ * their payload.  Events already handed on (or carried by the queue) whose
+ * record is past it are given up by the engine instead of being sent or
+ * retried (coco_wal_retention_cut); a request in flight finishes as usual;
+ * an open transaction holds its WAL until it ends.
  */
 static void
 give_up_past_retention(XLogRecPtr restart)
@@ -1098,12 +1101,14 @@ give_up_past_retention(XLogRecPtr restart)
 	uint64		limit;
 	dlist_iter	iter;
 
+	retention_cut = 0;
 	if (cocohooks_max_wal_retention < 0)
 		return;
 	insert = GetXLogInsertRecPtr();
 	limit = (uint64) cocohooks_max_wal_retention * 1024 * 1024;
 	if (insert <= restart || insert - restart <= limit)
 		return;
+	retention_cut = insert - limit;
 	dlist_foreach(iter, &jobs)
 	{
 		Job		   *job = dlist_container(Job, node, iter.cur);
@@ -1117,6 +1122,16 @@ give_up_past_retention(XLogRecPtr restart)
 					 errdetail("Each is logged in cocohooks.deliveries as failed, with its payload, and can be sent again with cocohooks.redeliver().")));
 		}
 	}
+}
+
+/*
+ * While the WAL kept is past cocohooks.max_wal_retention: the position
+ * before which an event's record is too old to be sent or retried; else 0.
+ */
+uint64
+coco_wal_retention_cut(void)
+{
+	return active ? retention_cut : 0;
 }
 
 /*

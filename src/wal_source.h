@@ -34,6 +34,7 @@ extern void coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs);
 extern void coco_wal_note_queued(uint64 lsn);
 extern bool coco_wal_started_from_wal(uint64 lsn);
 extern void coco_wal_event_finished(uint64 lsn, void *source_arg);
+extern uint64 coco_wal_retention_cut(void);
 
 /* event_queue.c: what the WAL reader has finished, for wait_for_deliveries() */
 extern void coco_queue_set_wal_done(uint64 lsn);

@@ -21,6 +21,7 @@ max_wal_senders = 0
 cocohooks.queue_size = '64kB'
 cocohooks.max_concurrent_deliveries = 4
 cocohooks.max_wal_retention = '1MB'
+cocohooks.retry_max_backoff = '2s'
 });
 $node->start;
 create_extension($node);
@@ -68,6 +69,30 @@ is($node->safe_psql('postgres', "SELECT cocohooks.redeliver($del_id)"), 't', 're
 ok(wait_until('the redelivered event', 30, sub {
 	@{ records($recv, sub { $_[0]{headers}{'webhook-id'} eq $webhook_id }) } > $before }),
 	'the given-up event is sent under its webhook-id');
+
+# events the queue carried and that wait to retry are given up too once
+# their WAL is past the limit, instead of being retried until max_retries
+$node->safe_psql('postgres', qq{
+	CREATE TABLE q (id int PRIMARY KEY);
+	SELECT cocohooks.register_hook('q', 'post_save', '$recv->{url}/status/503?q', max_retries => 20);
+});
+api_sql($node, q{INSERT INTO q SELECT g FROM generate_series(1, 20) g});
+ok(wait_until('the first failures', 20, sub {
+	@{ records($recv, sub { $_[0]{path} eq '/status/503?q' }) } >= 20 }),
+	'20 events from the queue failed their first attempt and wait to retry');
+$node->safe_psql('postgres',
+	q{INSERT INTO churn SELECT g, repeat('c', 200) FROM generate_series(1, 20000) g});
+$node->safe_psql('postgres', 'SELECT pg_switch_wal()');
+ok(wait_deliveries($node, '120 s'), 'they finished');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE error = 'given up: WAL retention limit' AND payload IS NOT NULL
+	                          AND attempts < 21)
+	       || ',' || count(*)
+	  FROM cocohooks.deliveries WHERE collection = 'q'}), '20,20',
+	'each was given up past the WAL retention limit, with its payload, before its retries ran out');
+ok(wait_until('the WAL released', 10, sub {
+	$node->safe_psql('postgres', 'SELECT wal_retained_bytes FROM cocohooks.stats') < 1024 * 1024 }),
+	'and the WAL they held is released');
 
 # DROP EXTENSION leaves nothing holding WAL; CREATE EXTENSION starts again
 $node->safe_psql('postgres', 'DROP EXTENSION cocohooks CASCADE');
