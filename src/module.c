@@ -16,6 +16,7 @@
 
 #include "http_client.h"
 #include "network_guard.h"
+#include "wal_source.h"
 
 #include <limits.h>
 
@@ -291,6 +292,8 @@ _PG_init(void)
 		return;
 
 	coco_preloaded = true;
+	if (!IsUnderPostmaster)
+		coco_wal_remove_unusable_slots();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = coco_shmem_request;

@@ -48,12 +48,15 @@
  */
 #include "cocohooks.h"
 
+#include <dirent.h>
+
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
+#include "storage/fd.h"
 #include "access/genam.h"
 #include "access/table.h"
 #include "catalog/pg_extension.h"
@@ -388,6 +391,54 @@ coco_wal_create_slot_for_install(void)
 			(errmsg("cocohooks created replication slot \"%s\" to keep WAL for its events",
 					name)));
 	return true;
+}
+
+/*
+ * At postmaster start, before the startup process restores the replication
+ * slots: with wal_level minimal or max_replication_slots 0, PostgreSQL
+ * refuses to start while any slot exists, and cocohooks can use none (it
+ * runs in memory mode).  So its slots, and only they, are removed, with a
+ * WARNING: the server starts, as it would have before wal mode was used.
+ */
+void
+coco_wal_remove_unusable_slots(void)
+{
+	DIR		   *dir;
+	struct dirent *de;
+	int			removed = 0;
+
+	if (wal_level >= WAL_LEVEL_REPLICA && max_replication_slots > 0)
+		return;
+	dir = opendir("pg_replslot");
+	if (dir == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL)
+	{
+		unsigned int oid;
+		char		tail;
+		char		path[MAXPGPATH];
+
+		if (sscanf(de->d_name, "cocohooks_%u%c", &oid, &tail) != 1)
+			continue;
+		snprintf(path, sizeof(path), "pg_replslot/%s", de->d_name);
+		if (rmtree(path, true))
+			removed++;
+		else
+			ereport(WARNING,
+					(errmsg("cocohooks could not remove replication slot directory \"%s\"", path)));
+	}
+	closedir(dir);
+	if (removed > 0)
+	{
+		fsync_fname("pg_replslot", true);
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cocohooks removed %d replication slots of its wal mode", removed),
+				 errdetail("\"%s\" is below replica or \"%s\" is 0, and the server does not start with replication slots then; events written in wal mode and not yet delivered are not sent.",
+						   "wal_level", "max_replication_slots"),
+				 errhint("Set \"%s\" to replica and \"%s\" above 0 to keep events in the WAL again.",
+						 "wal_level", "max_replication_slots")));
+	}
 }
 
 /*

@@ -26,6 +26,7 @@ extern void coco_wal_source_exit(void);
 extern void coco_wal_source_drop_slot(void);
 extern bool coco_extension_installed(void);
 extern bool coco_wal_create_slot_for_install(void);
+extern void coco_wal_remove_unusable_slots(void);
 extern void coco_wal_drop_unused_slot(const char *why);
 extern void coco_wal_drop_slot_of(Oid dboid);
 extern void coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs);

@@ -103,6 +103,18 @@ $node->safe_psql('postgres', 'BEGIN; DROP EXTENSION cocohooks CASCADE; ROLLBACK'
 is($node->safe_psql('postgres', $slot_sql), '1', 'a rolled-back DROP EXTENSION keeps the slot');
 $node->stop;
 
+# wal_level lowered to minimal with the slot there: PostgreSQL would refuse
+# to start with any replication slot, so cocohooks removes its own and says so
+$node->append_conf('postgresql.conf', "wal_level = minimal\nmax_wal_senders = 0\n");
+my $log_offset = -s $node->logfile;
+ok($node->start(fail_ok => 1), 'the server starts after wal_level was lowered to minimal');
+like(slurp_file($node->logfile, $log_offset),
+	qr/WARNING:  cocohooks removed 1 replication slots of its wal mode\n.*DETAIL:  "wal_level" is below replica/,
+	'saying that it removed its replication slot, and why');
+is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'memory',
+	'and runs in memory mode');
+$node->stop;
+
 # a configuration that cannot keep WAL: memory mode, and it says so
 my $minimal = new_node('minimal', conf => qq{
 cocohooks.durability = wal
