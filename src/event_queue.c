@@ -427,6 +427,8 @@ coco_launcher_wake(void)
 static CocoQueue *
 attach(bool create)
 {
+	static bool said_unserved = false;
+
 	if (shared == NULL || !OidIsValid(MyDatabaseId))
 		return NULL;
 	if (queue && queue->dboid == MyDatabaseId && queue->generation == queue_generation)
@@ -443,6 +445,18 @@ attach(bool create)
 		{
 			queue = q;
 			queue_generation = q->generation;
+		}
+		else if (!said_unserved)
+		{
+			/* a database copied from a template with the extension, say */
+			said_unserved = true;
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("cocohooks does not deliver the events of this database"),
+					 errdetail("%d databases are served, as many as \"%s\" allows; the events of this one are not sent.",
+							   shared->nslots, "cocohooks.max_databases"),
+					 errhint("Raise \"%s\" and restart the server, or drop the extension in a database that does not use it.",
+							 "cocohooks.max_databases")));
 		}
 	}
 	else

@@ -210,6 +210,24 @@ ok(wait_until('the warning', 30, sub {
 		$node->log_contains(qr/WARNING:  cocohooks cannot look for the extension in 1 more databases/, $log_offset) }),
 	'max_databases lowered below the databases with the extension: a WARNING says so');
 is(scalar(split /,/, workers()), 2, 'and two databases are served');
+# a write in a database left out says that its events are not sent
+my ($unserved) = grep {
+	my $db = $_;
+	$node->safe_psql($db, "SELECT count(*) FROM pg_extension WHERE extname = 'cocohooks'") eq '1'
+	  && !grep { $_ eq $db } split /,/, workers()
+} split /\n/, $node->safe_psql('postgres',
+	'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1');
+ok(defined $unserved, 'a database with the extension is left out');
+$node->safe_psql($unserved, qq{
+	CREATE TABLE left_out (id int PRIMARY KEY);
+	SELECT cocohooks.register_hook('left_out', 'post_save', '$recv->{url}/left_out');
+});
+my (undef, undef, $left_err) = $node->psql($unserved,
+	'SET cocohooks.api_session = on; INSERT INTO left_out VALUES (1); INSERT INTO left_out VALUES (2)');
+like($left_err, qr/WARNING:  cocohooks does not deliver the events of this database\nDETAIL:  2 databases are served, as many as "cocohooks\.max_databases" allows/,
+	'its write succeeds with a WARNING naming the setting');
+is(() = $left_err =~ /WARNING:  cocohooks does not deliver/g, 1, 'once per session');
+is($node->safe_psql($unserved, 'SELECT count(*) FROM left_out'), '2', 'and the rows are written');
 
 $node->stop;
 
