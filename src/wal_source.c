@@ -222,6 +222,33 @@ last_record_end(void)
 }
 
 /*
+ * Makes this database's replication slot, with an ERROR that says what
+ * for when none is free.
+ */
+static void
+create_slot(const char *name)
+{
+	bool		free_slot = false;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (int i = 0; i < max_replication_slots && !free_slot; i++)
+		free_slot = !ReplicationSlotCtl->replication_slots[i].in_use;
+	LWLockRelease(ReplicationSlotControlLock);
+	if (!free_slot)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("cocohooks cannot keep WAL for the events of this database: all replication slots are in use"),
+				 errdetail("Each database with the extension needs a replication slot of its own (\"%s\").", name),
+				 errhint("Drop a replication slot that is not needed, or raise \"%s\" and restart the server.",
+						 "max_replication_slots")));
+	coco_slot_create(name);
+	ReplicationSlotReserveWal();
+	ReplicationSlotMarkDirty();
+	ReplicationSlotSave();
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+/*
  * Creates the slot that reserves WAL for the events, or takes the one a
  * previous worker left, and positions the scan at its restart point.
  * Returns false when events are not read from the WAL: in memory mode,
@@ -277,11 +304,8 @@ coco_wal_source_start(void)
 	}
 	if (MyReplicationSlot == NULL)
 	{
-		coco_slot_create(slot_name);
-		ReplicationSlotReserveWal();
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-		ReplicationSlotsComputeRequiredLSN();
+		/* no free slot: the worker stops here and is started again */
+		create_slot(slot_name);
 		ereport(LOG,
 				(errmsg("cocohooks created replication slot \"%s\" to keep WAL for its events",
 						slot_name)));
@@ -381,11 +405,7 @@ coco_wal_create_slot_for_install(void)
 	if (!coco_wal_mode() || MyReplicationSlot != NULL ||
 		SearchNamedReplicationSlot(name, true) != NULL)
 		return false;
-	coco_slot_create(name);
-	ReplicationSlotReserveWal();
-	ReplicationSlotMarkDirty();
-	ReplicationSlotSave();
-	ReplicationSlotsComputeRequiredLSN();
+	create_slot(name);
 	ReplicationSlotRelease();
 	ereport(LOG,
 			(errmsg("cocohooks created replication slot \"%s\" to keep WAL for its events",

@@ -446,6 +446,13 @@ cocohooks_worker_main(Datum main_arg)
 		leave_database(DEBUG1, "the extension is not installed in it");
 	coco_store_adopt_legacy(dbname);
 
+	/*
+	 * The replication slot first: if none can be had (all in use), the
+	 * worker fails here, before it takes anything from the queue or saves
+	 * anything at exit, so the queued events wait for the next try.
+	 */
+	(void) coco_wal_source_start();
+
 	coco_queue_set_worker(coco_my_procno());
 	before_shmem_exit(forget_worker, (Datum) 0);
 	before_shmem_exit(save_unfinished, (Datum) 0);
@@ -458,7 +465,6 @@ cocohooks_worker_main(Datum main_arg)
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
 	coco_engine_init();
-	(void) coco_wal_source_start();
 	popbuf = palloc(popbufsize);
 	/* a CREATE EXTENSION that started us waits for this */
 	{

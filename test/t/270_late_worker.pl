@@ -16,7 +16,7 @@ use CocoHooksTest;
 my $recv = start_receiver();
 # three background workers: the logical replication launcher, cocohooks'
 # launcher and the worker of database postgres; none is left for another
-my $node = new_node('late', conf => "max_worker_processes = 3\n");
+my $node = new_node('late', conf => "max_worker_processes = 3\nmax_replication_slots = 3\n");
 $node->start;
 create_extension($node);
 $node->safe_psql('postgres', 'CREATE DATABASE late1');
@@ -80,6 +80,30 @@ my %ids;
 $ids{ body_of($_)->{document}{id} } = 1 for @{ records($recv, sub { $_[0]{path} eq '/late1' }) };
 is(scalar(keys %ids), 20, 'all 20 events written while it had no worker were delivered');
 is(slot_of('late1'), 'true', 'the worker took the slot over');
+
+# --- no replication slot free ----------------------------------------------
+$node->safe_psql('postgres', "SELECT pg_create_physical_replication_slot('filler')");
+my ($r, $o, $e) = $node->psql('late2', 'CREATE EXTENSION cocohooks');
+like($e, qr/ERROR:  cocohooks cannot keep WAL for the events of this database: all replication slots are in use\n.*\nHINT:  Drop a replication slot that is not needed, or raise "max_replication_slots"/,
+	'CREATE EXTENSION with no replication slot free fails, saying why');
+is($node->safe_psql('late2', "SELECT count(*) FROM pg_extension WHERE extname = 'cocohooks'"), '0',
+	'and creates nothing');
+# a copy of late1 has the extension and its hook, but no slot: its worker
+# cannot start until one is free, and takes nothing from the queue before
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', 'CREATE DATABASE late3 TEMPLATE late1');
+$node->safe_psql('late3', 'SET cocohooks.api_session = on; INSERT INTO items VALUES (1000)');
+ok(wait_until('the worker of late3 fails to start', 20,
+		sub { $node->log_contains(qr/\] ERROR:  cocohooks cannot keep WAL for the events of this database: all replication slots are in use/, $log_offset) }),
+	'the worker of late3 finds no replication slot free');
+is($node->safe_psql('late3', "SELECT cocohooks.wait_for_deliveries('3 s')"), 'f',
+	'its event is not taken for finished');
+$node->safe_psql('postgres', "SELECT pg_drop_replication_slot('filler')");
+is($node->safe_psql('late3', "SELECT cocohooks.wait_for_deliveries('60 s')"), 't',
+	'once a slot is free the worker starts and finishes');
+ok(scalar(grep { body_of($_)->{document}{id} == 1000 } @{ records($recv, sub { $_[0]{path} eq '/late1' }) }),
+	'the event written while it could not start is delivered');
+
 $node->safe_psql('late1', 'DROP EXTENSION cocohooks CASCADE');
 is(slot_of('late1'), 'none', 'DROP EXTENSION with a worker leaves no slot either');
 
