@@ -29,7 +29,7 @@ SELECT path, method, headers->>'content-type' AS content_type,
   FROM recv('/delivery/headers/') ORDER BY path, id;
 -- the hook's own headers, only on its own requests
 SELECT path, headers->>'x-api-key' AS x_api_key, headers->>'authorization' AS authorization,
-       headers->>'x-empty' AS x_empty
+       headers->>'x-empty' AS x_empty, headers ? 'x-empty' AS sent_x_empty
   FROM recv('/delivery/headers/') ORDER BY path, body::jsonb->'document'->>'id';
 -- webhook-id: present and unique per event and hook (two hooks on one
 -- event get two ids); webhook-timestamp: Unix seconds, now
