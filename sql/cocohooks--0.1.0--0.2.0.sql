@@ -42,12 +42,13 @@ CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
 
 -- CREATE TRIGGER and ALTER TRIGGER on a hooked table: a BEFORE trigger whose
 -- name sorts after the hook's own makes its pre_* events go out from the
--- AFTER trigger, so that their document shows what that trigger did.
+-- AFTER trigger, so that their document shows what that trigger did; so
+-- does a stored generated column (ALTER TABLE), computed after them all.
 CREATE FUNCTION cocohooks.sync_hook_triggers() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_sync_hook_triggers';
 REVOKE ALL ON FUNCTION cocohooks.sync_hook_triggers() FROM PUBLIC;
 CREATE EVENT TRIGGER cocohooks_sync_triggers ON ddl_command_end
-    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER')
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER', 'ALTER TABLE')
     EXECUTE FUNCTION cocohooks.sync_hook_triggers();
 
 -- ALTER TABLE ... RENAME COLUMN on a hooked table: its hooks' columns and

@@ -236,9 +236,10 @@ typedef struct HookRow
  * The operations whose pre_* events must wait for the AFTER trigger: a
  * BEFORE row trigger that is not ours fires after our BEFORE trigger (the
  * relation's triggers fire in name order, and a name may sort after ours,
- * in any encoding), and our AFTER trigger covers the operation
- * (hook_triggers.c adds it when such a trigger exists).  A trigger with a
- * WHEN clause or a column list counts, as it may fire.
+ * in any encoding), or the relation has stored generated columns (computed
+ * after all BEFORE triggers), and our AFTER trigger covers the operation
+ * (hook_triggers.c adds it in those cases).  A trigger with a WHEN clause
+ * or a column list counts, as it may fire.
  */
 static int16
 pre_events_in_after(Relation rel, Oid tgoid)
@@ -272,6 +273,9 @@ pre_events_in_after(Relation rel, Oid tgoid)
 				 t->tgenabled != TRIGGER_DISABLED)
 			later |= t->tgtype & ops;
 	}
+	/* stored generated columns are computed after every BEFORE trigger */
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		later |= TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE;
 	return later & after_ops;
 }
 

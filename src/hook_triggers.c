@@ -17,8 +17,10 @@
  * trigger's name sorts after ours anyway (it begins with a later
  * character: any non-ASCII letter, say), the AFTER trigger also covers
  * that operation, and the row trigger sends its pre_* events from there,
- * with the row as stored (row_trigger.c).  An event trigger syncs again
- * after every CREATE TRIGGER and ALTER TRIGGER on a hooked table.
+ * with the row as stored (row_trigger.c).  The same goes for a table with
+ * stored generated columns, which PostgreSQL computes after every BEFORE
+ * trigger.  An event trigger syncs again after every CREATE TRIGGER, ALTER
+ * TRIGGER and ALTER TABLE on a hooked table.
  *
  *-------------------------------------------------------------------------
  */
@@ -74,6 +76,28 @@ later_before_ops(Oid relid)
 	if (isnull)
 		return 0;
 	return (int16) (ops & (TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE | TRIGGER_TYPE_DELETE));
+}
+
+/*
+ * INSERT and UPDATE if the table or a partition has a stored generated
+ * column: PostgreSQL computes those after every BEFORE trigger, so only
+ * the row as stored shows them.
+ */
+static int16
+generated_ops(Oid relid)
+{
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	Oid			types[1] = {OIDOID};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute a "
+							  "WHERE (a.attrelid = $1 OR a.attrelid IN "
+							  "(SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass))) "
+							  "AND a.attgenerated = 's' AND NOT a.attisdropped)",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read columns");
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) ?
+		(TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE) : 0;
 }
 
 /* Current operations (TRIGGER_TYPE_* bits) of one of our triggers, or 0. */
@@ -185,8 +209,11 @@ needed_ops(Oid relid, int16 *pre, int16 *post)
 				break;
 		}
 	}
-	/* pre_* events of operations another BEFORE trigger sees after ours go out AFTER */
-	*post |= *pre & later_before_ops(relid);
+	/*
+	 * pre_* events of operations another BEFORE trigger sees after ours, or
+	 * whose stored generated columns are computed after ours, go out AFTER
+	 */
+	*post |= *pre & (later_before_ops(relid) | generated_ops(relid));
 }
 
 /* Makes the collection's triggers match its hooks.  Runs as owner, in SPI. */
@@ -240,8 +267,9 @@ sync_after_trigger(Oid relid)
 
 /*
  * Trigger DDL (CREATE TRIGGER, ALTER TRIGGER ... RENAME) may put a BEFORE
- * trigger after ours, or take it away: the collections of the tables it
- * touched get their triggers synced again.  An event trigger on
+ * trigger after ours, or take it away, and ALTER TABLE may add or drop a
+ * stored generated column: the collections of the tables it touched get
+ * their triggers synced again.  An event trigger on
  * ddl_command_end; our own trigger changes do not recurse.
  */
 Datum
@@ -260,12 +288,17 @@ cocohooks_sync_hook_triggers(PG_FUNCTION_ARGS)
 
 	coco_begin_as_owner(&st);
 	if (SPI_execute("SELECT DISTINCT h.collection::pg_catalog.oid "
+					"FROM (SELECT t.tgrelid AS relid "
 					"FROM pg_catalog.pg_event_trigger_ddl_commands() c "
 					"JOIN pg_catalog.pg_trigger t ON t.oid = c.objid "
-					"JOIN cocohooks.hooks h ON h.collection::pg_catalog.oid = t.tgrelid "
+					"WHERE c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass "
+					"UNION SELECT c.objid "
+					"FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					"WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass "
+					"AND c.command_tag = 'ALTER TABLE') r "
+					"JOIN cocohooks.hooks h ON h.collection::pg_catalog.oid = r.relid "
 					"OR h.collection::pg_catalog.oid IN "
-					"(SELECT relid FROM pg_catalog.pg_partition_ancestors(t.tgrelid)) "
-					"WHERE c.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass",
+					"(SELECT relid FROM pg_catalog.pg_partition_ancestors(r.relid))",
 					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the commands of the event");
 	n = SPI_processed;
