@@ -252,7 +252,7 @@ define_settings(void)
 							   &cocohooks_allowed_networks,
 							   "",
 							   PGC_SIGHUP,
-							   /* the internal networks are no business of tenants, as ssl_ca_file's path */
+							   /* which internal networks are allowed is not for tenants to see */
 							   GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
 							   coco_allowed_networks_check,
 							   coco_allowed_networks_assign,
