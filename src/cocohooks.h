@@ -301,7 +301,7 @@ extern void coco_queue_count_deliveries(uint64 delivered, uint64 failed,
 extern void coco_queue_set_in_flight(int n);
 extern void coco_queue_bump_hooks_generation(void);
 extern uint32 coco_queue_hooks_generation(void);
-extern void coco_queue_request_extension_check(int wait_ms);
+extern bool coco_queue_request_extension_check(int wait_ms);
 extern bool coco_queue_extension_check_requested(uint32 *request);
 extern void coco_queue_extension_checked(uint32 request);
 

@@ -952,26 +952,28 @@ sleep_until(TimestampTz deadline)
 
 /*
  * Asks the worker to look whether the extension exists (it was created or
- * dropped) and waits, up to wait_ms, until it has.  Never raises an error:
- * runs after commit.
+ * dropped) and waits, up to wait_ms, until it has.  Returns whether a
+ * worker answered.  Never raises an error: runs after commit.
  */
-void
+bool
 coco_queue_request_extension_check(int wait_ms)
 {
 	uint32		request;
+	bool		answered;
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
 
 	if (!attach(false))
-		return;
+		return false;
 	request = pg_atomic_add_fetch_u32(&queue->ext_check_request, 1);
 	/* a worker about to start answers too, once it has set up */
 	coco_queue_wake_worker();
 	coco_launcher_wake();
 	ConditionVariablePrepareToSleep(&queue->finished_cv);
-	while ((int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) < 0 &&
+	while (!(answered = (int32) (pg_atomic_read_u32(&queue->ext_check_done) - request) >= 0) &&
 		   sleep_until(deadline))
 		;
 	ConditionVariableCancelSleep();
+	return answered;
 }
 
 /* For the worker: true if a check was asked for since the one it answered. */

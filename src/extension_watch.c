@@ -97,7 +97,13 @@ xact_callback(XactEvent event, void *arg)
 				(void) coco_slot_set_state(MyDatabaseId, COCO_SLOT_WANTED, COCO_SLOT_RESERVED);
 			coco_launcher_wake();
 		}
-		coco_queue_request_extension_check(WAIT_FOR_WORKER_MS);
+		if (!coco_queue_request_extension_check(WAIT_FOR_WORKER_MS) && created_in_xact)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("the cocohooks worker of this database has not started"),
+					 errdetail("Events wait until it runs; the server log says why it has not."),
+					 errhint("If no background worker slot is free, raise \"%s\" and restart the server.",
+							 "max_worker_processes")));
 		/* a database whose worker is not running (a template, say) */
 		if (!created_in_xact)
 			coco_wal_drop_unused_slot("the extension was dropped");

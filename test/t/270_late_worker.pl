@@ -41,8 +41,10 @@ sub worker_of
 
 # --- the worker cannot start; the slot is there all the same --------------
 my $log_offset = -s $node->logfile;
+my (undef, undef, $create_err) = $node->psql('late1', 'CREATE EXTENSION cocohooks');
+like($create_err, qr/WARNING:  the cocohooks worker of this database has not started\nDETAIL:  Events wait until it runs/,
+	'CREATE EXTENSION says that the worker has not started');
 $node->safe_psql('late1', qq{
-	CREATE EXTENSION cocohooks;
 	CREATE TABLE items (id int PRIMARY KEY);
 	SELECT cocohooks.register_hook('items', 'post_save', '$recv->{url}/late1');
 });
@@ -80,6 +82,10 @@ my %ids;
 $ids{ body_of($_)->{document}{id} } = 1 for @{ records($recv, sub { $_[0]{path} eq '/late1' }) };
 is(scalar(keys %ids), 20, 'all 20 events written while it had no worker were delivered');
 is(slot_of('late1'), 'true', 'the worker took the slot over');
+$node->safe_psql('postgres', 'CREATE DATABASE late4');
+(undef, undef, $create_err) = $node->psql('late4', 'CREATE EXTENSION cocohooks');
+is($create_err, '', 'with room for its worker, CREATE EXTENSION says nothing');
+$node->safe_psql('late4', 'DROP EXTENSION cocohooks');
 
 # --- no replication slot free ----------------------------------------------
 $node->safe_psql('postgres', "SELECT pg_create_physical_replication_slot('filler')");
