@@ -86,9 +86,11 @@ coco_launcher_register(void)
 }
 
 /*
- * The databases that accept connections (and are not templates, unless
- * with_templates), from pg_database: their oids into *oids (palloc'd in
- * the current context); returns how many.
+ * The databases (not templates, unless with_templates), from pg_database:
+ * their oids into *oids (palloc'd in the current context); returns how
+ * many.  One that does not allow connections counts (its worker connects
+ * all the same: ALLOW_CONNECTIONS false must not lose its slot or events);
+ * one left invalid by an interrupted DROP DATABASE does not.
  */
 static int
 list_databases(Oid **oids, bool with_templates)
@@ -109,8 +111,7 @@ list_databases(Oid **oids, bool with_templates)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		if (!db->datallowconn || database_is_invalid_form(db) ||
-			(db->datistemplate && !with_templates))
+		if (database_is_invalid_form(db) || (db->datistemplate && !with_templates))
 			continue;
 		if (n == max)
 		{

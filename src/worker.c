@@ -427,7 +427,9 @@ cocohooks_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
-	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
+	/* a database closed to connections (ALLOW_CONNECTIONS false) is served too */
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid,
+											  BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("cocohooks worker");
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks worker",

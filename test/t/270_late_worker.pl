@@ -113,5 +113,30 @@ ok(scalar(grep { body_of($_)->{document}{id} == 1000 } @{ records($recv, sub { $
 $node->safe_psql('late1', 'DROP EXTENSION cocohooks CASCADE');
 is(slot_of('late1'), 'none', 'DROP EXTENSION with a worker leaves no slot either');
 
+# --- a database closed to connections keeps its slot and its events -------
+$node->safe_psql('postgres', 'CREATE DATABASE late5');
+$oid{late5} = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'late5'");
+# one document's 20 updates go one at a time (ordering 'document'), each
+# answered after 300 ms: most are still waiting when the server restarts
+$node->safe_psql('late5', qq{
+	CREATE EXTENSION cocohooks;
+	CREATE TABLE items (id int PRIMARY KEY, v int);
+	SELECT cocohooks.register_hook('items', 'post_save', '$recv->{url}/slow/300/late5');
+});
+$node->safe_psql('late5', 'SET cocohooks.api_session = on; INSERT INTO items VALUES (1, 0);'
+	  . join('', map { " UPDATE items SET v = $_;" } 1 .. 19));
+$node->safe_psql('postgres', 'ALTER DATABASE late5 ALLOW_CONNECTIONS false');
+$node->restart;
+my $sent_before = scalar @{ records($recv, sub { $_[0]{path} eq '/slow/300/late5' }) };
+note("late5: $sent_before of 20 events sent before the restart");
+isnt(slot_of('late5'), 'none', 'after a restart with ALLOW_CONNECTIONS false its replication slot is kept');
+ok(wait_until('late5: all 20 events', 60, sub {
+		my %got;
+		$got{ body_of($_)->{document}{v} } = 1
+		  for @{ records($recv, sub { $_[0]{path} eq '/slow/300/late5' }) };
+		return keys(%got) == 20 }),
+	'and its worker, connected all the same, delivers every event');
+$node->safe_psql('postgres', 'ALTER DATABASE late5 ALLOW_CONNECTIONS true');
+
 $node->stop;
 done_testing();
