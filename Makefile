@@ -10,7 +10,13 @@ OBJS = \
 	src/signing_keys.o \
 	src/gone_hooks.o \
 	src/document_order.o \
-	src/event_queue.o \
+	src/settings.o \
+	src/db_slots.o \
+	src/event_ring.o \
+	src/worker_marks.o \
+	src/stats.o \
+	src/as_owner.o \
+	src/utility_hook.o \
 	src/event_message.o \
 	src/hook_cache.o \
 	src/payload.o \

@@ -14,7 +14,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
@@ -24,7 +24,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
-#include "hook_admin.h"
+#include "as_owner.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_follow_column_renames);
 

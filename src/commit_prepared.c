@@ -9,72 +9,40 @@
  * must not send that one before its WAL reader has handed on the prepared
  * transaction's events.  So, around COMMIT PREPARED, the worker is told
  * that one is running, and then where its commit record ended
- * (coco_queue_commit_prepared_begin/end); it holds queued events until its
- * WAL reader has read that far.
+ * (worker_marks.c); it holds queued events until its WAL reader has read
+ * that far.
+ *
+ * Runs in: backends (from utility_hook.c, around the statement).
+ *
+ * Invariants: every begin that returned true is followed by one end,
+ * whether the statement succeeded or failed.
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/xlog.h"
 #include "nodes/parsenodes.h"
-#include "tcop/utility.h"
 
-#include "process_utility.h"
+#include "commit_prepared.h"
+#include "settings.h"
+#include "worker_marks.h"
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
-
-/*
- * Runs a utility statement through the hook installed before ours (prev),
- * or PostgreSQL's own; for each of our ProcessUtility hooks.
- */
-void
-coco_next_process_utility(ProcessUtility_hook_type prev, PlannedStmt *pstmt,
-						  const char *queryString, bool readOnlyTree,
-						  ProcessUtilityContext context, ParamListInfo params,
-						  QueryEnvironment *queryEnv, DestReceiver *dest,
-						  QueryCompletion *qc)
+/* Before a statement: true if it is a COMMIT PREPARED the worker must know of. */
+bool
+coco_commit_prepared_begin(Node *stmt)
 {
-	if (prev)
-		prev(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
+	if (!coco_wal_mode() || !IsA(stmt, TransactionStmt) ||
+		((TransactionStmt *) stmt)->kind != TRANS_STMT_COMMIT_PREPARED)
+		return false;
+	coco_marks_commit_prepared_begin();
+	return true;
 }
 
-static void
-process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-				ProcessUtilityContext context, ParamListInfo params,
-				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-	bool		commit_prepared = coco_wal_mode() && IsA(stmt, TransactionStmt) &&
-		((TransactionStmt *) stmt)->kind == TRANS_STMT_COMMIT_PREPARED;
-
-	if (!commit_prepared)
-	{
-		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
-								  context, params, queryEnv, dest, qc);
-		return;
-	}
-
-	coco_queue_commit_prepared_begin();
-	PG_TRY();
-	{
-		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
-								  context, params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		/* the COMMIT PREPARED record is the last this transaction wrote */
-		coco_queue_commit_prepared_end(XactLastRecEnd);
-	}
-	PG_END_TRY();
-}
-
+/* After it, succeeded or failed. */
 void
-coco_commit_prepared_init(void)
+coco_commit_prepared_end(void)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = process_utility;
+	/* the COMMIT PREPARED record is the last this transaction wrote */
+	coco_marks_commit_prepared_end(XactLastRecEnd);
 }

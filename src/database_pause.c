@@ -14,9 +14,11 @@
  * dropped: then its slot, its replication slot and its saved events go,
  * so that nothing is left holding WAL.
  *
+ * Runs in: backends (from utility_hook.c, around the statement).
+ *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <signal.h>
 
@@ -24,16 +26,14 @@
 #include "commands/defrem.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "tcop/utility.h"
-
-#include "process_utility.h"
 #include "utils/timestamp.h"
 
+#include "database_pause.h"
+#include "db_slots.h"
+#include "event_store.h"
 #include "wal_source.h"
 
 #define STOP_WAIT_MS	10000
-
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /* The database a statement needs to itself, or NULL. */
 static const char *
@@ -75,11 +75,11 @@ database_needed_alone(Node *stmt, bool *drop)
 static int
 worker_of(Oid dboid)
 {
-	int			n = coco_slot_count();
-	CocoSlotInfo *slots = palloc(sizeof(CocoSlotInfo) * n);
+	int			n = coco_dbslot_count();
+	CocoDbSlotInfo *slots = palloc(sizeof(CocoDbSlotInfo) * n);
 	int			pid = 0;
 
-	n = coco_slot_list(slots, n);
+	n = coco_dbslot_list(slots, n);
 	for (int i = 0; i < n; i++)
 		if (slots[i].dboid == dboid)
 			pid = slots[i].worker_pid;
@@ -94,7 +94,7 @@ stop_worker(Oid dboid)
 	TimestampTz deadline;
 	int			pid;
 
-	if (coco_slot_set_state(dboid, COCO_SLOT_STOPPED, -1) == COCO_SLOT_FREE)
+	if (coco_dbslot_set_state(dboid, COCO_DBSLOT_STOPPED, -1) == COCO_DBSLOT_FREE)
 		return false;
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), STOP_WAIT_MS);
 	while ((pid = worker_of(dboid)) != 0 && GetCurrentTimestamp() < deadline)
@@ -106,59 +106,54 @@ stop_worker(Oid dboid)
 	return true;
 }
 
-static void
-process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-				ProcessUtilityContext context, ParamListInfo params,
-				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Before a statement: if it needs another database to itself, stops that
+ * database's worker (and remembers, in *pause, what to do after).  Returns
+ * whether the statement concerns such a database.
+ */
+bool
+coco_database_pause_begin(Node *stmt, CocoDbPause *pause)
 {
-	bool		is_drop = false;
-	const char *dbname = coco_queue_available() ?
-		database_needed_alone(pstmt->utilityStmt, &is_drop) : NULL;
-	Oid			dboid = dbname ? get_database_oid(dbname, true) : InvalidOid;
-	volatile bool drop = is_drop;
-	volatile bool stopped;
+	const char *dbname;
 
-	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
-	{
-		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
-								  context, params, queryEnv, dest, qc);
-		return;
-	}
+	pause->dboid = InvalidOid;
+	pause->drop = false;
+	pause->stopped = false;
+	if (!coco_dbslots_available())
+		return false;
+	dbname = database_needed_alone(stmt, &pause->drop);
+	pause->dboid = dbname ? get_database_oid(dbname, true) : InvalidOid;
+	if (!OidIsValid(pause->dboid) || pause->dboid == MyDatabaseId)
+		return false;
+	pause->stopped = stop_worker(pause->dboid);
+	return true;
+}
 
-	stopped = stop_worker(dboid);
-	PG_TRY();
+/* The statement failed: the worker may start again. */
+void
+coco_database_pause_failed(const CocoDbPause *pause)
+{
+	if (pause->stopped)
 	{
-		coco_next_process_utility(prev_process_utility, pstmt, queryString, readOnlyTree,
-								  context, params, queryEnv, dest, qc);
-	}
-	PG_CATCH();
-	{
-		if (stopped)
-		{
-			(void) coco_slot_set_state(dboid, COCO_SLOT_WANTED, COCO_SLOT_STOPPED);
-			coco_launcher_wake();
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	if (drop)
-	{
-		/* DROP DATABASE cannot run in a transaction block: it is done */
-		coco_slot_free(dboid, -1);
-		coco_wal_drop_slot_of(dboid);
-		coco_store_remove_for(dboid);
-	}
-	else if (stopped)
-	{
-		(void) coco_slot_set_state(dboid, COCO_SLOT_WANTED, COCO_SLOT_STOPPED);
-		coco_launcher_wake();
+		(void) coco_dbslot_set_state(pause->dboid, COCO_DBSLOT_WANTED, COCO_DBSLOT_STOPPED);
+		coco_dbslot_wake_launcher();
 	}
 }
 
+/*
+ * The statement succeeded: a dropped database's slot, replication slot and
+ * saved events go; any other database's worker may start again.
+ */
 void
-coco_database_pause_init(void)
+coco_database_pause_end(const CocoDbPause *pause)
 {
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = process_utility;
+	if (pause->drop)
+	{
+		/* DROP DATABASE cannot run in a transaction block: it is done */
+		coco_dbslot_free(pause->dboid, -1);
+		coco_wal_drop_slot_of(pause->dboid);
+		coco_store_remove_for(pause->dboid);
+	}
+	else
+		coco_database_pause_failed(pause);
 }

@@ -23,21 +23,26 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "common/pg_prng.h"
 #include "lib/ilist.h"
 #include "lib/pairingheap.h"
 #include "utils/memutils.h"
 
+#include "cocohooks.h"
 #include "delivery_engine.h"
 #include "delivery_log.h"
 #include "document_order.h"
+#include "event_message.h"
 #include "gone_hooks.h"
 #include "http_client.h"
 #include "origin_queue.h"
+#include "request_headers.h"
+#include "settings.h"
 #include "signing_keys.h"
 #include "wal_source.h"
+#include "worker_marks.h"
 
 #define MAX_LOG_BATCH		1000
 
@@ -255,7 +260,7 @@ start_due_retries(void)
 		retry_waiting--;
 		active++;
 		d->attempts++;
-		coco_queue_count_deliveries(0, 0, 1);
+		coco_marks_count_deliveries(0, 0, 1);
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
@@ -363,7 +368,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 			return;
 		}
 	}
-	coco_queue_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
+	coco_marks_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
 	if (d->line)
 		leave_line(d);
 
@@ -455,7 +460,7 @@ release_finished_events(void)
 		pfree(ev);
 	}
 	if (finished > 0)
-		coco_queue_finish_upto(finished);
+		coco_marks_finish_upto(finished);
 }
 
 /*

@@ -11,19 +11,21 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "delivery_log.h"
-#include "gone_hooks.h"
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "mb/pg_wchar.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+
+#include "delivery_log.h"
+#include "gone_hooks.h"
 
 #define NCOLS 14
 

@@ -17,7 +17,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "common/hashfn.h"
 #include "utils/hsearch.h"

@@ -8,9 +8,9 @@
 #ifndef DOCUMENT_ORDER_H
 #define DOCUMENT_ORDER_H
 
-#include "cocohooks.h"
-
 #include "lib/ilist.h"
+
+#include "cocohooks.h"
 
 extern void coco_order_init(MemoryContext cxt);
 

@@ -18,10 +18,19 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "replication/message.h"
 
+#include "cocohooks.h"
+#include "db_slots.h"
+#include "event_emit.h"
+#include "event_message.h"
+#include "event_ring.h"
+#include "pending_events.h"
+#include "pg_compat.h"
+#include "settings.h"
+#include "worker_marks.h"
 
 /*
  * Writes a complete message (built with COCO_WAL_ID_PLACEHOLDER as its
@@ -45,11 +54,11 @@ coco_emit_at_once(char *message, Size len)
 
 	if (wal)
 		lsn = coco_wal_log_message(message, len, false);
-	if (coco_queue_push(message, len) == 0)
+	if (coco_ring_push(message, len) == 0)
 	{
 		/* in the WAL, the worker's reader finds it */
 		if (wal)
-			coco_queue_note_wal_only(lsn);
+			coco_marks_note_wal_only(lsn);
 		else
 			coco_note_dropped(1);
 	}
@@ -67,7 +76,7 @@ coco_emit_redelivery(char *message, Size len)
 	if (coco_wal_mode())
 	{
 		(void) coco_log_logical_message(COCO_WAL_PREFIX, message, len, true);
-		coco_queue_wake_worker();
+		coco_dbslot_wake_worker();
 	}
 	else
 		coco_pending_add(message, len);

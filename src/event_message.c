@@ -9,14 +9,30 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
-
-#include "mb/pg_wchar.h"
-
-#include "hook_admin.h"
+#include "postgres.h"
 
 #include "common/base64.h"
+#include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
+
+#include "cocohooks.h"
+#include "db_slots.h"
+#include "event_message.h"
+#include "header_object.h"
+#include "pg_compat.h"
+
+const char *const coco_event_names[COCO_NUM_EVENTS] = {
+	"pre_save", "post_save", "pre_delete", "post_delete"
+};
+
+int
+coco_event_from_name(const char *name)
+{
+	for (int i = 0; i < COCO_NUM_EVENTS; i++)
+		if (strcmp(name, coco_event_names[i]) == 0)
+			return i;
+	return -1;
+}
 
 static void
 pad_to_8(StringInfo buf)
@@ -241,7 +257,7 @@ coco_event_id_text(const CocoEventHeader *msg, char *out)
 				 (int) msg->event_id_len, coco_event_id(msg));
 	else
 		snprintf(out, COCO_MAX_EVENT_ID_LEN + 1, "msg_%llx_%llu",
-				 (unsigned long long) coco_queue_epoch(),
+				 (unsigned long long) coco_dbslot_epoch(),
 				 (unsigned long long) msg->seq);
 }
 

@@ -21,7 +21,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +29,10 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
+
+#include "cocohooks.h"
+#include "event_store.h"
+#include "settings.h"
 
 #define LEGACY_FILE		"cocohooks.events"
 #define STORE_FILE		store_path(MyDatabaseId, "")

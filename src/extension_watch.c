@@ -22,14 +22,18 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "miscadmin.h"
 
+#include "db_slots.h"
+#include "extension_watch.h"
 #include "wal_source.h"
+#include "worker_marks.h"
 
 #define WAIT_FOR_WORKER_MS	5000
 
@@ -49,12 +53,12 @@ coco_extension_changed(void)
 {
 	bool		created;
 
-	if (coco_slot_ensure(MyDatabaseId, COCO_SLOT_RESERVED, &created) == NULL)
+	if (coco_dbslot_ensure(MyDatabaseId, COCO_DBSLOT_RESERVED, &created) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("cocohooks cannot serve another database"),
 				 errdetail("%d databases have the extension, as many as \"%s\" allows; each has its own worker.",
-						   coco_slot_count(), "cocohooks.max_databases"),
+						   coco_dbslot_count(), "cocohooks.max_databases"),
 				 errhint("Raise \"%s\" and restart the server, or drop the extension in another database.",
 						 "cocohooks.max_databases")));
 	changed_in_xact = true;
@@ -93,11 +97,11 @@ xact_callback(XactEvent event, void *arg)
 			bool		created;
 
 			/* the launcher starts the worker; it may have taken the slot back */
-			if (coco_slot_ensure(MyDatabaseId, COCO_SLOT_WANTED, &created) != NULL && !created)
-				(void) coco_slot_set_state(MyDatabaseId, COCO_SLOT_WANTED, COCO_SLOT_RESERVED);
-			coco_launcher_wake();
+			if (coco_dbslot_ensure(MyDatabaseId, COCO_DBSLOT_WANTED, &created) != NULL && !created)
+				(void) coco_dbslot_set_state(MyDatabaseId, COCO_DBSLOT_WANTED, COCO_DBSLOT_RESERVED);
+			coco_dbslot_wake_launcher();
 		}
-		if (!coco_queue_request_extension_check(WAIT_FOR_WORKER_MS) && created_in_xact)
+		if (!coco_marks_request_extension_check(WAIT_FOR_WORKER_MS) && created_in_xact)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("the cocohooks worker of this database has not started"),
@@ -111,7 +115,7 @@ xact_callback(XactEvent event, void *arg)
 	else if (event == XACT_EVENT_ABORT)
 	{
 		if (reserved_in_xact)
-			coco_slot_free(MyDatabaseId, COCO_SLOT_RESERVED);
+			coco_dbslot_free(MyDatabaseId, COCO_DBSLOT_RESERVED);
 		if (wal_slot_in_xact)
 			coco_wal_drop_unused_slot("CREATE EXTENSION was rolled back");
 	}

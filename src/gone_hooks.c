@@ -16,7 +16,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "utils/hsearch.h"
 #include "utils/memutils.h"

@@ -9,9 +9,9 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
-#include "hook_admin.h"
+#include "header_object.h"
 
 /*
  * Calls fn for each name and value of a JSON object, in jsonb's order.

@@ -15,10 +15,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
-
-#include "hook_admin.h"
-#include "signing_keys.h"
+#include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
@@ -38,6 +35,15 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "as_owner.h"
+#include "extension_watch.h"
+#include "hook_admin.h"
+#include "hook_args.h"
+#include "hook_triggers.h"
+#include "pg_compat.h"
+#include "settings.h"
+#include "signing_keys.h"
+
 PG_FUNCTION_INFO_V1(cocohooks_register_hook);
 PG_FUNCTION_INFO_V1(cocohooks_unregister_hook);
 PG_FUNCTION_INFO_V1(cocohooks_enable_hook);
@@ -45,53 +51,6 @@ PG_FUNCTION_INFO_V1(cocohooks_rotate_secret);
 PG_FUNCTION_INFO_V1(cocohooks_disable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_hooks_changed);
 PG_FUNCTION_INFO_V1(cocohooks_check_install);
-
-/* Oid of cocohooks.hooks; errors if the extension is not installed here. */
-static Oid
-hooks_catalog(void)
-{
-	Oid			nsp = get_namespace_oid("cocohooks", false);
-	Oid			relid = get_relname_relid("hooks", nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cocohooks is not installed in this database"),
-				 errhint("Run CREATE EXTENSION cocohooks.")));
-	return relid;
-}
-
-/* Becomes the owner of the catalog for the catalog change; connects SPI. */
-void
-coco_begin_as_owner(CocoAsOwner *st)
-{
-	Oid			owner;
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(hooks_catalog()));
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for cocohooks.hooks");
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-
-	GetUserIdAndSecContext(&st->save_userid, &st->save_sec_context);
-	SetUserIdAndSecContext(owner, st->save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	st->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-void
-coco_end_as_owner(CocoAsOwner *st)
-{
-	SPI_finish();
-	AtEOXact_GUC(true, st->save_nestlevel);
-	SetUserIdAndSecContext(st->save_userid, st->save_sec_context);
-}
 
 Datum
 cocohooks_register_hook(PG_FUNCTION_ARGS)
@@ -254,7 +213,7 @@ cocohooks_unregister_hook(PG_FUNCTION_ARGS)
 static bool
 hooks_has_column(const char *name)
 {
-	return get_attnum(hooks_catalog(), name) != InvalidAttrNumber;
+	return get_attnum(coco_hooks_catalog(), name) != InvalidAttrNumber;
 }
 
 /*

@@ -8,7 +8,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <curl/curl.h>
 
@@ -26,8 +26,12 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "hook_admin.h"
+#include "cocohooks.h"
+#include "event_message.h"
+#include "header_object.h"
+#include "hook_args.h"
 #include "network_guard.h"
+#include "pg_compat.h"
 
 /* The column of an open table's one-column primary key, or 0. */
 static AttrNumber

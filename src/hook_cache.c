@@ -18,8 +18,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
-#include "hooks_catalog.h"
+#include "postgres.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -40,6 +39,13 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+
+#include "cocohooks.h"
+#include "event_message.h"
+#include "hook_cache.h"
+#include "hook_filters.h"
+#include "hooks_catalog.h"
+#include "row_json.h"
 
 typedef struct CacheEntry
 {

@@ -21,7 +21,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -31,6 +31,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/typcache.h"
+
+#include "hook_cache.h"
+#include "hook_filters.h"
 
 /* The attribute numbers, in rel, of the names in a text[] (missing ones left out). */
 static int

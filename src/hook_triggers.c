@@ -24,10 +24,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -35,7 +35,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
-#include "hook_admin.h"
+#include "as_owner.h"
+#include "cocohooks.h"
+#include "hook_triggers.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_sync_hook_triggers);
 

@@ -13,8 +13,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef HOOKS_CATALOG_H
-#define HOOKS_CATALOG_H
+#ifndef COCOHOOKS_HOOKS_CATALOG_H
+#define COCOHOOKS_HOOKS_CATALOG_H
 
 #define Anum_hooks_id			1
 #define Anum_hooks_collection	2
@@ -36,6 +36,8 @@
 
 #define Natts_hooks				16
 
+#include "postgres.h"
+
 #include "access/htup_details.h"
 
 /* A column of a catalog row; NULL when this catalog lacks or dropped it. */
@@ -50,4 +52,4 @@ coco_hooks_attr(HeapTuple tup, TupleDesc desc, int attnum, bool *isnull)
 	return heap_getattr(tup, attnum, desc, isnull);
 }
 
-#endif							/* HOOKS_CATALOG_H */
+#endif							/* COCOHOOKS_HOOKS_CATALOG_H */

@@ -27,16 +27,18 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "http_client.h"
-#include "network_guard.h"
-
 #include "storage/fd.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "http_client.h"
+#include "network_guard.h"
+#include "settings.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -56,8 +58,6 @@ typedef struct HttpRequest
 } HttpRequest;
 
 #define WATCH_NONE	0xFF			/* not in the epoll set */
-
-char	   *cocohooks_ca_file = NULL;
 
 struct CocoHttp
 {

@@ -8,15 +8,17 @@
 #ifndef COCOHOOKS_HTTP_CLIENT_H
 #define COCOHOOKS_HTTP_CLIENT_H
 
+#include "postgres.h"
+
 #include <curl/curl.h>
 
 typedef struct CocoHttp CocoHttp;
 
-/* What a finished request reports; error is NULL on a complete response. */
 /* how much of a response body is kept, and how much is read at most */
 #define COCO_RESPONSE_EXCERPT	1024
 #define COCO_RESPONSE_MAX_READ	(64 * 1024)
 
+/* What a finished request reports; error is NULL on a complete response. */
 typedef struct CocoHttpResult
 {
 	long		status;			/* HTTP status, 0 when there was no response */
@@ -30,8 +32,6 @@ typedef struct CocoHttpResult
 
 typedef void (*CocoHttpDoneFn) (void *arg, const CocoHttpResult *result);
 
-extern char *cocohooks_ca_file;
-
 extern CocoHttp *coco_http_create(CocoHttpDoneFn done);
 extern int	coco_http_wait_fd(CocoHttp *http);
 extern void coco_http_set_limits(CocoHttp *http, int max_host_connections);
@@ -41,13 +41,5 @@ extern bool coco_http_post(CocoHttp *http, const char *url,
 						   long timeout_ms, void *arg);
 extern void coco_http_drive(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
-
-/* request_headers.c; the longest line we build (an id, two signatures) */
-#define COCO_HEADER_LINE_LEN	160
-struct CocoSigningKeys;
-extern struct curl_slist *coco_request_headers(const CocoEventHeader *msg,
-											   const CocoHookSpec *spec,
-											   const char *webhook_id,
-											   const struct CocoSigningKeys *keys);
 
 #endif							/* COCOHOOKS_HTTP_CLIENT_H */

@@ -29,7 +29,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -49,7 +49,13 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "db_slots.h"
+#include "event_store.h"
+#include "launcher.h"
+#include "pg_compat.h"
+#include "settings.h"
 #include "wal_source.h"
+#include "worker.h"
 
 #define RESTART_DELAY_MS	1000
 #define LOOK_INTERVAL_MS	1000
@@ -173,7 +179,7 @@ probe_more(void)
 	{
 		bool		created;
 
-		if (coco_slot_ensure(to_probe[nto_probe - 1], COCO_SLOT_WANTED, &created) == NULL)
+		if (coco_dbslot_ensure(to_probe[nto_probe - 1], COCO_DBSLOT_WANTED, &created) == NULL)
 			break;
 		nto_probe--;
 	}
@@ -181,12 +187,12 @@ probe_more(void)
 
 /* Starts the worker of a wanted slot; false if it could not now. */
 static bool
-start_worker(CocoSlotInfo *slot, LaunchedWorker *lw)
+start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 {
 	if (!database_exists(slot->dboid))
 	{
 		/* dropped while it had no worker: nothing may stay behind */
-		coco_slot_free(slot->dboid, -1);
+		coco_dbslot_free(slot->dboid, -1);
 		coco_wal_drop_slot_of(slot->dboid);
 		coco_store_remove_for(slot->dboid);
 		forget_launched(lw);
@@ -207,7 +213,7 @@ start_worker(CocoSlotInfo *slot, LaunchedWorker *lw)
 		return false;
 	}
 	lw->warned = false;
-	(void) coco_slot_set_state(slot->dboid, COCO_SLOT_RUNNING, COCO_SLOT_WANTED);
+	(void) coco_dbslot_set_state(slot->dboid, COCO_DBSLOT_RUNNING, COCO_DBSLOT_WANTED);
 	return true;
 }
 
@@ -215,24 +221,24 @@ start_worker(CocoSlotInfo *slot, LaunchedWorker *lw)
 static void
 look_at_slots(void)
 {
-	CocoSlotInfo *slots = palloc(sizeof(CocoSlotInfo) * coco_slot_count());
+	CocoDbSlotInfo *slots = palloc(sizeof(CocoDbSlotInfo) * coco_dbslot_count());
 	int			n;
 	TimestampTz now = GetCurrentTimestamp();
 
 	probe_more();
-	n = coco_slot_list(slots, coco_slot_count());
+	n = coco_dbslot_list(slots, coco_dbslot_count());
 
 	/*
 	 * Databases left to look at while every slot has a working worker:
 	 * more databases have the extension than cocohooks.max_databases
 	 * allows (it was lowered), and nothing would say so.
 	 */
-	if (nto_probe > 0 && n == coco_slot_count() && !warned_full)
+	if (nto_probe > 0 && n == coco_dbslot_count() && !warned_full)
 	{
 		bool		all_served = true;
 
 		for (int j = 0; j < n && all_served; j++)
-			all_served = (slots[j].state == COCO_SLOT_RUNNING && slots[j].worker_pid != 0);
+			all_served = (slots[j].state == COCO_DBSLOT_RUNNING && slots[j].worker_pid != 0);
 		if (all_served)
 		{
 			ereport(WARNING,
@@ -250,7 +256,7 @@ look_at_slots(void)
 	for (int i = nlaunched - 1; i >= 0; i--)
 	{
 		LaunchedWorker *lw = &launched[i];
-		CocoSlotInfo *slot = NULL;
+		CocoDbSlotInfo *slot = NULL;
 		pid_t		pid;
 
 		for (int j = 0; j < n; j++)
@@ -261,11 +267,11 @@ look_at_slots(void)
 		{
 			pfree(lw->handle);
 			lw->handle = NULL;
-			if (slot && slot->state == COCO_SLOT_RUNNING)
+			if (slot && slot->state == COCO_DBSLOT_RUNNING)
 			{
 				/* it died: again in a second */
-				(void) coco_slot_set_state(lw->dboid, COCO_SLOT_WANTED, COCO_SLOT_RUNNING);
-				slot->state = COCO_SLOT_WANTED;
+				(void) coco_dbslot_set_state(lw->dboid, COCO_DBSLOT_WANTED, COCO_DBSLOT_RUNNING);
+				slot->state = COCO_DBSLOT_WANTED;
 				lw->not_before = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
 			}
 		}
@@ -278,13 +284,13 @@ look_at_slots(void)
 		LaunchedWorker *lw;
 
 		/* a worker a previous launcher started, gone since */
-		if (slots[j].state == COCO_SLOT_RUNNING && slots[j].worker_pid == 0 &&
+		if (slots[j].state == COCO_DBSLOT_RUNNING && slots[j].worker_pid == 0 &&
 			((lw = launched_for(slots[j].dboid, false)) == NULL || lw->handle == NULL))
 		{
-			(void) coco_slot_set_state(slots[j].dboid, COCO_SLOT_WANTED, COCO_SLOT_RUNNING);
-			slots[j].state = COCO_SLOT_WANTED;
+			(void) coco_dbslot_set_state(slots[j].dboid, COCO_DBSLOT_WANTED, COCO_DBSLOT_RUNNING);
+			slots[j].state = COCO_DBSLOT_WANTED;
 		}
-		if (slots[j].state != COCO_SLOT_WANTED)
+		if (slots[j].state != COCO_DBSLOT_WANTED)
 			continue;
 		lw = launched_for(slots[j].dboid, true);
 		if (lw->handle != NULL || lw->not_before > now)
@@ -310,7 +316,7 @@ next_look_ms(void)
 static void
 forget_launcher(int code, Datum arg)
 {
-	coco_launcher_set(-1);
+	coco_dbslot_set_launcher(-1);
 }
 
 void
@@ -357,7 +363,7 @@ cocohooks_launcher_main(Datum main_arg)
 			(errmsg("cocohooks launcher started: looking for the extension in %d databases",
 					nto_probe)));
 
-	coco_launcher_set(coco_my_procno());
+	coco_dbslot_set_launcher(coco_my_procno());
 	before_shmem_exit(forget_launcher, (Datum) 0);
 
 	for (;;)

@@ -1,114 +1,52 @@
 /*-------------------------------------------------------------------------
  *
  * module.c
- *	  Library entry point and the settings of cocohooks.
+ *	  The library's entry point: wires the modules of cocohooks together.
  *
- * Everything that must exist before the first backend forks is set up here:
- * settings, the shared-memory request and the background worker.  Loaded
- * without shared_preload_libraries (for instance by CREATE EXTENSION on a
- * server not configured for it), only the settings are defined, so that
- * setting cocohooks.api_session still works, and coco_require_preload()
- * turns every SQL entry point into a clear error.
+ * Everything that must exist before the first backend forks is set up
+ * here: the settings, the shared-memory request and set-up, the hooks into
+ * PostgreSQL and the launcher.  Loaded without shared_preload_libraries,
+ * only the settings are defined (settings.c).
+ *
+ * Runs in: the postmaster (preloading), and any backend that loads the
+ * library later.
+ *
+ * Invariants: each module owns its state and its hooks into PostgreSQL;
+ * this file only calls their init functions, and chains the shared-memory
+ * hooks it installs.
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
-#include "http_client.h"
-#include "network_guard.h"
-#include "wal_source.h"
-
-#include <limits.h>
-
-#include "access/xlog.h"
 #include "miscadmin.h"
-#include "replication/slot.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
+
+#include "db_slots.h"
+#include "extension_watch.h"
+#include "hook_cache.h"
+#include "launcher.h"
+#include "network_guard.h"
+#include "pending_events.h"
+#include "settings.h"
+#include "upsert_tracker.h"
+#include "utility_hook.h"
+#include "wal_source.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-bool		cocohooks_api_session = false;
-char	   *cocohooks_database = NULL;
-int			cocohooks_queue_size = 64 * 1024;	/* kB */
-int			cocohooks_max_databases = 16;
-int			cocohooks_max_concurrent_deliveries = 4096;
-int			cocohooks_max_host_connections = 32;
-int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
-int			cocohooks_retry_max_backoff = 60000;	/* ms */
-int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
-int			cocohooks_durability = COCO_DURABILITY_WAL;
-int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
-
-bool		coco_preloaded = false;
-
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static const struct config_enum_entry log_deliveries_options[] = {
-	{"none", COCO_LOG_NONE, false},
-	{"failures", COCO_LOG_FAILURES, false},
-	{"all", COCO_LOG_ALL, false},
-	{NULL, 0, false}
-};
-
-static const struct config_enum_entry durability_options[] = {
-	{"memory", COCO_DURABILITY_MEMORY, false},
-	{"wal", COCO_DURABILITY_WAL, false},
-	{NULL, 0, false}
-};
-
-/*
- * Events go into the WAL when the setting asks for it and the server can
- * keep WAL for them: a replication slot needs wal_level replica or logical
- * and a free max_replication_slots entry.
- */
-bool
-coco_wal_mode(void)
-{
-	return cocohooks_durability == COCO_DURABILITY_WAL &&
-		wal_level >= WAL_LEVEL_REPLICA && max_replication_slots > 0;
-}
-
-/*
- * A WARNING when durability = wal is asked for but the server cannot give
- * it, so the mode in force is never a surprise.
- */
-void
-coco_warn_if_wal_unavailable(void)
-{
-	if (cocohooks_durability != COCO_DURABILITY_WAL || coco_wal_mode())
-		return;
-	ereport(WARNING,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("cocohooks keeps events in memory only: the server cannot keep WAL for them"),
-			 errdetail("\"%s\" is \"wal\", which needs \"%s\" set to replica or logical and \"%s\" above 0; events are lost if the server crashes before they are delivered.",
-					   "cocohooks.durability", "wal_level", "max_replication_slots"),
-			 errhint("Set \"%s\" and \"%s\" and restart the server, or set \"%s\" to \"memory\".",
-					 "wal_level", "max_replication_slots", "cocohooks.durability")));
-}
-
-const char *const coco_event_names[COCO_NUM_EVENTS] = {
-	"pre_save", "post_save", "pre_delete", "post_delete"
-};
-
-int
-coco_event_from_name(const char *name)
-{
-	for (int i = 0; i < COCO_NUM_EVENTS; i++)
-		if (strcmp(name, coco_event_names[i]) == 0)
-			return i;
-	return -1;
-}
 
 static void
 coco_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	coco_queue_shmem_request();
+	coco_dbslot_shmem_request();
 }
 
 static void
@@ -116,177 +54,15 @@ coco_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	coco_queue_shmem_startup();
-}
-
-/*
- * Settings that only make sense at server start; defining them later is an
- * error, so only a preloading postmaster does.
- */
-static void
-define_server_start_settings(void)
-{
-	DefineCustomStringVariable("cocohooks.database",
-							   "Ignored: every database with the extension has its own worker.",
-							   "Accepted, with a WARNING at server start, so that 0.1 configurations still start.",
-							   &cocohooks_database,
-							   "",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.max_databases",
-							"Most databases with the extension, each with its own worker.",
-							"CREATE EXTENSION in one more database is an error.",
-							&cocohooks_max_databases,
-							16,
-							1,
-							1024,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.queue_size",
-							"Size of the shared-memory event queues, shared by all databases.",
-							"Each database may use all of it but the reserve of the others (an equal share per cocohooks.max_databases). Events that do not fit wait in the WAL (durability = wal) or are dropped and counted in cocohooks.stats.",
-							&cocohooks_queue_size,
-							64 * 1024,
-							64,
-							1024 * 1024,
-							PGC_POSTMASTER,
-							GUC_UNIT_KB,
-							NULL, NULL, NULL);
-
-	DefineCustomEnumVariable("cocohooks.durability",
-							 "Where events wait for delivery: in the WAL, or in memory only.",
-							 "wal: every event is written to the WAL by the transaction that causes it, and delivered whatever crashes after its commit. memory: events live in shared memory only.",
-							 &cocohooks_durability,
-							 COCO_DURABILITY_WAL,
-							 durability_options,
-							 PGC_POSTMASTER,
-							 0,
-							 NULL, NULL, NULL);
-
-}
-
-static void
-define_settings(void)
-{
-	DefineCustomBoolVariable("cocohooks.api_session",
-							 "Marks this session as the application's API: its row changes fire hooks.",
-							 "Writes from sessions where this is off (psql, migrations, batch jobs) fire nothing.",
-							 &cocohooks_api_session,
-							 false,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.max_concurrent_deliveries",
-							"Number of deliveries in progress above which the worker takes no more events.",
-							"Bounds the worker's memory; beyond it, events wait in the shared queue.",
-							&cocohooks_max_concurrent_deliveries,
-							4096,
-							1,
-							65536,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.max_host_connections",
-							"Maximum number of connections the worker opens to one host and port.",
-							"Deliveries beyond it wait for a free connection to that receiver; other receivers are not held back.",
-							&cocohooks_max_host_connections,
-							32,
-							1,
-							1024,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.retry_max_backoff",
-							"Longest wait before a retry of a failed delivery.",
-							"Retries wait about 1 s, then twice as long each time, up to this; a Retry-After answer is honoured up to it too.",
-							&cocohooks_retry_max_backoff,
-							60000,
-							1000,
-							3600 * 1000,
-							PGC_SIGHUP,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-
-	DefineCustomEnumVariable("cocohooks.log_deliveries",
-							 "Which finished deliveries are written to cocohooks.deliveries.",
-							 "failures: failed ones only; all: every delivery; none: nothing (failures still reach the server log).",
-							 &cocohooks_log_deliveries,
-							 COCO_LOG_FAILURES,
-							 log_deliveries_options,
-							 PGC_SIGHUP,
-							 0,
-							 NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.max_wal_retention",
-							"WAL kept for events not yet finished, at most.",
-							"Past it, the oldest waiting events are given up and logged as failed with their payload. -1: no limit.",
-							&cocohooks_max_wal_retention,
-							10 * 1024,
-							-1,
-							INT_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MB,
-							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("cocohooks.log_retention",
-							"How long rows stay in cocohooks.deliveries.",
-							"The worker deletes older rows in small batches; 0 keeps them forever.",
-							&cocohooks_log_retention,
-							7 * 24 * 60,
-							0,
-							INT_MAX,
-							PGC_SIGHUP,
-							GUC_UNIT_MIN,
-							NULL, NULL, NULL);
-
-	DefineCustomStringVariable("cocohooks.allowed_networks",
-							   "Non-public networks deliveries may connect to.",
-							   "A list of CIDR ranges, such as \"127.0.0.0/8, ::1\". Deliveries connect only to public addresses and to addresses inside these ranges.",
-							   &cocohooks_allowed_networks,
-							   "",
-							   PGC_SIGHUP,
-							   /* which internal networks are allowed is not for tenants to see */
-							   GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
-							   coco_allowed_networks_check,
-							   coco_allowed_networks_assign,
-							   NULL);
-
-	DefineCustomStringVariable("cocohooks.ca_file",
-							   "PEM file of certificate authorities trusted for HTTPS deliveries, besides the system's.",
-							   NULL,
-							   &cocohooks_ca_file,
-							   "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("cocohooks");
-}
-
-void
-coco_require_preload(void)
-{
-	if (!coco_preloaded)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cocohooks must be loaded via \"shared_preload_libraries\""),
-				 errdetail("Its background worker and shared-memory queue are created at server start."),
-				 errhint("Add cocohooks to \"shared_preload_libraries\" in postgresql.conf and restart the server.")));
+	coco_dbslot_shmem_startup();
 }
 
 void
 _PG_init(void)
 {
-	if (process_shared_preload_libraries_in_progress)
-		define_server_start_settings();
-	define_settings();
+	coco_settings_define();
+	coco_network_guard_define_setting();
+	MarkGUCPrefixReserved("cocohooks");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -304,7 +80,6 @@ _PG_init(void)
 	coco_pending_init();
 	coco_upsert_tracker_init();
 	coco_extension_watch_init();
-	coco_commit_prepared_init();
-	coco_database_pause_init();
+	coco_utility_hook_init();
 	coco_launcher_register();
 }

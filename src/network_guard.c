@@ -22,7 +22,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 
 #include "network_guard.h"
+#include "pg_compat.h"
 
 typedef struct AllowedRange
 {
@@ -44,7 +45,7 @@ typedef struct AllowedList
 	AllowedRange ranges[FLEXIBLE_ARRAY_MEMBER];
 } AllowedList;
 
-char	   *cocohooks_allowed_networks = NULL;
+static char *cocohooks_allowed_networks = NULL;
 static const AllowedList *allowed = NULL;
 
 /* Non-public IPv4 ranges, and what they are called in messages. */
@@ -223,8 +224,8 @@ coco_parse_ip(const char *text, uint8 *addr)
  * GUC check hook: the setting is a list of ranges ("10.1.0.0/16",
  * "::1", "fd00::/8") separated by commas or white space.
  */
-bool
-coco_allowed_networks_check(char **newval, void **extra, GucSource source)
+static bool
+allowed_networks_check(char **newval, void **extra, GucSource source)
 {
 	char	   *copy;
 	char	   *tok;
@@ -287,8 +288,25 @@ fail:
 	return false;
 }
 
-void
-coco_allowed_networks_assign(const char *newval, void *extra)
+static void
+allowed_networks_assign(const char *newval, void *extra)
 {
 	allowed = (const AllowedList *) extra;
+}
+
+/* cocohooks.allowed_networks, parsed by the hooks above */
+void
+coco_network_guard_define_setting(void)
+{
+	DefineCustomStringVariable("cocohooks.allowed_networks",
+							   "Non-public networks deliveries may connect to.",
+							   "A list of CIDR ranges, such as \"127.0.0.0/8, ::1\". Deliveries connect only to public addresses and to addresses inside these ranges.",
+							   &cocohooks_allowed_networks,
+							   "",
+							   PGC_SIGHUP,
+							   /* which internal networks are allowed is not for tenants to see */
+							   GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
+							   allowed_networks_check,
+							   allowed_networks_assign,
+							   NULL);
 }

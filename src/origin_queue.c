@@ -14,12 +14,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
-
-#include "origin_queue.h"
+#include "postgres.h"
 
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+
+#include "origin_queue.h"
 
 #define ORIGIN_KEY_LEN 256
 

@@ -17,13 +17,18 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
+
+#include "cocohooks.h"
+#include "hook_cache.h"
+#include "payload.h"
+#include "row_json.h"
 
 /* Appends a row as to_jsonb(row)::text renders it. */
 static void

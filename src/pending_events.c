@@ -52,16 +52,23 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "replication/message.h"
 #include "storage/fd.h"
-#include "utils/wait_event.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/wait_event.h"
+
+#include "cocohooks.h"
+#include "event_ring.h"
+#include "pending_events.h"
+#include "pg_compat.h"
+#include "settings.h"
+#include "worker_marks.h"
 
 typedef struct SubxactMark
 {
@@ -127,7 +134,7 @@ reset_pending(void)
 void
 coco_note_dropped(uint64 n)
 {
-	coco_queue_count_dropped(n);
+	coco_ring_count_dropped(n);
 	dropped_in_xact += n;
 }
 
@@ -362,7 +369,7 @@ push_messages(const char *data, Size len, Size *used, bool *full)
 		}
 		if (n == 0)
 			break;				/* a message continues past len */
-		done = coco_queue_push(data + off, chunk);
+		done = coco_ring_push(data + off, chunk);
 		pushed += done;
 		*full = (done < n);
 		off += chunk;
@@ -386,7 +393,7 @@ push_pending(void)
 	if (wal_only)
 	{
 		/* the worker reads them from the WAL */
-		coco_queue_note_wal_only(XactLastCommitEnd);
+		coco_marks_note_wal_only(XactLastCommitEnd);
 		return;
 	}
 	if (file_len > 0)
@@ -447,7 +454,7 @@ push_pending(void)
 	{
 		/* in the WAL, the worker's reader finds them */
 		if (coco_wal_mode())
-			coco_queue_note_wal_only(XactLastCommitEnd);
+			coco_marks_note_wal_only(XactLastCommitEnd);
 		else
 			coco_note_dropped(pending_count - pushed);
 	}

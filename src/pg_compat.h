@@ -9,8 +9,8 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef PG_COMPAT_H
-#define PG_COMPAT_H
+#ifndef COCOHOOKS_PG_COMPAT_H
+#define COCOHOOKS_PG_COMPAT_H
 
 #include "postgres.h"
 
@@ -137,4 +137,4 @@ typedef char coco_b64_byte;
 #define coco_slot_acquire(name)	ReplicationSlotAcquire((name), true)
 #endif
 
-#endif							/* PG_COMPAT_H */
+#endif							/* COCOHOOKS_PG_COMPAT_H */

@@ -12,12 +12,20 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+
+#include "as_owner.h"
+#include "cocohooks.h"
+#include "event_emit.h"
+#include "event_message.h"
+#include "hook_admin.h"
+#include "payload.h"
+#include "settings.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_redeliver);
 

@@ -12,16 +12,24 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <time.h>
 
 #include "common/base64.h"
 #include "common/hmac.h"
+#include "lib/stringinfo.h"
 #include "utils/resowner.h"
 
-#include "http_client.h"
+#include "cocohooks.h"
+#include "pg_compat.h"
+#include "request_headers.h"
 #include "signing_keys.h"
+
+/* the Makefile defines it; a build without the Makefile still compiles */
+#ifndef COCOHOOKS_VERSION
+#define COCOHOOKS_VERSION "unknown"
+#endif
 
 /* One signature, "v1,<base64 HMAC-SHA256 of 'id.timestamp.body'>", appended to out. */
 static void

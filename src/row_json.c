@@ -30,18 +30,21 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/htup_details.h"
-#include "utils/array.h"
 #include "catalog/pg_type.h"
 #include "parser/parse_coerce.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+
+#include "hook_cache.h"
+#include "row_json.h"
 
 /* rows whose text is longer than this are rendered again by to_jsonb */
 #define ROW_JSON_FAST_LIMIT		(1024 * 1024)

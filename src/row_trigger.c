@@ -28,11 +28,21 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "utils/rel.h"
+
+#include "cocohooks.h"
+#include "db_slots.h"
+#include "event_emit.h"
+#include "event_message.h"
+#include "hook_cache.h"
+#include "hook_filters.h"
+#include "payload.h"
+#include "settings.h"
+#include "upsert_tracker.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_row_trigger);
 
@@ -205,7 +215,7 @@ cocohooks_row_trigger(PG_FUNCTION_ARGS)
 	if (!cocohooks_api_session)
 		return PointerGetDatum(result);
 
-	if (!coco_preloaded || !coco_queue_available())
+	if (!coco_preloaded || !coco_dbslots_available())
 	{
 		if (!warned_not_preloaded)
 			ereport(WARNING,

@@ -19,7 +19,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "access/heapam.h"
 #include "access/table.h"
@@ -33,8 +33,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "event_message.h"
 #include "hooks_catalog.h"
 #include "signing_keys.h"
+#include "worker_marks.h"
 
 #define MAX_AGE_MS	5000
 
@@ -56,7 +58,7 @@ bump_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			if (bump_at_commit)
-				coco_queue_bump_hooks_generation();
+				coco_marks_bump_hooks_generation();
 			bump_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
@@ -146,7 +148,7 @@ load_keys(void)
 void
 coco_signing_keys_refresh(void)
 {
-	uint32		generation = coco_queue_hooks_generation();
+	uint32		generation = coco_marks_hooks_generation();
 	TimestampTz now = GetCurrentTimestamp();
 	MemoryContext cxt = CurrentMemoryContext;
 

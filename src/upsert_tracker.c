@@ -25,13 +25,17 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include "executor/executor.h"
 #include "nodes/plannodes.h"
 #include "parser/parsetree.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+
+#include "event_emit.h"
+#include "pg_compat.h"
+#include "upsert_tracker.h"
 
 typedef struct RunFrame
 {

@@ -46,32 +46,37 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <dirent.h>
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
-#include "access/genam.h"
-#include "access/table.h"
 #include "catalog/pg_extension.h"
-#include "utils/fmgroids.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
 #include "replication/message.h"
 #include "replication/slot.h"
 #include "storage/fd.h"
 #include "storage/procarray.h"
+#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "cocohooks.h"
 #include "delivery_engine.h"
+#include "event_message.h"
+#include "pg_compat.h"
+#include "settings.h"
 #include "wal_source.h"
+#include "worker_marks.h"
 
 #define SCAN_RECORDS_PER_PASS	20000
 #define MAX_JOBS				20000
@@ -376,7 +381,7 @@ coco_wal_source_recheck(void)
 	else if (!installed && active)
 	{
 		active = false;
-		coco_queue_set_wal_done(0);
+		coco_marks_set_wal_done(0);
 		XLogReaderFree(scan_reader);
 		XLogReaderFree(deliver_reader);
 		scan_reader = deliver_reader = NULL;
@@ -841,7 +846,7 @@ start_from_wal(Job *job, CocoEventHeader *msg, uint64 lsn)
 	msg->seq = 0;
 	msg->queued_at = job->commit_time;
 	job->unfinished++;
-	coco_queue_count_queued(1);
+	coco_marks_count_queued(1);
 	if (job->give_up)
 		coco_engine_give_up_event(msg, lsn, job, "given up: WAL retention limit");
 	else
@@ -1069,7 +1074,7 @@ coco_wal_note_queued(uint64 lsn)
 /*
  * Document order across the two paths.  A backend whose events the queue
  * did not carry says how far they reach in the WAL before it releases its
- * row locks (coco_queue_note_wal_only), so a later event of the same
+ * row locks (coco_marks_note_wal_only), so a later event of the same
  * document is queued after that.  Right after popping, the worker notes
  * how far that reaches now; the popped events wait until the delivery
  * cursor has handed on every job that ends there or before, which keeps
@@ -1082,7 +1087,7 @@ coco_wal_source_note_popped(void)
 
 	if (!active)
 		return;
-	if (!coco_queue_wal_only(&lsn))
+	if (!coco_marks_wal_only(&lsn))
 		hold_unknown = true;
 	else if (lsn > wal_only_seen)
 	{
@@ -1101,7 +1106,7 @@ coco_wal_source_holds_popped(void)
 	{
 		uint64		lsn;
 
-		if (!coco_queue_wal_only(&lsn))
+		if (!coco_marks_wal_only(&lsn))
 			return true;
 		hold_unknown = false;
 		wal_only_seen = Max(wal_only_seen, lsn);
@@ -1238,7 +1243,7 @@ coco_wal_source_advance(void)
 		done = dlist_head_element(Job, node, &jobs)->end_lsn - 1;
 	else
 		done = scan_next;
-	coco_queue_set_wal_done(done);
+	coco_marks_set_wal_done(done);
 
 	/* the rest looks at every job: now and then is enough */
 	now = GetCurrentTimestamp();
@@ -1260,7 +1265,7 @@ coco_wal_source_advance(void)
 
 	give_up_past_retention(restart);
 	expire_started();
-	coco_queue_set_wal_restart(restart);
+	coco_marks_set_wal_restart(restart);
 	SpinLockAcquire(&MyReplicationSlot->mutex);
 	current = MyReplicationSlot->data.restart_lsn;
 	if (restart > current)

@@ -37,9 +37,4 @@ extern bool coco_wal_started_from_wal(uint64 lsn);
 extern void coco_wal_event_finished(uint64 lsn, void *source_arg);
 extern uint64 coco_wal_retention_cut(void);
 
-/* event_queue.c: what the WAL reader has finished, for wait_for_deliveries() */
-extern void coco_queue_set_wal_done(uint64 lsn);
-extern void coco_queue_set_wal_restart(uint64 lsn);
-extern void coco_queue_count_queued(int64 n);
-
 #endif							/* WAL_SOURCE_H */

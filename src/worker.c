@@ -29,13 +29,13 @@
  * every unfinished event (held by the engine or still queued) with
  * event_store.c, and the next worker queues them again under the same
  * webhook-ids; a process killed outright loses events, and a new worker
- * counts what its predecessor held as dropped (coco_queue_lose_unfinished).
+ * counts what its predecessor held as dropped (coco_marks_lose_unfinished).
  * In wal mode nothing is lost: the next worker reads again from the slot's
  * restart point.
  *
  *-------------------------------------------------------------------------
  */
-#include "cocohooks.h"
+#include "postgres.h"
 
 #include <limits.h>
 
@@ -51,10 +51,19 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "cocohooks.h"
+#include "db_slots.h"
 #include "delivery_engine.h"
 #include "delivery_log.h"
 #include "document_order.h"
+#include "event_message.h"
+#include "event_ring.h"
+#include "event_store.h"
+#include "pg_compat.h"
+#include "settings.h"
 #include "wal_source.h"
+#include "worker.h"
+#include "worker_marks.h"
 
 #define POP_BUFFER_INITIAL	(1024 * 1024)
 #define PRUNE_BATCH			1000
@@ -119,14 +128,14 @@ leave_database(int elevel, const char *why)
 			(errmsg("cocohooks worker for database \"%s\" stops: %s", dbname, why)));
 	leaving = true;
 	coco_store_remove();
-	coco_slot_free(MyDatabaseId, -1);
+	coco_dbslot_free(MyDatabaseId, -1);
 	proc_exit(0);
 }
 
 static void
 forget_worker(int code, Datum arg)
 {
-	coco_queue_set_worker(-1);
+	coco_dbslot_set_worker(-1);
 }
 
 /*
@@ -197,7 +206,7 @@ save_unfinished(int code, Datum arg)
 		{
 			int			npopped;
 			Size		needed = 0;
-			Size		len = coco_queue_pop(savebuf, savebufsize, INT_MAX, &npopped, &needed);
+			Size		len = coco_ring_pop(savebuf, savebufsize, INT_MAX, &npopped, &needed);
 
 			if (len == 0 && needed == 0)
 				break;
@@ -214,7 +223,7 @@ save_unfinished(int code, Datum arg)
 			coco_store_remove();
 		else if (coco_store_save(buf.data, buf.len, n))
 		{
-			coco_queue_hand_off_popped();
+			coco_marks_hand_off_popped();
 			ereport(LOG,
 					(errmsg("cocohooks worker saved %llu undelivered events for the next worker",
 							(unsigned long long) n)));
@@ -248,7 +257,7 @@ start_saved_events(void)
 
 		/* its number was in the previous queue's order, not ours */
 		msg->seq = 0;
-		coco_queue_count_queued(1);
+		coco_marks_count_queued(1);
 		coco_engine_start_event(msg, 0, NULL);
 		store_backlog_off += msg->total_len;
 		took = true;
@@ -280,7 +289,7 @@ note_saved_finished(void)
 	if (released >= saved_until)
 	{
 		saved_unfinished = false;
-		coco_queue_store_requeued();
+		coco_marks_store_requeued();
 	}
 }
 
@@ -296,7 +305,7 @@ load_saved_events(void)
 		pfree(store_backlog.data);
 		store_backlog.data = NULL;
 		coco_store_remove();
-		coco_queue_store_requeued();
+		coco_marks_store_requeued();
 		return;
 	}
 	ereport(LOG,
@@ -348,7 +357,7 @@ take_events(void)
 			if (coco_wal_source_queue_paused())
 				break;
 			parked_off = parked_len = 0;
-			parked_len = coco_queue_pop(popbuf, popbufsize, coco_engine_room(), &n, &needed);
+			parked_len = coco_ring_pop(popbuf, popbufsize, coco_engine_room(), &n, &needed);
 			if (parked_len == 0)
 			{
 				if (needed == 0)
@@ -369,7 +378,7 @@ take_events(void)
 
 			if (coco_wal_started_from_wal(lsn))
 			{
-				coco_queue_count_queued(-1);
+				coco_marks_count_queued(-1);
 				coco_engine_note_skipped(msg);
 			}
 			else
@@ -442,7 +451,7 @@ cocohooks_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(worker_cxt);
 
 	/* the launcher started us for our slot: gone (freed meanwhile), we go */
-	if (!coco_queue_has_slot())
+	if (!coco_dbslot_exists())
 		proc_exit(0);
 	if (!coco_extension_installed())
 		leave_database(DEBUG1, "the extension is not installed in it");
@@ -455,11 +464,11 @@ cocohooks_worker_main(Datum main_arg)
 	 */
 	(void) coco_wal_source_start();
 
-	coco_queue_set_worker(coco_my_procno());
+	coco_dbslot_set_worker(coco_my_procno());
 	before_shmem_exit(forget_worker, (Datum) 0);
 	before_shmem_exit(save_unfinished, (Datum) 0);
 
-	lost = coco_queue_lose_unfinished(coco_wal_mode());
+	lost = coco_marks_lose_unfinished(coco_wal_mode());
 	if (lost > 0)
 		ereport(LOG,
 				(errmsg("cocohooks worker restarted: %llu events held by the previous worker were lost",
@@ -472,8 +481,8 @@ cocohooks_worker_main(Datum main_arg)
 	{
 		uint32		request;
 
-		if (coco_queue_extension_check_requested(&request))
-			coco_queue_extension_checked(request);
+		if (coco_marks_extension_check_requested(&request))
+			coco_marks_extension_checked(request);
 	}
 
 	wes = coco_create_wait_event_set(3);
@@ -521,10 +530,10 @@ cocohooks_worker_main(Datum main_arg)
 			next_prune = GetCurrentTimestamp();
 		}
 
-		if (coco_queue_extension_check_requested(&check_request))
+		if (coco_marks_extension_check_requested(&check_request))
 		{
 			coco_wal_source_recheck();
-			coco_queue_extension_checked(check_request);
+			coco_marks_extension_checked(check_request);
 			if (!coco_extension_installed())
 				leave_database(LOG, "the extension was dropped");
 		}
@@ -537,7 +546,7 @@ cocohooks_worker_main(Datum main_arg)
 		note_saved_finished();
 		coco_wal_source_advance();
 		prune_log();
-		coco_queue_set_in_flight(coco_engine_in_flight());
+		coco_marks_set_in_flight(coco_engine_in_flight());
 
 		/*
 		 * Sleep until libcurl or a retry needs us, or a backend sets our
@@ -570,7 +579,7 @@ cocohooks_worker_main(Datum main_arg)
 		busy = keeping_up(started_after - started_before);
 		if (coco_engine_room() > 0 &&
 			(store_backlog.data ||
-			 (!busy && !coco_queue_is_empty() && !coco_wal_source_holds_popped())))
+			 (!busy && !coco_ring_is_empty() && !coco_wal_source_holds_popped())))
 			timeout = 0;
 		if (took)
 		{
