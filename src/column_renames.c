@@ -12,6 +12,15 @@
  * included), in the same transaction as the rename.  Catalog changes
  * refresh every backend's hook cache (hooks_changed).
  *
+ * Runs in: backends (the ddl_command_end event trigger on ALTER TABLE).
+ *
+ * Invariants:
+ *	- the table is resolved as the command resolved it, before the switch
+ *	  to the catalog's owner (as_owner.c) changes the search_path;
+ *	- the hooks change in the rename's own transaction: a rolled-back
+ *	  rename leaves them as they were, and an error here fails the ALTER
+ *	  TABLE.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -1,13 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * delivery_log.c
- *	  Writes finished deliveries to cocohooks.deliveries.
+ *	  Writes finished deliveries to cocohooks.deliveries, disables the hooks
+ *	  whose receivers answered 410 Gone, and prunes old log rows.
  *
  * Called by the worker, outside any transaction, with a batch of rows; one
  * short transaction inserts them all with a single statement over arrays,
  * so the cost per row is small and no HTTP work ever happens inside a
+ * transaction.  The hooks gone_hooks.c names are disabled in the same
  * transaction.  If the extension is not installed (yet, or any more) the
  * rows are skipped: failures have already reached the server log.
+ *
+ * Runs in: the worker.
+ *
+ * Invariants:
+ *	- each write or prune is one short transaction, begun and ended here:
+ *	  the caller must not be in one;
+ *	- coco_log_write and coco_log_prune never raise an error: a failure is
+ *	  reported, its transaction aborted and the caller told (false, or no
+ *	  rows deleted), so the worker keeps the deliveries it holds;
+ *	- the INSERT's plan is kept across calls (SPI_keepplan), and prepared
+ *	  again after a failure or once ALTER EXTENSION UPDATE adds the
+ *	  response column;
+ *	- the caller's memory context is current again on return.
  *
  *-------------------------------------------------------------------------
  */

@@ -13,8 +13,18 @@
  * the fast path; the worker's WAL reader (wal_source.c) delivers from the
  * WAL what the queue did not carry, so a full queue drops nothing there.
  *
- * Called in the executor's memory; may raise errors (WAL insertion), but
- * only before the change's transaction commits.
+ * Runs in: backends (the row trigger, the ON CONFLICT tracker of
+ * upsert_tracker.c, redeliver()).
+ *
+ * Invariants:
+ *	- called in the caller's memory context (the executor's, for a row);
+ *	  may raise errors (WAL insertion), but only before the change's
+ *	  transaction commits: nothing here runs in a commit callback;
+ *	- a message is written to the WAL before it is queued or kept for
+ *	  commit, so the copy carries the WAL record's event id;
+ *	- a full ring never fails a write: in wal mode the worker is told the
+ *	  event is in the WAL only (worker_marks.c), in memory mode it is
+ *	  counted as dropped.
  *
  *-------------------------------------------------------------------------
  */

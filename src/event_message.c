@@ -3,9 +3,25 @@
  * event_message.c
  *	  Encoding of event messages and of the hook specs they carry.
  *
- * The layout is described in cocohooks.h.  These functions append to a
- * StringInfo in the caller's memory context and may raise an error (out of
- * memory), so they run in the trigger, never in a commit callback.
+ * The layout is described in cocohooks.h.  Messages and specs are padded
+ * to multiples of 8 bytes, and a message's body is UTF-8 whatever the
+ * database's encoding (coco_message_end).  An event is named in one place
+ * (coco_event_id_text), and a secret decoded in one place
+ * (coco_secret_decode), so what register_hook() accepts is what
+ * deliveries sign with.
+ *
+ * Runs in: backends (the row trigger, the hook cache, register_hook's
+ * checks, redeliver()) and the worker (naming events, reading their WAL
+ * position, saving unfinished ones to the event store).
+ *
+ * Invariants:
+ *	- the appending functions write to a StringInfo in the caller's memory
+ *	  context and may raise an error (out of memory, encoding conversion),
+ *	  so none is called from a commit callback;
+ *	- appending may move the buffer: a pointer into it is taken again after
+ *	  every append, and a length (total_len, spec_len) is set last;
+ *	- a WAL event id is filled in place over COCO_WAL_ID_PLACEHOLDER, so
+ *	  the message keeps its length.
  *
  *-------------------------------------------------------------------------
  */

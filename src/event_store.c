@@ -7,17 +7,30 @@
  * saves every event it has not finished delivering — those still in the
  * shared queue and those it holds, in flight or waiting to retry — to
  * $PGDATA/cocohooks.events.<database oid>, and the next worker of that
- * database sends them first.  (0.1 had one file, cocohooks.events, for the
- * database named by cocohooks.database: that database's worker takes it
- * over.)  Each
- * saved message carries its event id, attempts made and original queue
- * time, so receivers see the same webhook-id.
+ * database sends them first.  Events that are in the WAL (durability =
+ * wal) are not saved: the next worker reads them from there again.  (0.1
+ * had one file, cocohooks.events, for the database named by
+ * cocohooks.database: that database's worker takes it over.)  Each saved
+ * message carries its event id, attempts made and original queue time, so
+ * receivers see the same webhook-id.
  *
  * The file is written to a temporary name, fsynced and renamed, so it is
  * either whole or absent.  It holds a header (magic, version, byte count)
  * and the messages in their queue format.  A process killed outright
  * (SIGKILL, a crash restart, an immediate shutdown) writes nothing: what it
  * held is lost.
+ *
+ * Runs in: the worker (its database's file: save, load, remove); backends
+ * and the launcher (a dropped database's file goes; setting up a
+ * database's slot in shared memory looks whether it has one).
+ *
+ * Invariants:
+ *	- saving and removing never raise an error, only log one (a failed
+ *	  save returns false): the worker saves from its exit callback;
+ *	- a file is loaded only if every message in it is whole; a damaged one
+ *	  is renamed to <file>.damaged, and none of its events is sent;
+ *	- the names are relative to the data directory, the working directory
+ *	  of every server process.
  *
  *-------------------------------------------------------------------------
  */

@@ -5,20 +5,34 @@
  *	  dropped, and waits until it has acted on it.
  *
  * A database has a worker only while the extension exists: CREATE
- * EXTENSION reserves the database a slot (an ERROR past
- * cocohooks.max_databases, see coco_extension_reserve_slot), which wants a
- * worker from the launcher once the transaction commits; DROP EXTENSION
- * makes the worker free the slot and exit.  In wal mode the worker keeps a
- * replication slot only while the extension exists: CREATE EXTENSION makes
- * it (so the WAL of the first events is kept however late the worker
- * starts), the worker reads events from the WAL from there, and drops the
- * slot as the extension goes; the dropping backend drops it if no worker
- * holds it, so that nothing is left holding WAL.  The change is
- * noticed in the backend that makes it (at install, and through the object
- * access hook for a drop), acted on once its transaction commits (a
- * rolled-back DROP changes nothing; a rolled-back CREATE frees the slot it
- * reserved), and waited for, a few seconds at most, so that the
- * statement's effect is visible when it returns.
+ * EXTENSION reserves the database its slot in shared memory, a dbslot (an
+ * ERROR past cocohooks.max_databases, see coco_extension_changed), which
+ * wants a worker from the launcher once the transaction commits; DROP
+ * EXTENSION makes the worker free the dbslot and exit.  In wal mode the
+ * worker keeps a replication slot only while the extension exists: CREATE
+ * EXTENSION makes it (so the WAL of the first events is kept however late
+ * the worker starts), the worker reads events from the WAL from there, and
+ * drops the replication slot as the extension goes; the dropping backend
+ * drops it if no worker holds it, so that nothing is left holding WAL.
+ * The change is noticed in the backend that makes it (at install, and
+ * through the object access hook for a drop), acted on once its
+ * transaction commits (a rolled-back DROP changes nothing; a rolled-back
+ * CREATE frees what it made), and waited for, a few seconds at most, so
+ * that the statement's effect is visible when it returns.
+ *
+ * Runs in: backends (CREATE EXTENSION's install check, DROP EXTENSION).
+ * The object access hook and the transaction callback are installed in
+ * every process that preloads the library, but act only after one of
+ * those.
+ *
+ * Invariants:
+ *	- errors are raised only before commit (the reservation; making the
+ *	  replication slot at pre-commit), and fail the statement; the commit
+ *	  and abort steps must not raise one, and call only functions that
+ *	  never do;
+ *	- a rolled-back CREATE frees the dbslot only if it set it up, and the
+ *	  replication slot only if it made it;
+ *	- the state is per transaction, cleared at commit and at abort.
  *
  *-------------------------------------------------------------------------
  */

@@ -14,6 +14,17 @@
  * as usual, so a hook's entry here never outlives its purpose; the map is
  * capped, dropping the oldest entry when full.
  *
+ * Runs in: the worker (its delivery engine, and the log transaction that
+ * disables the hooks, delivery_log.c).
+ *
+ * Invariants:
+ *	- a hook leaves the pending list only once the transaction that
+ *	  disables it has committed (coco_gone_written);
+ *	- both are bounded: MAX_GONE_HOOKS hooks in the map, MAX_PENDING
+ *	  hooks waiting to be disabled;
+ *	- the map lives in this worker's memory only: a new worker starts
+ *	  without it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -7,6 +7,13 @@
  * cache turns it into the "Name: value" lines every message carries
  * (event_message.c), so both see the same pairs in the same order.
  *
+ * Runs in: backends (register_hook's checks; the hook cache and
+ * redeliver(), building hook specs).
+ *
+ * Invariants: pairs come in jsonb's stored order, one per distinct name;
+ * a name is not NUL-terminated (use its length); a walk that returns
+ * false has called nothing.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -11,7 +11,23 @@
  * (hook_args.c) and checking ownership as the caller, the catalog change
  * and the collection's triggers (hook_triggers.c) are made as the owner of
  * cocohooks.hooks (a security-restricted user switch, as REFRESH
- * MATERIALIZED VIEW does).
+ * MATERIALIZED VIEW does, as_owner.c).
+ *
+ * Runs in: backends (the SQL functions, the install script's check).  The
+ * statement trigger runs in any process whose transaction changes
+ * cocohooks.hooks: backends, and the worker when it disables a hook whose
+ * receiver answered 410 Gone (delivery_log.c).
+ *
+ * Invariants:
+ *	- every argument, and the caller's ownership of the collection, is
+ *	  checked before the catalog changes; a hook's row is locked (FOR
+ *	  UPDATE) before it is changed;
+ *	- the catalog and the collection's triggers change in the caller's
+ *	  transaction, and commit or roll back together;
+ *	- other backends' hook caches and the worker's signing keys learn of
+ *	  a change when it commits, never before;
+ *	- a 0.1.0 catalog, before ALTER EXTENSION UPDATE, is still served: the
+ *	  functions look for the columns they need (rotate_secret refuses it).
  *
  *-------------------------------------------------------------------------
  */

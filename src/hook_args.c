@@ -4,7 +4,18 @@
  *	  Validation of the arguments of the hook functions.
  *
  * Every wrong argument is an ERROR that names the argument and says what
- * is allowed (SPEC section 6), raised before anything changes.
+ * is allowed (docs/guarantees.md §6), raised before anything changes.
+ *
+ * Runs in: backends (the hook functions, hook_admin.c).
+ *
+ * Invariants:
+ *	- the checks run as the caller, before the switch to the catalog's
+ *	  owner, except coco_check_partition_family, which reads the catalog
+ *	  as its owner, in SPI;
+ *	- coco_check_collection locks the table as CREATE TRIGGER does
+ *	  (ShareRowExclusiveLock), until the transaction ends;
+ *	- a URL is parsed, never resolved: a host name is checked on each of
+ *	  its addresses when the worker connects (network_guard.c).
  *
  *-------------------------------------------------------------------------
  */

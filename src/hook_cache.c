@@ -13,8 +13,20 @@
  * are keyed by the relation the trigger fires on, so each partition of a
  * partitioned collection has its own entry pointing at the collection.
  *
- * Each entry owns a memory context under CacheMemoryContext, replaced on
- * rebuild.  Lookups may raise errors (catalog access).
+ * Runs in: backends running a row trigger.  The invalidation callbacks are
+ * registered in every process that preloads the library.
+ *
+ * Invariants:
+ *	- each entry owns a memory context under CacheMemoryContext, replaced
+ *	  when the entry is rebuilt: what a lookup returned stays valid until a
+ *	  later lookup rebuilds it;
+ *	- an entry is marked valid before it is built, so an invalidation that
+ *	  arrives while the catalogs are read makes the next lookup build it
+ *	  again; a build that fails leaves it invalid;
+ *	- the invalidation callbacks only clear flags: no catalog access, no
+ *	  error;
+ *	- lookups may raise errors (catalog access), in the trigger, before the
+ *	  change commits.
  *
  *-------------------------------------------------------------------------
  */

@@ -11,13 +11,20 @@
  * columns, one per distinct set.  Per row, an update fires a filtered hook
  * only if one of its columns IS DISTINCT FROM its old value, compared with
  * the type's equality as IS DISTINCT FROM does (bytes, for a type without
- * one); creates and deletes fire it always.  No catalog access per row.
+ * one); creates and deletes fire it always.
  *
  * Renames are followed in the catalog (column_renames.c).  A name that no
  * longer names a column (dropped since the hook was registered) is ignored:
  * a filter left with no column fires on no update, and an exclusion of a
  * missing column leaves nothing out (a column added later under that name
  * is left out again).
+ *
+ * Runs in: backends running a row trigger (loaded by the hook cache,
+ * checked per row by row_trigger.c).
+ *
+ * Invariants: filters live in the hook cache entry's memory context and
+ * are rebuilt with it, when the table or its hooks change (hook_cache.c);
+ * no catalog access per row.
  *
  *-------------------------------------------------------------------------
  */

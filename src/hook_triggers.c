@@ -22,6 +22,17 @@
  * trigger.  An event trigger syncs again after every CREATE TRIGGER, ALTER
  * TRIGGER and ALTER TABLE on a hooked table.
  *
+ * Runs in: backends (register_hook and unregister_hook, hook_admin.c; the
+ * ddl_command_end event trigger).
+ *
+ * Invariants:
+ *	- it runs as the catalog's owner, inside SPI (as_owner.c), in the
+ *	  caller's transaction: the triggers and the catalog change together;
+ *	- the event trigger does not recurse into our own CREATE and DROP
+ *	  TRIGGER (syncing, reset on error too);
+ *	- the event trigger changes only the AFTER trigger, and only once the
+ *	  BEFORE one exists, so that a restore can create both itself.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

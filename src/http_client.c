@@ -20,10 +20,18 @@
  * system's, stays in use).  Every address is checked by the network guard
  * as it is connected to.
  *
- * Nothing here raises a PostgreSQL error from inside a libcurl callback:
- * callbacks only record state and return codes.  coco_http_post() may
- * raise out-of-memory errors; the completion callback is called from
- * coco_http_drive(), outside of libcurl.
+ * Runs in: the worker.
+ *
+ * Invariants:
+ *	- no libcurl callback raises a PostgreSQL error or allocates memory:
+ *	  callbacks only record state and return codes;
+ *	- the completion callback is called from coco_http_drive(), outside of
+ *	  libcurl; coco_http_drive() never blocks, and coco_http_post() may
+ *	  raise out-of-memory errors;
+ *	- the handles and their requests live in TopMemoryContext for the
+ *	  worker's life: easy handles are reused, never freed;
+ *	- a POST's headers and body stay valid until its completion callback
+ *	  has run.
  *
  *-------------------------------------------------------------------------
  */

@@ -4,28 +4,42 @@
  *	  Starts one worker per database that has the extension.
  *
  * The launcher is a background worker started with the server and
- * connected to no database.  A database's worker is started when its slot
- * (event_queue.c) wants one:
+ * connected to no database.  A database's worker is started when the
+ * database's slot in shared memory, its dbslot (db_slots.c), wants one:
  *
- *	at server start, every database that accepts connections (templates
- *	aside) gets a wanted
- *	slot in turn, as far as cocohooks.max_databases allows; its worker
- *	looks whether the extension is installed there, and if not frees the
- *	slot and exits, making room for the next database to look at;
+ *	at server start, every database (templates, and any left invalid by an
+ *	interrupted DROP DATABASE, aside) gets a wanted dbslot in turn, as far
+ *	as cocohooks.max_databases allows; its worker looks whether the
+ *	extension is installed there, and if not frees the dbslot and exits,
+ *	making room for the next database to look at;
  *
- *	later, a backend makes its database's slot wanted when CREATE EXTENSION
- *	commits, and when its database has none (its first event or
+ *	later, a backend makes its database's dbslot wanted when CREATE
+ *	EXTENSION commits, and when its database has none (its first event or
  *	wait_for_deliveries() after a restart), and sets the launcher's latch.
  *
- * A worker that dies is started again after a second, unless its slot was
- * freed (DROP EXTENSION: the worker frees it as it goes) or is stopped
+ * A worker that dies is started again after a second, unless its dbslot
+ * was freed (DROP EXTENSION: the worker frees it as it goes) or is stopped
  * (database_pause.c: DROP DATABASE, or a statement that needs the
  * database to itself, stops the worker first).  A worker whose database no
- * longer exists is not started again; its slot is freed, and so is the
- * replication slot it may have left.
+ * longer exists is not started again; its dbslot is freed, and so are the
+ * replication slot and the saved events it may have left.
  *
  * The launcher sleeps on its latch, which backends and the postmaster (a
  * worker started or stopped) set, and looks at least once a second.
+ *
+ * Runs in: the launcher; the postmaster registers it (_PG_init, at
+ * preload).
+ *
+ * Invariants:
+ *	- only the launcher starts workers, one per wanted dbslot; it moves a
+ *	  dbslot between wanted and running only from the state it just saw
+ *	  (coco_dbslot_set_state's only_if), so a backend's change wins;
+ *	- it frees a dbslot only when the database no longer exists;
+ *	- what outlives one look (the workers started, their handles, the
+ *	  databases still to look at) is in launcher_cxt, where each look
+ *	  runs; pg_database is read in a short transaction of its own;
+ *	- it keeps nothing a restarted launcher needs: a running worker is
+ *	  found again by its pid in the dbslot.
  *
  *-------------------------------------------------------------------------
  */

@@ -20,6 +20,18 @@
  * inside 127.0.0.0/8), so allowing an IPv4 range lets no IPv6 spelling of
  * its addresses through.
  *
+ * Runs in: every process that loads the library (the setting, parsed at
+ * each reload); the checks in backends (register_hook, hook_args.c) and
+ * in the worker (libcurl's callbacks, http_client.c).
+ *
+ * Invariants:
+ *	- the checks allocate nothing and never raise an error: they run inside
+ *	  libcurl's callbacks;
+ *	- the parsed ranges are the setting's extra, made by the check hook and
+ *	  owned by the GUC machinery: nothing else frees or changes them;
+ *	- a bad value is refused by the check hook (GUC_check_errdetail), and
+ *	  the ranges in force stay.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -12,8 +12,14 @@
  *	pre_delete	event, collection, document_id, document
  *	post_delete event, collection, document_id, document
  *
- * All functions allocate in the current memory context and may raise
- * errors (they call type output functions), so they run in the trigger.
+ * Runs in: backends (the row trigger; redeliver(), which builds a body
+ * again from the delivery log).
+ *
+ * Invariants:
+ *	- all functions allocate in the current memory context and may raise
+ *	  errors (type output functions), so none runs in a commit callback;
+ *	- a body built again from the log has the keys, in the order, and the
+ *	  text of the one first sent.
  *
  *-------------------------------------------------------------------------
  */

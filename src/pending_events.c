@@ -50,6 +50,20 @@
  * them.  In wal mode the messages are in the WAL with their transaction,
  * and the worker's WAL reader delivers them once it reads COMMIT PREPARED.
  *
+ * Runs in: backends (the row trigger, redeliver() in memory mode, and the
+ * transaction callbacks, which every process that preloads the library
+ * has but which act only where messages were added).
+ *
+ * Invariants:
+ *	- all of it lives in pending_cxt, under TopMemoryContext, reset when
+ *	  the transaction ends; the temporary file belongs to the top
+ *	  transaction's resource owner;
+ *	- memory is bounded: the tail is flushed before it would pass work_mem
+ *	  (and 256 MB), a batch once it reaches WAL_BATCH_BYTES;
+ *	- adding may raise an error (a full disk, the WAL), so only the trigger
+ *	  and redeliver() add, before commit; the commit callback never raises;
+ *	- messages reach the ring in the order they were added.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

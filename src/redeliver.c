@@ -6,9 +6,19 @@
  * The delivery log keeps the payload of failed deliveries (of all of them
  * with log_deliveries = 'all').  redeliver() queues that payload again for
  * the same hook, under the same webhook-id and with the same body text, so
- * a receiver that processed it after all recognises it.  The hook's current URL, headers, secret,
- * timeout and retries apply.  Like post_* events, the redelivery is queued
- * when the calling transaction commits.
+ * a receiver that processed it after all recognises it.  The hook's
+ * current URL, headers, secret, timeout and retries apply.  Like post_*
+ * events, the redelivery is queued when the calling transaction commits.
+ *
+ * Runs in: backends (the SQL function).
+ *
+ * Invariants:
+ *	- the log row and the hook are read as the catalog's owner, but the
+ *	  caller must own the hook's collection, as for the hook itself;
+ *	- the event keeps its id (the webhook-id less its "_<hook id>") and its
+ *	  body text, built again from the stored jsonb (payload.c);
+ *	- it is sent outside any document order (no COCO_SPEC_ORDERED), and
+ *	  only if the calling transaction commits (event_emit.c).
  *
  *-------------------------------------------------------------------------
  */

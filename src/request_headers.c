@@ -7,8 +7,19 @@
  * and webhook-timestamp; a hook with a secret adds webhook-signature,
  * "v1,<base64 HMAC-SHA256 of '<webhook-id>.<webhook-timestamp>.<body>'>"
  * keyed with the decoded secret, computed with PostgreSQL's own HMAC code;
- * then come the hook's own headers.  Used by the worker, outside any
- * transaction; raises errors only for out-of-memory.
+ * then come the hook's own headers.  The secret is the hook's as of now
+ * (signing_keys.c; two signatures during a rotation's overlap), or, when
+ * the worker has none for the hook, the key the message carries.
+ *
+ * Runs in: the worker, outside any transaction.
+ *
+ * Invariants:
+ *	- errors are raised only for out-of-memory and a failed HMAC
+ *	  computation;
+ *	- the HMAC contexts belong to a resource owner of this file's own, as
+ *	  no transaction's is there to track them;
+ *	- an attempt's header list is one palloc'd chunk, freed with pfree; it
+ *	  points into the hook's spec and must not outlive it.
  *
  *-------------------------------------------------------------------------
  */

@@ -24,9 +24,17 @@
  * row whose text comes out bigger than ROW_JSON_FAST_LIMIT, so that jsonb's
  * size limits raise the errors they raise for to_jsonb.
  *
- * Plans are built in the hook cache's memory context and may raise errors
- * (catalog access).  Rendering allocates in the current memory context and
- * may raise errors (output functions).
+ * Runs in: backends running a row trigger (plans are built by the hook
+ * cache, rows rendered through payload.c).
+ *
+ * Invariants:
+ *	- a plan is built in the hook cache entry's memory context and goes
+ *	  with the entry; a change to pg_cast drops every entry, since a new
+ *	  cast to json changes what to_jsonb does (hook_cache.c);
+ *	- type categories are looked up when the plan is built, not per row;
+ *	- building a plan may raise errors (catalog access); rendering
+ *	  allocates in the current memory context and may raise errors
+ *	  (output functions).
  *
  *-------------------------------------------------------------------------
  */

@@ -3,15 +3,18 @@
  * row_trigger.c
  *	  The row trigger that turns a row change into event messages.
  *
- * register_hook() attaches this function as a BEFORE row trigger (pre_*
- * events) and an AFTER row trigger (post_* events).  For each row it:
+ * register_hook() attaches this function (hook_triggers.c) as a BEFORE row
+ * trigger (pre_* events) and an AFTER row trigger (post_* events).  For
+ * each row it:
  *
  *	1. returns at once unless cocohooks.api_session is on, so direct writes
  *	   cost one function call;
  *	2. asks the per-backend hook cache which enabled hooks want the event
  *	   (no catalog access unless the cache was invalidated);
  *	3. builds the body and one message carrying it and the hooks' settings;
- *	4. pushes pre_* messages into the shared queue at once, and hands post_*
+ *	4. pushes pre_* messages into the shared queue at once (event_emit.c;
+ *	   an ON CONFLICT insert's pre_save waits until the statement shows
+ *	   whether the row was inserted, upsert_tracker.c), and hands post_*
  *	   ones to pending_events.c, which queues them only if the transaction
  *	   commits.
  *
@@ -23,8 +26,16 @@
  * operation's pre_* events are sent by the AFTER trigger instead, with the
  * row as stored, which every BEFORE trigger has seen (hook_triggers.c makes
  * the AFTER trigger cover those operations).  This does not depend on the
- * database's encoding or on any name.  The BEFORE trigger returns the row
- * unchanged.  Work happens in the executor's per-tuple memory context.
+ * database's encoding or on any name.
+ *
+ * Runs in: backends running a row trigger.
+ *
+ * Invariants:
+ *	- no catalog scan and no SPI per row: what a row needs comes from the
+ *	  hook cache; work happens in the executor's per-tuple memory context;
+ *	- the BEFORE trigger returns the row unchanged, the AFTER one nothing;
+ *	- errors are raised before the change commits, and fail the writer's
+ *	  statement.
  *
  *-------------------------------------------------------------------------
  */

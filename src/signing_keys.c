@@ -10,12 +10,26 @@
  * with the previous one too.  So the worker keeps the hooks' secrets here,
  * read from cocohooks.hooks, and signs with them; a message's own key is
  * used only for a hook that no longer exists (its events are still
- * delivered as they were written).
+ * delivered as they were written), or while the secrets cannot be read.
  *
- * Backends that change cocohooks.hooks bump a generation number in shared
- * memory when their transaction commits; the worker reads the secrets
- * again when the number moved, or at the latest every few seconds (a
- * prepared transaction commits elsewhere, without our callback).
+ * A transaction that changes cocohooks.hooks bumps a generation number in
+ * the database's slot in shared memory (worker_marks.c) when it commits
+ * or prepares; the worker reads the secrets again when the number moved,
+ * or at the latest every few seconds (a prepared transaction commits
+ * elsewhere, without our callback).
+ *
+ * Runs in: the worker (reading and using the secrets), and any process
+ * whose transaction changes cocohooks.hooks (the bump, from the statement
+ * trigger of hook_admin.c): backends, and the worker when it disables a
+ * gone hook.
+ *
+ * Invariants:
+ *	- the secrets are read only between transactions, in a short one of
+ *	  their own, into keys_cxt, replaced whole each time;
+ *	- a failed read is reported, not raised: the worker signs with the
+ *	  messages' own keys until a later refresh reads them;
+ *	- the transaction callback never raises an error: it only bumps the
+ *	  number.
  *
  *-------------------------------------------------------------------------
  */

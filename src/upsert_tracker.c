@@ -16,12 +16,24 @@
  *	  sends the update;
  *	- otherwise, at the next row or at the end of the statement, the create
  *	  is queued if the row was inserted (es_processed grew), and dropped if
- *	  the conflict skipped the row (DO NOTHING, or DO UPDATE ... WHERE).  In a data-modifying CTE,
- *	  which does not count rows, it is always queued.
+ *	  the conflict skipped the row (DO NOTHING, or DO UPDATE ... WHERE).  In
+ *	  a data-modifying CTE, which does not count rows, it is always queued.
  *
  * The statement running the trigger is the innermost ExecutorRun, tracked
  * by a hook that keeps a stack of running queries; that is cheap for every
  * query, and the plan is only examined when a hooked trigger asks.
+ *
+ * Runs in: backends running a row trigger.  The ExecutorRun hook wraps
+ * every query of every process that preloads the library (the worker's
+ * SPI statements too), but only the row trigger hands it messages.
+ *
+ * Invariants:
+ *	- a held create lives in its query's es_query_cxt, and is queued or
+ *	  dropped before that query's ExecutorRun returns; on an error it is
+ *	  queued, as any pre_save is;
+ *	- a query holds one create at a time, the previous one settled first,
+ *	  so pre_save events keep the statement's row order;
+ *	- the stack's frames live on the C stack and are popped on error too.
  *
  *-------------------------------------------------------------------------
  */
