@@ -41,7 +41,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE other');
 is($ret, 0, 'CREATE EXTENSION works in postgres') or diag($err);
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'cocohooks'"),
-	'0.2.0', 'extension version 0.2.0 by default');
+	'0.3.0', 'extension version 0.3.0 by default');
 ($ret, $out, $err) = $node->psql('other', 'CREATE EXTENSION cocohooks');
 is($ret, 0, 'CREATE EXTENSION works in another database too') or diag($err);
 

@@ -28,7 +28,7 @@ sub extversion
 
 # --- the schema of a fresh install of the default version
 create_extension($node);
-is(extversion(), '0.2.0', 'a fresh install is 0.2.0');
+is(extversion(), '0.3.0', 'a fresh install is 0.3.0');
 my $fresh_schema = $node->safe_psql('postgres', $schema_sql);
 like($fresh_schema, qr/^column cocohooks\.hooks 1 id bigint/m,
 	'the schema listing shows the catalog columns by number');
@@ -138,7 +138,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM cocohooks.stats WHERE queu
 $node->safe_psql('postgres', 'ALTER EXTENSION cocohooks UPDATE');
 is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'wal',
 	'after the update the stats view has the 0.2.0 columns');
-is(extversion(), '0.2.0', 'ALTER EXTENSION cocohooks UPDATE reaches 0.2.0');
+is(extversion(), '0.3.0', 'ALTER EXTENSION cocohooks UPDATE reaches 0.3.0');
 
 # grants: of the functions 0.1.0 had (those 0.2.0 adds are compared with a
 # fresh install's below, with the rest of the schema)
@@ -160,7 +160,7 @@ is($node->safe_psql('postgres', $seen_sql, extra_params => [ '-U', 'other_owner'
 
 my $updated_schema = $node->safe_psql('postgres', $schema_sql);
 is($updated_schema, $fresh_schema,
-	'an updated 0.1.0 install has the schema of a fresh 0.2.0 install')
+	'an updated 0.1.0 install has the schema of a fresh 0.3.0 install')
   or diag(schema_diff($fresh_schema, $updated_schema));
 
 # --- every hook still fires after the update, signed where it has a secret
@@ -177,7 +177,7 @@ is($post->{headers}{'webhook-signature'},
 	'v1,' . MIME::Base64::encode_base64(Digest::SHA::hmac_sha256(
 		"$post->{headers}{'webhook-id'}.$post->{headers}{'webhook-timestamp'}.$post->{body}", $key), ''),
 	'the hook with a secret still signs with it');
-is($post->{headers}{'user-agent'}, 'cocohooks/0.2.0', 'requests name the library version');
+is($post->{headers}{'user-agent'}, 'cocohooks/0.3.0', 'requests name the library version');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM cocohooks.deliveries WHERE hook_id = $hook{failing} AND NOT success"),
 	'2', 'failures are logged before and after the update');
