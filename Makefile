@@ -1,7 +1,7 @@
 # cocohooks: collection hooks for PostgreSQL tables (PGXS build)
 
 EXTENSION = cocohooks
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = cocohooks
 OBJS = \
@@ -49,7 +49,9 @@ OBJS = \
 # released version as released, and an upgrade script from each of them
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql \
 	sql/$(EXTENSION)--0.1.0.sql \
-	sql/$(EXTENSION)--0.1.0--0.2.0.sql
+	sql/$(EXTENSION)--0.2.0.sql \
+	sql/$(EXTENSION)--0.1.0--0.2.0.sql \
+	sql/$(EXTENSION)--0.2.0--0.3.0.sql
 
 # PostgreSQL's own headers are not -Wextra clean for unused parameters.
 # Warnings are errors in the test suite (make COCOHOOKS_WERROR=1), not in a

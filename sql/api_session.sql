@@ -1,4 +1,4 @@
--- Only sessions tagged with cocohooks.api_session fire hooks (SPEC §3).
+-- Only sessions tagged with cocohooks.api_session fire hooks (docs/guarantees.md §3).
 -- Receiver paths used here all begin with /api/.
 \set su :USER
 \set db :DBNAME

@@ -1,5 +1,5 @@
 -- Every wrong argument gets an ERROR that names the argument and what is
--- allowed, and changes nothing (SPEC §6).
+-- allowed, and changes nothing (docs/guarantees.md §6).
 \set VERBOSITY default
 
 CREATE TABLE bi_t (id int PRIMARY KEY, v text);

@@ -1,5 +1,5 @@
 -- pre_* events go out at once; post_* only when the transaction commits,
--- and never for rows of rolled-back (sub)transactions (SPEC §4).
+-- and never for rows of rolled-back (sub)transactions (docs/guarantees.md §4).
 -- Receiver paths used here all begin with /commit/.
 
 CREATE TABLE cs_t (id int PRIMARY KEY, v text);

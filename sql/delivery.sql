@@ -1,5 +1,5 @@
 -- How events are delivered: headers, signatures, failures, the delivery log
--- and the counters (SPEC §2, §5).
+-- and the counters (docs/guarantees.md §2, §5).
 -- Receiver paths used here contain /delivery/ (the special paths of the
 -- receiver, /status/<code>, /slow/<ms>, /redirect and /close, come first).
 CREATE EXTENSION IF NOT EXISTS pgcrypto;

@@ -1,5 +1,5 @@
 -- Hooks filtered by column (columns) and payloads without some columns
--- (exclude_columns), SPEC section 9.  Receiver paths begin with /filters/.
+-- (exclude_columns), docs/guarantees.md §9.  Receiver paths begin with /filters/.
 
 CREATE VIEW fl_req AS
   SELECT n, path, body::jsonb AS b

@@ -1,4 +1,4 @@
--- The network guard (SPEC §8): which addresses register_hook accepts.
+-- The network guard (docs/guarantees.md §8): which addresses register_hook accepts.
 -- Nothing here connects anywhere: every hook is registered inside a
 -- transaction that is rolled back, and no row is written.  What a
 -- delivery does at connect time is tested in test/t/200_network_guard.pl.

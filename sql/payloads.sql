@@ -1,4 +1,4 @@
--- The JSON bodies of the four events (SPEC §4).
+-- The JSON bodies of the four events (docs/guarantees.md §4).
 -- Receiver paths used here all begin with /payloads/.
 
 -- every request of this file, parsed; keys = the body's keys in text order

@@ -2,7 +2,7 @@
 \set su :USER
 -- Receiver paths used here all begin with /registration/.
 
--- the signatures of SPEC §2, with their defaults
+-- the signatures of docs/guarantees.md §2, with their defaults
 SELECT p.proname, pg_get_function_arguments(p.oid) AS args,
        pg_get_function_result(p.oid) AS result
   FROM pg_proc p
@@ -13,7 +13,7 @@ SELECT p.proname, pg_get_function_arguments(p.oid) AS args,
 
 -- The triggers cocohooks keeps on a table: their names are ASCII (the same
 -- in every encoding, readable from every client) and sort after every name
--- made of letters, digits and '_' (SPEC section 8; test/t/240_trigger_names.pl).
+-- made of letters, digits and '_' (docs/guarantees.md §8; test/t/240_trigger_names.pl).
 CREATE FUNCTION hook_triggers(rel regclass)
 RETURNS TABLE (name name, definition text, sorts_after_words boolean) LANGUAGE sql AS $$
   SELECT t.tgname,

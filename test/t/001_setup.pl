@@ -33,7 +33,9 @@ is($node->safe_psql('postgres',
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'cocohooks'\ncocohooks.database = 'postgres'\ncocohooks.allowed_networks = '127.0.0.0/8'\n");
 $node->restart;
-ok($node->log_contains(qr/WARNING:  "cocohooks\.database" is ignored/),
+# the launcher warns once it runs, which can be after restart() returns
+ok(wait_until('the cocohooks.database WARNING', 10,
+		sub { $node->log_contains(qr/WARNING:  "cocohooks\.database" is ignored/) }),
 	'cocohooks.database: a WARNING at server start, and the server starts');
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 
@@ -41,7 +43,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE other');
 is($ret, 0, 'CREATE EXTENSION works in postgres') or diag($err);
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'cocohooks'"),
-	'0.2.0', 'extension version 0.2.0 by default');
+	'0.3.0', 'extension version 0.3.0 by default');
 ($ret, $out, $err) = $node->psql('other', 'CREATE EXTENSION cocohooks');
 is($ret, 0, 'CREATE EXTENSION works in another database too') or diag($err);
 

@@ -75,8 +75,9 @@ my $st1 = stats($node);
 cmp_ok($st1->{queue_bytes_used}, '>', 0, 'events wait in the shared queue');
 my $pid = worker_pid($node);
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-# SPEC: wait_for_deliveries returns true once every event queued before the
-# call has finished (delivered or failed) -- also while the worker restarts
+# docs/guarantees.md: wait_for_deliveries returns true once every event
+# queued before the call has finished (delivered or failed) -- also while
+# the worker restarts
 my $t_wait = time();
 my $waited = wait_deliveries($node, '30 s');
 my $at_wait = scalar(keys %{ by_webhook_id(batch_records('term')) });

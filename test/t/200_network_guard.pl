@@ -1,8 +1,9 @@
-# The network guard at connect time (SPEC §8): deliveries reach only public
-# addresses or addresses inside cocohooks.allowed_networks, checked on every
-# address a host name resolves to and before a kept-alive connection is
-# reused.  A blocked delivery fails at once, is not retried, and is logged
-# with the address and the setting's name.
+# The network guard at connect time (docs/guarantees.md §8): deliveries
+# reach only public addresses or addresses inside
+# cocohooks.allowed_networks, checked on every address a host name resolves
+# to and before a kept-alive connection is reused.  A blocked delivery fails
+# at once, is not retried, and is logged with the address and the setting's
+# name.
 #
 # Only loopback is ever connected to (the testing rule): the default
 # setting blocks it, which is what this test relies on.  Every other range

@@ -1,7 +1,7 @@
-# HTTPS deliveries (SPEC §8): certificates and host names are always
-# verified; cocohooks.ca_file adds a private CA; TLS 1.2 at least; kept-alive
-# connections and TLS sessions are reused.  Receivers speak TLS on loopback
-# with certificates this test makes with openssl.
+# HTTPS deliveries (docs/guarantees.md §8): certificates and host names are
+# always verified; cocohooks.ca_file adds a private CA; TLS 1.2 at least;
+# kept-alive connections and TLS sessions are reused.  Receivers speak TLS on
+# loopback with certificates this test makes with openssl.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -1,10 +1,10 @@
-# cocohooks.rotate_secret (SPEC §8): during the overlap every request
-# carries two signatures, the new secret's first, each verified by the
-# Standard Webhooks reference library (npm "standardwebhooks", in
+# cocohooks.rotate_secret (docs/guarantees.md §8): during the overlap every
+# request carries two signatures, the new secret's first, each verified by
+# the Standard Webhooks reference library (npm "standardwebhooks", in
 # test/verifier) holding only that secret; after the overlap only the new
-# one.  Requests sent after the rotation are signed with the secrets in
-# force then, also for events written before it.  Ownership is checked as
-# for the other functions.
+# one.  Requests sent after the rotation are signed with the secrets in force
+# then, also for events written before it.  Ownership is checked as for the
+# other functions.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -2,7 +2,7 @@
 # hooks.disabled_reason says why and when, the server log says so) and the
 # hook's events written before the answer are not sent; enable_hook clears
 # it.  deliveries.response keeps the first 1 kB of the last attempt's
-# response body; a body is read up to 64 kB, no more (SPEC §8).
+# response body; a body is read up to 64 kB, no more (docs/guarantees.md §8).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

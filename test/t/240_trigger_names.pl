@@ -1,9 +1,10 @@
-# Triggers whatever their names, in databases of any encoding (SPEC §8):
-# a pre_* document reflects every other BEFORE trigger of the table, also
-# one whose name sorts after the hook's own (non-ASCII names: Cyrillic,
-# CJK, Latin-1), made before or after the hook was registered; the hook's
-# triggers work in UTF8, LATIN1, KOI8R and SQL_ASCII databases and their
-# names are readable from clients in any client encoding; bodies are UTF-8.
+# Triggers whatever their names, in databases of any encoding
+# (docs/guarantees.md §8): a pre_* document reflects every other BEFORE
+# trigger of the table, also one whose name sorts after the hook's own
+# (non-ASCII names: Cyrillic, CJK, Latin-1), made before or after the hook
+# was registered; the hook's triggers work in UTF8, LATIN1, KOI8R and
+# SQL_ASCII databases and their names are readable from clients in any
+# client encoding; bodies are UTF-8.
 #
 # This file is UTF-8; its non-ASCII strings are bytes, sent with
 # client_encoding UTF8 and converted by the server.

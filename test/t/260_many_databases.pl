@@ -1,4 +1,4 @@
-# Many databases on one server (SPEC section 11): a launcher starts one
+# Many databases on one server (docs/guarantees.md §11): a launcher starts one
 # worker per database with the extension; each database has its own hooks,
 # log, stats and queue space, and one database's slow receiver does not
 # hold back another's deliveries.  DROP EXTENSION and DROP DATABASE stop a

@@ -3,7 +3,7 @@
 # replication slot itself, so the WAL of its events is kept until the
 # worker runs, however late, and across a restart.  DROP EXTENSION and a
 # rolled-back CREATE EXTENSION leave no slot behind, with or without a
-# worker (SPEC section 7).
+# worker (docs/guarantees.md §7).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -1,0 +1,11 @@
+-- cocohooks 0.2.0 -> 0.3.0 (ALTER EXTENSION cocohooks UPDATE).
+--
+-- Schema changes of 0.3 go here, each made in cocohooks--0.3.0.sql as well,
+-- so that an updated 0.2.0 install (or a 0.1.0 one, updated through
+-- cocohooks--0.1.0--0.2.0.sql and then this script) and a fresh 0.3.0
+-- install end up the same (test/t/150_upgrade.pl compares them).  New
+-- columns of cocohooks.hooks are appended, in the order the install script
+-- lists them (src/hooks_catalog.h holds their numbers).
+--
+-- No schema changes yet: 0.3.0's schema is 0.2.0's.
+\echo Use "ALTER EXTENSION cocohooks UPDATE TO '0.3.0'" to load this file. \quit

@@ -1,0 +1,184 @@
+-- cocohooks 0.3.0: collection hooks for PostgreSQL tables.
+\echo Use "CREATE EXTENSION cocohooks" to load this file. \quit
+
+-- Refuse early, with a clear error, a server without the preloaded library
+-- or a database the worker does not serve.
+CREATE FUNCTION cocohooks._check_install() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_check_install';
+SELECT cocohooks._check_install();
+REVOKE ALL ON FUNCTION cocohooks._check_install() FROM PUBLIC;
+
+-- The hook catalog.  Written only by the functions below, which check that
+-- the caller owns the collection; read through row-level security.
+CREATE SEQUENCE cocohooks.hooks_id_seq;
+
+CREATE TABLE cocohooks.hooks (
+    id          bigint      NOT NULL DEFAULT pg_catalog.nextval('cocohooks.hooks_id_seq') PRIMARY KEY,
+    collection  regclass    NOT NULL,
+    event       text        NOT NULL
+        CHECK (event IN ('pre_save', 'post_save', 'pre_delete', 'post_delete')),
+    url         text        NOT NULL,
+    headers     jsonb       NOT NULL DEFAULT '{}',
+    secret      text,
+    enabled     boolean     NOT NULL DEFAULT true,
+    timeout_ms  integer     NOT NULL DEFAULT 15000 CHECK (timeout_ms BETWEEN 1 AND 15000),
+    max_retries integer     NOT NULL DEFAULT 0 CHECK (max_retries BETWEEN 0 AND 20),
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- why and when the worker disabled the hook (a 410 Gone); NULL otherwise
+    disabled_reason text,
+    -- during a rotation (rotate_secret), the secret that still signs too
+    previous_secret text,
+    previous_secret_until timestamptz,
+    -- update events fire only when one of these columns changed (NULL: any)
+    columns     text[],
+    -- left out of document and old_data
+    exclude_columns text[],
+    ordering    text        NOT NULL DEFAULT 'document'
+        CHECK (ordering IN ('document', 'none'))
+);
+ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
+CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
+
+-- Hooks are user data: keep them in pg_dump output.
+SELECT pg_catalog.pg_extension_config_dump('cocohooks.hooks', '');
+SELECT pg_catalog.pg_extension_config_dump('cocohooks.hooks_id_seq', '');
+
+ALTER TABLE cocohooks.hooks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY hooks_of_owned_tables ON cocohooks.hooks FOR SELECT
+    USING (pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = collection),
+        'USAGE'));
+
+-- Every change to the catalog, however it is made, refreshes the hook
+-- caches of all backends.
+CREATE FUNCTION cocohooks.hooks_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_hooks_changed';
+REVOKE ALL ON FUNCTION cocohooks.hooks_changed() FROM PUBLIC;
+CREATE TRIGGER hooks_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cocohooks.hooks
+    FOR EACH STATEMENT EXECUTE FUNCTION cocohooks.hooks_changed();
+
+-- The delivery log: failures always, successes with log_deliveries = 'all'.
+CREATE TABLE cocohooks.deliveries (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    hook_id     bigint           NOT NULL,
+    event       text             NOT NULL,
+    collection  text             NOT NULL,
+    document_id text,
+    success     boolean          NOT NULL,
+    status_code integer,
+    error       text,
+    attempts    integer          NOT NULL,
+    duration_ms double precision NOT NULL,
+    queued_at   timestamptz      NOT NULL,
+    finished_at timestamptz      NOT NULL,
+    webhook_id  text             NOT NULL,
+    payload     jsonb,           -- failed deliveries, all with log_deliveries = 'all'
+    response    text             -- first 1 kB of the last attempt's response body
+);
+CREATE INDEX deliveries_finished_at_idx ON cocohooks.deliveries (finished_at);
+CREATE INDEX deliveries_hook_id_idx ON cocohooks.deliveries (hook_id);
+
+ALTER TABLE cocohooks.deliveries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY deliveries_of_visible_hooks ON cocohooks.deliveries FOR SELECT
+    USING (EXISTS (SELECT 1 FROM cocohooks.hooks h WHERE h.id = hook_id));
+
+-- The row trigger register_hook() attaches to collections.
+CREATE FUNCTION cocohooks.row_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_row_trigger';
+
+CREATE FUNCTION cocohooks.register_hook(
+    collection      regclass,
+    event           text,
+    url             text,
+    headers         jsonb   DEFAULT '{}',
+    secret          text    DEFAULT NULL,
+    timeout_ms      integer DEFAULT 15000,
+    max_retries     integer DEFAULT 0,
+    columns         text[]  DEFAULT NULL,
+    exclude_columns text[]  DEFAULT NULL,
+    ordering        text    DEFAULT 'document'
+) RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
+
+CREATE FUNCTION cocohooks.unregister_hook(hook_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_unregister_hook';
+
+CREATE FUNCTION cocohooks.enable_hook(hook_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_enable_hook';
+
+CREATE FUNCTION cocohooks.disable_hook(hook_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_disable_hook';
+
+CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
+                                        overlap interval DEFAULT '24 hours')
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_rotate_secret';
+
+CREATE FUNCTION cocohooks.redeliver(delivery_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver';
+
+CREATE FUNCTION cocohooks.wait_for_deliveries(timeout interval DEFAULT '30 seconds')
+    RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_wait_for_deliveries';
+
+CREATE FUNCTION cocohooks.queue_stats(
+    OUT queued bigint,
+    OUT delivered bigint,
+    OUT failed bigint,
+    OUT retried bigint,
+    OUT dropped bigint,
+    OUT in_flight integer,
+    OUT queue_bytes_used bigint,
+    OUT queue_bytes_total bigint,
+    OUT durability text,
+    OUT wal_retained_bytes bigint
+) RETURNS record
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'cocohooks_stats';
+
+CREATE VIEW cocohooks.stats AS SELECT * FROM cocohooks.queue_stats();
+
+-- DROP TABLE of a collection removes its hooks.
+CREATE FUNCTION cocohooks.drop_hooks_of_dropped_tables() RETURNS event_trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM cocohooks.hooks h
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid = 0
+       AND h.collection::pg_catalog.oid = d.objid;
+END
+$$;
+REVOKE ALL ON FUNCTION cocohooks.drop_hooks_of_dropped_tables() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_drop_hooks ON sql_drop
+    EXECUTE FUNCTION cocohooks.drop_hooks_of_dropped_tables();
+
+-- CREATE TRIGGER and ALTER TRIGGER on a hooked table: a BEFORE trigger whose
+-- name sorts after the hook's own makes its pre_* events go out from the
+-- AFTER trigger, so that their document shows what that trigger did; so
+-- does a stored generated column (ALTER TABLE), computed after them all.
+CREATE FUNCTION cocohooks.sync_hook_triggers() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_sync_hook_triggers';
+REVOKE ALL ON FUNCTION cocohooks.sync_hook_triggers() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_sync_triggers ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'ALTER TRIGGER', 'ALTER TABLE')
+    EXECUTE FUNCTION cocohooks.sync_hook_triggers();
+
+-- ALTER TABLE ... RENAME COLUMN on a hooked table: its hooks' columns and
+-- exclude_columns follow the new name (a column left out of payloads stays
+-- out under any name).
+CREATE FUNCTION cocohooks.follow_column_renames() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_follow_column_renames';
+REVOKE ALL ON FUNCTION cocohooks.follow_column_renames() FROM PUBLIC;
+CREATE EVENT TRIGGER cocohooks_follow_column_renames ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION cocohooks.follow_column_renames();
+
+-- Privileges: everyone may register hooks on tables they own and read what
+-- concerns those tables; only the functions above write the catalog.
+REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA cocohooks FROM PUBLIC;
+GRANT USAGE ON SCHEMA cocohooks TO PUBLIC;
+GRANT SELECT ON cocohooks.hooks, cocohooks.deliveries, cocohooks.stats TO PUBLIC;
