@@ -29,14 +29,21 @@ OBJS = \
 	src/http_client.o \
 	src/request_headers.o \
 	src/origin_queue.o \
+	src/retry_queue.o \
 	src/delivery_log.o \
 	src/event_emit.o \
 	src/commit_prepared.o \
+	src/wal_position.o \
+	src/wal_slot.o \
+	src/extension_installed.o \
 	src/database_pause.o \
 	src/launcher.o \
 	src/extension_watch.o \
-	src/wal_source.o \
 	src/delivery_engine.o \
+	src/wal_scan.o \
+	src/wal_merge.o \
+	src/wal_source.o \
+	src/saved_events.o \
 	src/worker.o
 
 # the install script of the version under development, the scripts of every

@@ -146,7 +146,7 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	{
 		/* DROP DATABASE cannot run in a transaction block: it is done */
 		coco_slot_free(dboid, -1);
-		coco_wal_drop_slot_of(dboid);
+		coco_wal_slot_drop_of(dboid);
 		coco_store_remove_for(dboid);
 	}
 	else if (stopped)

@@ -187,7 +187,7 @@ start_worker(CocoSlotInfo *slot, LaunchedWorker *lw)
 	{
 		/* dropped while it had no worker: nothing may stay behind */
 		coco_slot_free(slot->dboid, -1);
-		coco_wal_drop_slot_of(slot->dboid);
+		coco_wal_slot_drop_of(slot->dboid);
 		coco_store_remove_for(slot->dboid);
 		forget_launched(lw);
 		return false;
@@ -343,7 +343,7 @@ cocohooks_launcher_main(Datum main_arg)
 		Oid		   *all;
 		int			nall = list_databases(&all, true);
 
-		coco_wal_drop_orphan_slots(all, nall);
+		coco_wal_slot_drop_orphans(all, nall);
 		pfree(all);
 	}
 

@@ -293,7 +293,7 @@ _PG_init(void)
 
 	coco_preloaded = true;
 	if (!IsUnderPostmaster)
-		coco_wal_remove_unusable_slots();
+		coco_wal_slot_remove_unusable();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = coco_shmem_request;

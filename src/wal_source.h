@@ -2,44 +2,31 @@
  *
  * wal_source.h
  *	  The worker's reader of the events in the WAL (cocohooks.durability =
- *	  wal).
+ *	  wal): start and stop, the delivery cursor, the restart point.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef WAL_SOURCE_H
-#define WAL_SOURCE_H
+#ifndef COCOHOOKS_WAL_SOURCE_H
+#define COCOHOOKS_WAL_SOURCE_H
 
 #include "cocohooks.h"
 
+/*
+ * Stopgaps, until the files outside the worker include what they use
+ * themselves: launcher.c, module.c, extension_watch.c and database_pause.c
+ * include this header for the slot functions that used to be here, and
+ * event_queue.c for the declarations of its own functions.
+ */
+#include "event_queue_worker.h"
+#include "wal_slot.h"
+
 extern bool coco_wal_source_start(void);
-extern bool coco_wal_source_active(void);
 extern void coco_wal_source_recheck(void);
-extern void coco_wal_source_scan(void);
 extern bool coco_wal_source_take(void);
 extern void coco_wal_source_advance(void);
 extern long coco_wal_source_timeout_ms(void);
-extern bool coco_wal_source_queue_paused(void);
 extern bool coco_wal_source_behind(void);
-extern void coco_wal_source_note_popped(void);
-extern bool coco_wal_source_holds_popped(void);
 extern void coco_wal_source_exit(void);
-extern void coco_wal_source_drop_slot(void);
-extern bool coco_extension_installed(void);
-extern bool coco_wal_create_slot_for_install(void);
-extern void coco_wal_remove_unusable_slots(void);
-extern void coco_wal_drop_unused_slot(const char *why);
-extern void coco_wal_drop_slot_of(Oid dboid);
-extern void coco_wal_drop_orphan_slots(const Oid *dboids, int ndbs);
-
-/* an event popped from the shared queue, and one that finished */
-extern void coco_wal_note_queued(uint64 lsn);
-extern bool coco_wal_started_from_wal(uint64 lsn);
-extern void coco_wal_event_finished(uint64 lsn, void *source_arg);
 extern uint64 coco_wal_retention_cut(void);
 
-/* event_queue.c: what the WAL reader has finished, for wait_for_deliveries() */
-extern void coco_queue_set_wal_done(uint64 lsn);
-extern void coco_queue_set_wal_restart(uint64 lsn);
-extern void coco_queue_count_queued(int64 n);
-
-#endif							/* WAL_SOURCE_H */
+#endif							/* COCOHOOKS_WAL_SOURCE_H */
