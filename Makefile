@@ -4,46 +4,54 @@ EXTENSION = cocohooks
 EXTVERSION = 0.3.0
 
 MODULE_big = cocohooks
+# bottom layer first (src/README: who may call whom)
 OBJS = \
-	src/module.o \
-	src/network_guard.o \
-	src/signing_keys.o \
-	src/gone_hooks.o \
-	src/document_order.o \
 	src/settings.o \
+	src/event_message.o \
 	src/db_slots.o \
 	src/event_ring.o \
 	src/worker_marks.o \
-	src/stats.o \
-	src/as_owner.o \
-	src/utility_hook.o \
-	src/event_message.o \
+	src/event_store.o \
+	src/wal_position.o \
+	src/wal_slot.o \
+	src/extension_installed.o \
+	src/row_json.o \
+	src/hook_filters.o \
 	src/hook_cache.o \
 	src/payload.o \
-	src/row_json.o \
-	src/row_trigger.o \
-	src/upsert_tracker.o \
 	src/pending_events.o \
-	src/event_store.o \
-	src/hook_admin.o \
+	src/event_emit.o \
+	src/upsert_tracker.o \
+	src/row_trigger.o \
+	src/as_owner.o \
+	src/header_object.o \
+	src/network_guard.o \
 	src/hook_args.o \
 	src/hook_triggers.o \
+	src/hook_admin.o \
 	src/column_renames.o \
-	src/hook_filters.o \
-	src/header_object.o \
 	src/redeliver.o \
+	src/stats.o \
+	src/commit_prepared.o \
+	src/database_pause.o \
+	src/utility_hook.o \
+	src/extension_watch.o \
+	src/signing_keys.o \
+	src/gone_hooks.o \
 	src/http_client.o \
 	src/request_headers.o \
 	src/origin_queue.o \
+	src/retry_queue.o \
+	src/document_order.o \
 	src/delivery_log.o \
-	src/event_emit.o \
-	src/commit_prepared.o \
-	src/database_pause.o \
-	src/launcher.o \
-	src/extension_watch.o \
-	src/wal_source.o \
 	src/delivery_engine.o \
-	src/worker.o
+	src/wal_scan.o \
+	src/wal_merge.o \
+	src/wal_source.o \
+	src/saved_events.o \
+	src/worker.o \
+	src/launcher.o \
+	src/module.o
 
 # the install script of the version under development, the scripts of every
 # released version as released, and an upgrade script from each of them

@@ -31,7 +31,7 @@
 #include "database_pause.h"
 #include "db_slots.h"
 #include "event_store.h"
-#include "wal_source.h"
+#include "wal_slot.h"
 
 #define STOP_WAIT_MS	10000
 
@@ -151,7 +151,7 @@ coco_database_pause_end(const CocoDbPause *pause)
 	{
 		/* DROP DATABASE cannot run in a transaction block: it is done */
 		coco_dbslot_free(pause->dboid, -1);
-		coco_wal_drop_slot_of(pause->dboid);
+		coco_wal_slot_drop_of(pause->dboid);
 		coco_store_remove_for(pause->dboid);
 	}
 	else

@@ -6,7 +6,7 @@
  * Each event handed in becomes one delivery per target hook.  A delivery
  * waits for a slot of its receiver (origin_queue.c), is sent by libcurl's
  * multi interface (http_client.c), and on failure with retries left waits
- * in a heap ordered by due time.  Finished deliveries get their log rows
+ * to retry (retry_queue.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
@@ -14,7 +14,9 @@
  * sequence order; the finished mark reported to the queue advances over
  * the finished prefix, so an event is only reported once all its
  * deliveries are done and their log rows committed (wait_for_deliveries()
- * waits on that mark).  HTTP happens only outside transactions.
+ * waits on that mark).  An event's source is told through the callbacks
+ * it handed in with the event (CocoEventSource, delivery_engine.h); the
+ * engine knows no source by name.  HTTP happens only outside transactions.
  *
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
@@ -25,9 +27,7 @@
  */
 #include "postgres.h"
 
-#include "common/pg_prng.h"
 #include "lib/ilist.h"
-#include "lib/pairingheap.h"
 #include "utils/memutils.h"
 
 #include "cocohooks.h"
@@ -39,9 +39,9 @@
 #include "http_client.h"
 #include "origin_queue.h"
 #include "request_headers.h"
+#include "retry_queue.h"
 #include "settings.h"
 #include "signing_keys.h"
-#include "wal_source.h"
 #include "worker_marks.h"
 
 #define MAX_LOG_BATCH		1000
@@ -71,7 +71,8 @@ typedef struct WorkerEvent
 	char	   *document_id;	/* for the log: text of the key, or NULL */
 	int			remaining;		/* deliveries not yet finished and logged */
 	uint64		wal_lsn;		/* its WAL record's end, 0 if not in the WAL */
-	void	   *source_arg;		/* for coco_wal_event_finished */
+	const CocoEventSource *source;	/* where it came from (NULL: skipped) */
+	void	   *source_arg;		/* for source's callbacks */
 	char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
 } WorkerEvent;
 
@@ -83,23 +84,20 @@ typedef struct Delivery
 	dlist_node	wait_node;		/* in origin's queue while waiting */
 	bool		sent;			/* holds a slot of origin */
 	dlist_node	live_node;		/* in live while unfinished */
-	pairingheap_node retry_node;	/* in retries while waiting to retry */
+	CocoRetry	retry;			/* in the retry queue while waiting to retry */
 	bool		waiting_retry;
 	bool		done;			/* finished, only its log row is pending */
 	bool		given_up;		/* failed for good without being sent */
 	void	   *line;			/* its document's line, if ordered */
 	dlist_node	line_node;		/* in the line, then in ready, while waiting */
-	TimestampTz retry_at;
 	struct curl_slist *headers;
 	char		webhook_id[96];
 	int			attempts;
 } Delivery;
 
 static dlist_head events = DLIST_STATIC_INIT(events);
-static pairingheap *retries = NULL;	/* deliveries waiting to retry, soonest first */
 static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
 static int	active = 0;			/* unfinished, not waiting to retry */
-static int	retry_waiting = 0;	/* waiting to retry */
 static dlist_head ready = DLIST_STATIC_INIT(ready);	/* first in line now, to send */
 static uint64 events_started = 0;
 static uint64 events_released = 0;
@@ -169,8 +167,8 @@ finish_delivery(Delivery *d)
 {
 	if (d->headers)
 		pfree(d->headers);
-	if (--d->ev->remaining == 0 && d->ev->wal_lsn != 0)
-		coco_wal_event_finished(d->ev->wal_lsn, d->ev->source_arg);
+	if (--d->ev->remaining == 0 && d->ev->wal_lsn != 0 && d->ev->source->finished)
+		d->ev->source->finished(d->ev->wal_lsn, d->ev->source_arg);
 	dlist_delete(&d->live_node);
 	pfree(d);
 	active--;
@@ -178,7 +176,8 @@ finish_delivery(Delivery *d)
 
 static void send_delivery(Delivery *d);
 static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
-							 void *source_arg, const char *give_up_error);
+							 const CocoEventSource *source, void *source_arg,
+							 const char *give_up_error);
 
 /*
  * A delivery of an ordered hook finished for good: the next of its
@@ -211,73 +210,24 @@ send_ready(void)
 	}
 }
 
-static int
-retry_compare(const pairingheap_node *a, const pairingheap_node *b, void *arg)
-{
-	const Delivery *da = pairingheap_const_container(Delivery, retry_node, a);
-	const Delivery *db = pairingheap_const_container(Delivery, retry_node, b);
-
-	/* the heap keeps its greatest element first: the soonest is greatest */
-	if (da->retry_at < db->retry_at)
-		return 1;
-	if (da->retry_at > db->retry_at)
-		return -1;
-	return 0;
-}
-
-/*
- * Milliseconds before retry number `attempt` (1 for the first retry): about
- * 1 s doubling each time, with jitter so that the retries of many events do
- * not arrive together, capped by cocohooks.retry_max_backoff.  A
- * Retry-After from the receiver is honoured up to the same cap.
- */
-static long
-retry_delay_ms(int attempt, long retry_after_s)
-{
-	double		base = 1000.0 * (double) (1L << Min(attempt - 1, 20));
-	double		delay = base * (0.75 + 0.5 * pg_prng_double(&pg_global_prng_state));
-
-	if (retry_after_s > 0)
-		delay = Max(delay, (double) retry_after_s * 1000.0);
-	return (long) Min(delay, (double) cocohooks_retry_max_backoff);
-}
-
 /* Deliveries due for retry go back through their origin's admission. */
 static void
 start_due_retries(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	CocoRetry  *retry;
 
-	while (!pairingheap_is_empty(retries))
+	while ((retry = coco_retry_pop_due(now)) != NULL)
 	{
-		Delivery   *d = pairingheap_container(Delivery, retry_node,
-											  pairingheap_first(retries));
+		Delivery   *d = coco_retry_container(Delivery, retry, retry);
 
-		if (d->retry_at > now)
-			break;
-		(void) pairingheap_remove_first(retries);
 		d->waiting_retry = false;
-		retry_waiting--;
 		active++;
 		d->attempts++;
 		coco_marks_count_deliveries(0, 0, 1);
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
-}
-
-/* Milliseconds until the next retry is due, -1 if none is waiting. */
-static long
-next_retry_ms(void)
-{
-	Delivery   *d;
-	long		ms;
-
-	if (pairingheap_is_empty(retries))
-		return -1;
-	d = pairingheap_container(Delivery, retry_node, pairingheap_first(retries));
-	ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), d->retry_at);
-	return ms;
 }
 
 static void
@@ -321,14 +271,15 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up &&
 			!r->permanent && r->status != 410;
 		bool		backlog_full = false;
-		long		delay_ms = retry ? retry_delay_ms(d->attempts, r->retry_after_s) : 0;
+		long		delay_ms = retry ? coco_retry_delay_ms(d->attempts, r->retry_after_s) : 0;
 		char		next[64] = "";
 
-		if (retry && retry_waiting >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
+		if (retry && coco_retry_count() >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
 		{
 			retry = false;
 			backlog_full = true;
-			snprintf(next, sizeof(next), ", not retried: %d retries already wait", retry_waiting);
+			snprintf(next, sizeof(next), ", not retried: %d retries already wait",
+					 coco_retry_count());
 		}
 		else if (retry)
 			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
@@ -353,18 +304,17 @@ delivery_done(void *arg, const CocoHttpResult *r)
 
 			error = psprintf("%s; not retried: %d deliveries already wait to retry "
 							 "(the limit is %d times cocohooks.max_concurrent_deliveries)",
-							 plain, retry_waiting, RETRY_BACKLOG_FACTOR);
+							 plain, coco_retry_count(), RETRY_BACKLOG_FACTOR);
 			pfree(plain);
 		}
 		if (retry)
 		{
 			/* waits in worker memory, holding no place in the shared queue */
 			pfree(error);
-			d->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
 			d->waiting_retry = true;
 			active--;
-			retry_waiting++;
-			pairingheap_add(retries, &d->retry_node);
+			coco_retry_add(&d->retry,
+						   TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms));
 			return;
 		}
 	}
@@ -476,7 +426,8 @@ reason_not_to_send(const Delivery *d)
 	if (coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at, &gone_at))
 		return psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
 						timestamptz_to_str(gone_at));
-	if (d->ev->wal_lsn != 0 && d->ev->wal_lsn <= coco_wal_retention_cut())
+	if (d->ev->wal_lsn != 0 && d->ev->source->retention_cut &&
+		d->ev->wal_lsn <= d->ev->source->retention_cut())
 		return pstrdup("given up: WAL retention limit");
 	return NULL;
 }
@@ -531,14 +482,14 @@ send_delivery(Delivery *d)
 /*
  * Starts one delivery per target hook of an event; the message is copied.
  * Call only while coco_engine_room() is positive.  An event in the WAL, its
- * record ending at wal_lsn (0 if none), is reported finished to
- * coco_wal_event_finished() with source_arg.
+ * record ending at wal_lsn (0 if none), is reported finished to its
+ * source's callback with source_arg.
  */
 void
 coco_engine_start_event(const CocoEventHeader *queued, uint64 wal_lsn,
-						void *source_arg)
+						const CocoEventSource *source, void *source_arg)
 {
-	start_or_give_up(queued, wal_lsn, source_arg, NULL);
+	start_or_give_up(queued, wal_lsn, source, source_arg, NULL);
 }
 
 /*
@@ -548,14 +499,16 @@ coco_engine_start_event(const CocoEventHeader *queued, uint64 wal_lsn,
  */
 void
 coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
-						  void *source_arg, const char *error)
+						  const CocoEventSource *source, void *source_arg,
+						  const char *error)
 {
-	start_or_give_up(msg, wal_lsn, source_arg, error);
+	start_or_give_up(msg, wal_lsn, source, source_arg, error);
 }
 
 static void
 start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
-				 void *source_arg, const char *give_up_error)
+				 const CocoEventSource *source, void *source_arg,
+				 const char *give_up_error)
 {
 	MemoryContext old;
 	WorkerEvent *ev;
@@ -570,6 +523,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	ev->document_id = document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
 	ev->wal_lsn = wal_lsn;
+	ev->source = source;
 	ev->source_arg = source_arg;
 	coco_event_id_text(ev->msg, ev->event_id);
 	dlist_push_tail(&events, &ev->node);
@@ -633,7 +587,7 @@ coco_engine_init(void)
 {
 	engine_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks delivery engine",
 									   ALLOCSET_DEFAULT_SIZES);
-	retries = pairingheap_allocate(retry_compare, NULL);
+	coco_retry_init();
 	coco_order_init(engine_cxt);
 	http = coco_http_create(delivery_done);
 	coco_engine_apply_settings();
@@ -684,7 +638,7 @@ long
 coco_engine_timeout_ms(void)
 {
 	long		timeout = coco_http_timeout_ms(http);
-	long		retry_ms = next_retry_ms();
+	long		retry_ms = coco_retry_next_ms();
 
 	if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
 		timeout = retry_ms;
@@ -695,7 +649,7 @@ coco_engine_timeout_ms(void)
 int
 coco_engine_in_flight(void)
 {
-	return active + retry_waiting + coco_order_waiting();
+	return active + coco_retry_count() + coco_order_waiting();
 }
 
 /*

@@ -5,17 +5,47 @@
  *	  deliveries.
  *
  * The worker's loop (worker.c) takes events from its sources — the shared
- * queue, the events a previous worker saved — and hands each to the engine
- * with coco_engine_start_event() while coco_engine_room() allows; the engine
+ * queue, the events a previous worker saved (saved_events.c), the WAL
+ * (wal_source.c) — and hands each to the engine with
+ * coco_engine_start_event() while coco_engine_room() allows; the engine
  * does the rest: one delivery per event and target hook, admission per
- * receiver, retries, log rows, and the report of finished events.
+ * receiver, retries, log rows, and the report of finished events, to the
+ * queue's finished mark and to the event's source (CocoEventSource).
  *
  *-------------------------------------------------------------------------
  */
-#ifndef DELIVERY_ENGINE_H
-#define DELIVERY_ENGINE_H
+#ifndef COCOHOOKS_DELIVERY_ENGINE_H
+#define COCOHOOKS_DELIVERY_ENGINE_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
 
 #include "cocohooks.h"
+
+/*
+ * Where an event came from, as the engine needs to know it: a source hands
+ * each event in with its own (static) CocoEventSource and an argument of
+ * its own, and the engine calls back through them; it knows no source by
+ * name.  A callback left NULL is not called.
+ */
+typedef struct CocoEventSource
+{
+	const char *name;			/* "queue", "WAL", "saved events" */
+
+	/*
+	 * An event in the WAL (its record ending at wal_lsn, not 0) is finished:
+	 * every delivery of it is done and logged.
+	 */
+	void		(*finished) (uint64 wal_lsn, void *source_arg);
+
+	/*
+	 * The position before which an event's WAL record is too old to be sent
+	 * or retried (cocohooks.max_wal_retention), or 0: asked before each
+	 * attempt of an event in the WAL.
+	 */
+	uint64		(*retention_cut) (void);
+} CocoEventSource;
 
 extern void coco_engine_init(void);
 extern void coco_engine_apply_settings(void);
@@ -24,9 +54,11 @@ extern int	coco_engine_wait_fd(void);
 /* events that may start now (0 when deliveries or log rows are at their limit) */
 extern int	coco_engine_room(void);
 extern void coco_engine_start_event(const CocoEventHeader *msg, uint64 wal_lsn,
+									const CocoEventSource *source,
 									void *source_arg);
 extern void coco_engine_note_skipped(const CocoEventHeader *msg);
 extern void coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
+									  const CocoEventSource *source,
 									  void *source_arg, const char *error);
 
 /* starts due retries, lets libcurl progress, logs and releases what finished */
@@ -41,4 +73,4 @@ extern void coco_engine_event_counts(uint64 *started, uint64 *released);
 /* appends every unfinished delivery as a carried message; returns how many */
 extern uint64 coco_engine_save_unfinished(StringInfo buf);
 
-#endif							/* DELIVERY_ENGINE_H */
+#endif							/* COCOHOOKS_DELIVERY_ENGINE_H */

@@ -5,8 +5,10 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef DOCUMENT_ORDER_H
-#define DOCUMENT_ORDER_H
+#ifndef COCOHOOKS_DOCUMENT_ORDER_H
+#define COCOHOOKS_DOCUMENT_ORDER_H
+
+#include "postgres.h"
 
 #include "lib/ilist.h"
 
@@ -31,4 +33,4 @@ extern dlist_node *coco_order_leave(void *line);
 /* deliveries waiting behind an earlier one of their document */
 extern int	coco_order_waiting(void);
 
-#endif							/* DOCUMENT_ORDER_H */
+#endif							/* COCOHOOKS_DOCUMENT_ORDER_H */

@@ -46,7 +46,7 @@
 
 #include "db_slots.h"
 #include "extension_watch.h"
-#include "wal_source.h"
+#include "wal_slot.h"
 #include "worker_marks.h"
 
 #define WAIT_FOR_WORKER_MS	5000
@@ -103,7 +103,7 @@ xact_callback(XactEvent event, void *arg)
 	if (!changed_in_xact)
 		return;
 	if (event == XACT_EVENT_PRE_COMMIT && created_in_xact)
-		wal_slot_in_xact = coco_wal_create_slot_for_install();
+		wal_slot_in_xact = coco_wal_slot_create_for_install();
 	if (event == XACT_EVENT_COMMIT)
 	{
 		if (created_in_xact)
@@ -124,14 +124,14 @@ xact_callback(XactEvent event, void *arg)
 							 "max_worker_processes")));
 		/* a database whose worker is not running (a template, say) */
 		if (!created_in_xact)
-			coco_wal_drop_unused_slot("the extension was dropped");
+			coco_wal_slot_drop_unused("the extension was dropped");
 	}
 	else if (event == XACT_EVENT_ABORT)
 	{
 		if (reserved_in_xact)
 			coco_dbslot_free(MyDatabaseId, COCO_DBSLOT_RESERVED);
 		if (wal_slot_in_xact)
-			coco_wal_drop_unused_slot("CREATE EXTENSION was rolled back");
+			coco_wal_slot_drop_unused("CREATE EXTENSION was rolled back");
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
 		changed_in_xact = created_in_xact = reserved_in_xact = wal_slot_in_xact = false;

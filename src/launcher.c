@@ -68,7 +68,7 @@
 #include "launcher.h"
 #include "pg_compat.h"
 #include "settings.h"
-#include "wal_source.h"
+#include "wal_slot.h"
 #include "worker.h"
 
 #define RESTART_DELAY_MS	1000
@@ -207,7 +207,7 @@ start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 	{
 		/* dropped while it had no worker: nothing may stay behind */
 		coco_dbslot_free(slot->dboid, -1);
-		coco_wal_drop_slot_of(slot->dboid);
+		coco_wal_slot_drop_of(slot->dboid);
 		coco_store_remove_for(slot->dboid);
 		forget_launched(lw);
 		return false;
@@ -363,7 +363,7 @@ cocohooks_launcher_main(Datum main_arg)
 		Oid		   *all;
 		int			nall = list_databases(&all, true);
 
-		coco_wal_drop_orphan_slots(all, nall);
+		coco_wal_slot_drop_orphans(all, nall);
 		pfree(all);
 	}
 

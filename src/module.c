@@ -32,7 +32,7 @@
 #include "settings.h"
 #include "upsert_tracker.h"
 #include "utility_hook.h"
-#include "wal_source.h"
+#include "wal_slot.h"
 
 PG_MODULE_MAGIC;
 
@@ -69,7 +69,7 @@ _PG_init(void)
 
 	coco_preloaded = true;
 	if (!IsUnderPostmaster)
-		coco_wal_remove_unusable_slots();
+		coco_wal_slot_remove_unusable();
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = coco_shmem_request;

@@ -8,6 +8,8 @@
 #ifndef COCOHOOKS_ORIGIN_QUEUE_H
 #define COCOHOOKS_ORIGIN_QUEUE_H
 
+#include "postgres.h"
+
 #include "lib/ilist.h"
 
 typedef struct CocoOrigin CocoOrigin;

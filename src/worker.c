@@ -15,8 +15,8 @@
  *	-> if the extension was created or dropped, start or stop reading the
  *	   WAL (extension_watch.c)
  *	-> take events from the sources while the engine has room:
- *	   the events a previous worker saved (queued again), the shared
- *	   queue, then (durability = wal) the WAL (wal_source.c)
+ *	   the events a previous worker saved (saved_events.c), the shared
+ *	   queue, then (durability = wal) the WAL (wal_scan.c, wal_source.c)
  *	-> let the engine progress (delivery_engine.c): retries that are due,
  *	   libcurl, the batch of log rows, the report of finished events
  *	-> move the WAL source's restart point past what is finished
@@ -27,7 +27,7 @@
  *
  * In memory mode, on any orderly exit, a before_shmem_exit callback saves
  * every unfinished event (held by the engine or still queued) with
- * event_store.c, and the next worker queues them again under the same
+ * saved_events.c, and the next worker starts them again under the same
  * webhook-ids; a process killed outright loses events, and a new worker
  * counts what its predecessor held as dropped (coco_marks_lose_unfinished).
  * In wal mode nothing is lost: the next worker reads again from the slot's
@@ -36,8 +36,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <limits.h>
 
 #include "access/xact.h"
 #include "commands/dbcommands.h"
@@ -59,8 +57,12 @@
 #include "event_message.h"
 #include "event_ring.h"
 #include "event_store.h"
+#include "extension_installed.h"
 #include "pg_compat.h"
+#include "saved_events.h"
 #include "settings.h"
+#include "wal_merge.h"
+#include "wal_scan.h"
 #include "wal_source.h"
 #include "worker.h"
 #include "worker_marks.h"
@@ -72,12 +74,6 @@
 #define GATHER_BUSY_MS		4	/* see keeping_up() */
 #define GATHER_BUSY_RATE	3	/* events per ms */
 #define GATHER_DECAY		0.9 /* weight of the rounds before, per round */
-
-/* events a previous worker saved, not yet started */
-static StringInfoData store_backlog;
-static Size store_backlog_off = 0;
-static bool saved_unfinished = false;	/* some saved events are not finished */
-static uint64 saved_until = 0;	/* the engine's count of started events then */
 
 /* events popped from the queue; those from parked_off on wait to start */
 static char *popbuf = NULL;
@@ -139,95 +135,24 @@ forget_worker(int code, Datum arg)
 }
 
 /*
- * Appends the popped events in data[0..len) to buf as carried messages, for
- * the event store; events in the WAL are read again from there.  Returns how
- * many it appended.
- */
-static uint64
-save_popped(StringInfo buf, const char *data, Size len)
-{
-	uint64		n = 0;
-
-	for (Size off = 0; off < len;)
-	{
-		const CocoEventHeader *msg = (const CocoEventHeader *) (data + off);
-		char		event_id[COCO_MAX_EVENT_ID_LEN + 1];
-
-		off += msg->total_len;
-		if (coco_message_wal_lsn(msg) != 0)
-			continue;
-		coco_event_id_text(msg, event_id);
-		coco_message_append_carried(buf, msg, coco_event_hooks(msg),
-									msg->hooks_len, msg->nhooks,
-									event_id, msg->attempts);
-		n++;
-	}
-	return n;
-}
-
-/*
- * before_shmem_exit callback: saves every unfinished event, held by the
- * engine or still in the shared queue, so that the next worker delivers it
- * (see event_store.c); events in the WAL are not saved, the slot's restart
- * point is.  An attempt in flight is not counted as made.  Runs on any
+ * before_shmem_exit callback: the WAL source keeps its place, and every
+ * unfinished event not in the WAL is saved for the next worker
+ * (saved_events.c), with the events popped and not started.  Runs on any
  * orderly exit; must not raise an error.
  */
 static void
 save_unfinished(int code, Datum arg)
 {
 	MemoryContext old;
-	volatile uint64 n = 0;
 
 	if (leaving)
 		return;
 	old = MemoryContextSwitchTo(worker_cxt);
 	PG_TRY();
 	{
-		StringInfoData buf;
-		char	   *savebuf = palloc(POP_BUFFER_INITIAL);
-		Size		savebufsize = POP_BUFFER_INITIAL;
-
 		/* events in the WAL are read again from there: keep where */
 		coco_wal_source_exit();
-
-		initStringInfo(&buf);
-		n = coco_engine_save_unfinished(&buf);
-		/* in the order they came: older than anything still queued */
-		if (store_backlog.data && store_backlog_off < (Size) store_backlog.len)
-		{
-			appendBinaryStringInfo(&buf, store_backlog.data + store_backlog_off,
-								   store_backlog.len - store_backlog_off);
-			for (Size off = store_backlog_off; off < (Size) store_backlog.len;
-				 off += ((CocoEventHeader *) (store_backlog.data + off))->total_len)
-				n++;
-		}
-		n += save_popped(&buf, popbuf + parked_off, parked_len - parked_off);
-		for (;;)
-		{
-			int			npopped;
-			Size		needed = 0;
-			Size		len = coco_ring_pop(savebuf, savebufsize, INT_MAX, &npopped, &needed);
-
-			if (len == 0 && needed == 0)
-				break;
-			if (len == 0)
-			{
-				savebuf = repalloc(savebuf, needed);
-				savebufsize = needed;
-				continue;
-			}
-			n += save_popped(&buf, savebuf, len);
-		}
-
-		if (n == 0)
-			coco_store_remove();
-		else if (coco_store_save(buf.data, buf.len, n))
-		{
-			coco_marks_hand_off_popped();
-			ereport(LOG,
-					(errmsg("cocohooks worker saved %llu undelivered events for the next worker",
-							(unsigned long long) n)));
-		}
+		coco_saved_events_save(popbuf + parked_off, parked_len - parked_off);
 	}
 	PG_CATCH();
 	{
@@ -236,82 +161,6 @@ save_unfinished(int code, Datum arg)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
-}
-
-/*
- * Starts the events a previous worker saved, as far as the engine has room,
- * before anything from the queue: they are older, and a document's events
- * go in order.  The store is removed once all are started (an orderly exit
- * saves what is unfinished again); waiters on wait_for_deliveries() are
- * told once all are finished.  Returns true if it started any.
- */
-static bool
-start_saved_events(void)
-{
-	bool		took = false;
-
-	while (store_backlog.data && store_backlog_off < (Size) store_backlog.len &&
-		   coco_engine_room() > 0)
-	{
-		CocoEventHeader *msg = (CocoEventHeader *) (store_backlog.data + store_backlog_off);
-
-		/* its number was in the previous queue's order, not ours */
-		msg->seq = 0;
-		coco_marks_count_queued(1);
-		coco_engine_start_event(msg, 0, NULL);
-		store_backlog_off += msg->total_len;
-		took = true;
-	}
-	if (store_backlog.data && store_backlog_off >= (Size) store_backlog.len)
-	{
-		uint64		released;
-
-		pfree(store_backlog.data);
-		store_backlog.data = NULL;
-		store_backlog_off = 0;
-		coco_store_remove();
-		coco_engine_event_counts(&saved_until, &released);
-		saved_unfinished = true;
-	}
-	return took;
-}
-
-/* Once every saved event is finished, waiters may count on the queue alone. */
-static void
-note_saved_finished(void)
-{
-	uint64		started;
-	uint64		released;
-
-	if (!saved_unfinished)
-		return;
-	coco_engine_event_counts(&started, &released);
-	if (released >= saved_until)
-	{
-		saved_unfinished = false;
-		coco_marks_store_requeued();
-	}
-}
-
-static void
-load_saved_events(void)
-{
-	uint64		n;
-
-	initStringInfo(&store_backlog);
-	n = coco_store_load(&store_backlog);
-	if (n == 0)
-	{
-		pfree(store_backlog.data);
-		store_backlog.data = NULL;
-		coco_store_remove();
-		coco_marks_store_requeued();
-		return;
-	}
-	ereport(LOG,
-			(errmsg("cocohooks worker delivers %llu undelivered events saved by the previous worker",
-					(unsigned long long) n)));
-	(void) start_saved_events();
 }
 
 /* Deletes delivery log rows past cocohooks.log_retention, a batch at a time. */
@@ -334,10 +183,27 @@ prune_log(void)
 }
 
 /*
+ * The shared queue's events: in wal mode, each is in the WAL too, and the
+ * WAL source follows it (wal_merge.c) and may give it up past
+ * cocohooks.max_wal_retention.
+ */
+static void
+queued_event_finished(uint64 lsn, void *source_arg)
+{
+	coco_wal_merge_queued_finished(lsn);
+}
+
+static const CocoEventSource queue_source = {
+	.name = "queue",
+	.finished = queued_event_finished,
+	.retention_cut = coco_wal_retention_cut,
+};
+
+/*
  * The shared queue as a source: pops events and starts them while the
  * engine has room; returns true if it took any.  Saved events go first.
  * Popped events may have to wait for the WAL reader (document order, see
- * coco_wal_source_note_popped): they stay in popbuf, parked, and later
+ * coco_wal_merge_note_popped): they stay in popbuf, parked, and later
  * calls start them first.
  */
 static bool
@@ -345,7 +211,7 @@ take_events(void)
 {
 	bool		took = false;
 
-	if (store_backlog.data)
+	if (coco_saved_events_waiting())
 		return false;
 	while (coco_engine_room() > 0)
 	{
@@ -354,7 +220,7 @@ take_events(void)
 			int			n;
 			Size		needed = 0;
 
-			if (coco_wal_source_queue_paused())
+			if (coco_wal_merge_queue_paused())
 				break;
 			parked_off = parked_len = 0;
 			parked_len = coco_ring_pop(popbuf, popbufsize, coco_engine_room(), &n, &needed);
@@ -367,24 +233,24 @@ take_events(void)
 				popbufsize = needed;
 				continue;
 			}
-			coco_wal_source_note_popped();
+			coco_wal_merge_note_popped();
 		}
-		if (coco_wal_source_holds_popped())
+		if (coco_wal_merge_holds_popped())
 			break;
 		while (parked_off < parked_len)
 		{
 			const CocoEventHeader *msg = (const CocoEventHeader *) (popbuf + parked_off);
 			uint64		lsn = coco_message_wal_lsn(msg);
 
-			if (coco_wal_started_from_wal(lsn))
+			if (coco_wal_merge_started_from_wal(lsn))
 			{
 				coco_marks_count_queued(-1);
 				coco_engine_note_skipped(msg);
 			}
 			else
 			{
-				coco_wal_note_queued(lsn);
-				coco_engine_start_event(msg, lsn, NULL);
+				coco_wal_merge_note_queued(lsn);
+				coco_engine_start_event(msg, lsn, &queue_source, NULL);
 			}
 			parked_off += msg->total_len;
 		}
@@ -418,7 +284,7 @@ keeping_up(uint64 started)
 	gather_elapsed_ms = GATHER_DECAY * gather_elapsed_ms + secs * 1000.0 + usecs / 1000.0;
 	return started > 0 &&
 		gather_events >= GATHER_BUSY_RATE * gather_elapsed_ms &&
-		store_backlog.data == NULL &&
+		!coco_saved_events_waiting() &&
 		coco_engine_room() > 0 &&
 		coco_order_waiting() == 0 &&
 		!coco_wal_source_behind();
@@ -495,7 +361,7 @@ cocohooks_worker_main(Datum main_arg)
 
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", dbname)));
-	load_saved_events();
+	coco_saved_events_load();
 	next_prune = GetCurrentTimestamp();
 
 	for (;;)
@@ -538,12 +404,12 @@ cocohooks_worker_main(Datum main_arg)
 				leave_database(LOG, "the extension was dropped");
 		}
 		coco_engine_event_counts(&started_before, &released);
-		took = start_saved_events();
+		took = coco_saved_events_start();
 		took |= take_events();
-		coco_wal_source_scan();
+		coco_wal_scan();
 		took |= coco_wal_source_take();
 		coco_engine_progress();
-		note_saved_finished();
+		coco_saved_events_note_finished();
 		coco_wal_source_advance();
 		prune_log();
 		coco_marks_set_in_flight(coco_engine_in_flight());
@@ -578,8 +444,8 @@ cocohooks_worker_main(Datum main_arg)
 		coco_engine_event_counts(&started_after, &released);
 		busy = keeping_up(started_after - started_before);
 		if (coco_engine_room() > 0 &&
-			(store_backlog.data ||
-			 (!busy && !coco_ring_is_empty() && !coco_wal_source_holds_popped())))
+			(coco_saved_events_waiting() ||
+			 (!busy && !coco_ring_is_empty() && !coco_wal_merge_holds_popped())))
 			timeout = 0;
 		if (took)
 		{

@@ -31,7 +31,6 @@
 #include "miscadmin.h"
 
 #include "dbslot_internal.h"
-#include "wal_source.h"
 #include "worker_marks.h"
 
 /*
