@@ -39,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -57,6 +58,8 @@ static bool created_in_xact = false;
 static bool reserved_in_xact = false;	/* the slot is ours to free at abort */
 static bool wal_slot_in_xact = false;	/* the replication slot too */
 static Oid	cocohooks_extension_oid = InvalidOid;
+/* where in the WAL the CREATE EXTENSION of this transaction began */
+static XLogRecPtr install_start = InvalidXLogRecPtr;
 
 /*
  * Called by CREATE EXTENSION's install check: reserves this database a
@@ -75,6 +78,8 @@ coco_extension_changed(void)
 						   coco_dbslot_count(), "cocohooks.max_databases"),
 				 errhint("Raise \"%s\" and restart the server, or drop the extension in another database.",
 						 "cocohooks.max_databases")));
+	if (!created_in_xact)
+		install_start = GetXLogInsertRecPtr();
 	changed_in_xact = true;
 	created_in_xact = true;
 	reserved_in_xact |= created;
@@ -103,7 +108,7 @@ xact_callback(XactEvent event, void *arg)
 	if (!changed_in_xact)
 		return;
 	if (event == XACT_EVENT_PRE_COMMIT && created_in_xact)
-		wal_slot_in_xact = coco_wal_slot_create_for_install();
+		wal_slot_in_xact = coco_wal_slot_create_for_install(install_start);
 	if (event == XACT_EVENT_COMMIT)
 	{
 		if (created_in_xact)
@@ -134,7 +139,10 @@ xact_callback(XactEvent event, void *arg)
 			coco_wal_slot_drop_unused("CREATE EXTENSION was rolled back");
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+	{
 		changed_in_xact = created_in_xact = reserved_in_xact = wal_slot_in_xact = false;
+		install_start = InvalidXLogRecPtr;
+	}
 }
 
 void

@@ -106,7 +106,7 @@ drop_slot_if_free(const char *name, const char *why)
  * for when none is free.  The slot is held by this process on return.
  */
 static void
-create_slot(const char *name)
+create_slot(const char *name, XLogRecPtr not_before)
 {
 	bool		free_slot = false;
 
@@ -123,6 +123,17 @@ create_slot(const char *name)
 						 "max_replication_slots")));
 	coco_slot_create(name);
 	ReplicationSlotReserveWal();
+
+	/*
+	 * The slot reserves WAL from the last checkpoint's redo point, which can
+	 * be older than this install of the extension: the events of an install
+	 * dropped since are there, and the worker would send them again.  Start
+	 * where this install began instead, if that is later.
+	 */
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	if (MyReplicationSlot->data.restart_lsn < not_before)
+		MyReplicationSlot->data.restart_lsn = not_before;
+	SpinLockRelease(&MyReplicationSlot->mutex);
 	ReplicationSlotMarkDirty();
 	ReplicationSlotSave();
 	ReplicationSlotsComputeRequiredLSN();
@@ -173,7 +184,7 @@ coco_wal_slot_take(void)
 	}
 	if (MyReplicationSlot == NULL)
 	{
-		create_slot(name);
+		create_slot(name, InvalidXLogRecPtr);
 		restart = my_slot_restart();
 	}
 	last_slot_save = GetCurrentTimestamp();
@@ -249,11 +260,13 @@ coco_wal_slot_drop_own(void)
  * the database's replication slot if there is none, so that the WAL of
  * the first events is kept from now on, however late the worker starts
  * (no free background worker, say) and whatever happens before it does.
- * The worker takes the slot over.  An ERROR here (no free replication
- * slot) fails the CREATE EXTENSION.  Returns whether it made one.
+ * The worker takes the slot over, and reads from install_start (where
+ * this CREATE EXTENSION began in the WAL) on.  An ERROR here (no free
+ * replication slot) fails the CREATE EXTENSION.  Returns whether it made
+ * one.
  */
 bool
-coco_wal_slot_create_for_install(void)
+coco_wal_slot_create_for_install(XLogRecPtr install_start)
 {
 	char		name[NAMEDATALEN];
 
@@ -261,7 +274,7 @@ coco_wal_slot_create_for_install(void)
 	if (!coco_wal_mode() || MyReplicationSlot != NULL ||
 		SearchNamedReplicationSlot(name, true) != NULL)
 		return false;
-	create_slot(name);
+	create_slot(name, install_start);
 	ReplicationSlotRelease();
 	return true;
 }

@@ -25,7 +25,7 @@ extern void coco_wal_slot_release_and_drop(const char *why);
 extern void coco_wal_slot_drop_own(void);
 
 /* a backend: CREATE EXTENSION makes it, DROP EXTENSION drops it */
-extern bool coco_wal_slot_create_for_install(void);
+extern bool coco_wal_slot_create_for_install(XLogRecPtr install_start);
 extern void coco_wal_slot_drop_unused(const char *why);
 
 /* the launcher (and DROP DATABASE): the slots of databases that are gone */
