@@ -7,11 +7,11 @@
  * DROP DATABASE (with or without FORCE), CREATE DATABASE with it as the
  * template, ALTER DATABASE ... RENAME and ALTER DATABASE ... SET TABLESPACE
  * fail, or wait, while any other process is connected to the database, and
- * a worker is.  So before such a statement the database's slot is stopped
+ * a worker is.  So before such a statement the database's dbslot is stopped
  * (the launcher starts no worker for it), its worker is told to exit
  * (SIGTERM: in memory mode it saves its unfinished events) and waited for;
- * after it, the slot wants a worker again, unless the database was
- * dropped: then its slot, its replication slot and its saved events go,
+ * after it, the dbslot wants a worker again, unless the database was
+ * dropped: then its dbslot, its replication slot and its saved events go,
  * so that nothing is left holding WAL.
  *
  * Runs in: backends (from utility_hook.c, around the statement).
@@ -87,7 +87,7 @@ worker_of(Oid dboid)
 	return pid;
 }
 
-/* Stops database dboid's worker; true if its slot was in use. */
+/* Stops database dboid's worker; true if its dbslot was in use. */
 static bool
 stop_worker(Oid dboid)
 {
@@ -141,7 +141,7 @@ coco_database_pause_failed(const CocoDbPause *pause)
 }
 
 /*
- * The statement succeeded: a dropped database's slot, replication slot and
+ * The statement succeeded: a dropped database's dbslot, replication slot and
  * saved events go; any other database's worker may start again.
  */
 void

@@ -3,25 +3,25 @@
  * db_slots.c
  *	  The per-database slots in shared memory, and the memory they share.
  *
- * Each database with the extension has a slot (up to
+ * Each database with the extension has a dbslot (up to
  * cocohooks.max_databases): its event ring (event_ring.c), the marks its
  * worker and backends signal each other with (worker_marks.c), its
  * counters (stats.c), and the state the launcher acts on.  This file sets
  * up that memory at server start and keeps the registry: which database
- * has which slot, in which state, with which worker.
+ * has which dbslot, in which state, with which worker.
  *
  * Runs in: the postmaster (shared-memory request and set-up), backends,
  * the launcher and the workers (the registry, the latches).
  *
  * Invariants:
- *	- a slot's dboid, state and worker_pid change only under the registry
- *	  lock, held exclusively, and dboid also under the slot's own lock, so
+ *	- a dbslot's dboid, state and worker_pid change only under the registry
+ *	  lock, held exclusively, and dboid also under the dbslot's own lock, so
  *	  that either lock is enough to read it;
- *	- every set-up or release of a slot bumps its generation: a process
- *	  that found its database's slot earlier (coco_dbslot_mine) sees that
+ *	- every set-up or release of a dbslot bumps its generation: a process
+ *	  that found its database's dbslot earlier (coco_dbslot_mine) sees that
  *	  it is no longer its own;
  *	- the chunks of the pool are either on the free stack or held by
- *	  exactly one slot (pool_mutex); a freed slot gives all of its back.
+ *	  exactly one dbslot (pool_mutex); a freed dbslot gives all of its back.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,7 +40,7 @@
 
 CocoDbSlots *coco_dbslots = NULL;
 
-/* this process's database's slot, if it has one, and its generation then */
+/* this process's database's dbslot, if it has one, and its generation then */
 static CocoDbSlot *mine = NULL;
 static uint32 mine_generation = 0;
 
@@ -77,7 +77,7 @@ dbslot_shmem_size(void)
 								mul_size(sizeof(CocoDbSlot), cocohooks_max_databases));
 	uint32		nchunks = pool_chunk_count();
 
-	/* the free stack, a chunk table per slot, the pool */
+	/* the free stack, a chunk table per dbslot, the pool */
 	size = add_size(size, mul_size(sizeof(uint32), nchunks));
 	size = add_size(size, mul_size(mul_size(sizeof(uint32), nchunks), cocohooks_max_databases));
 	size = MAXALIGN(size);
@@ -139,7 +139,7 @@ coco_dbslot_shmem_startup(void)
 }
 
 /*
- * Sets up slot q for database dboid (the registry lock held exclusively):
+ * Sets up dbslot q for database dboid (the registry lock held exclusively):
  * an empty ring, counters at zero.
  */
 static void
@@ -154,7 +154,7 @@ setup_slot(CocoDbSlot *q, Oid dboid, int state)
 	q->worker_pid = 0;
 	q->head = q->tail = q->alloc_end = q->free_from = 0;
 	q->last_seq = q->popped_seq = 0;
-	/* distinct per slot and set-up: it names memory-mode events */
+	/* distinct per dbslot and set-up: it names memory-mode events */
 	q->epoch = Max(now, coco_dbslots->last_epoch + 1);
 	coco_dbslots->last_epoch = q->epoch;
 	pg_atomic_init_u32(&q->worker_pgprocno, INVALID_WORKER_PROCNO);
@@ -179,7 +179,7 @@ setup_slot(CocoDbSlot *q, Oid dboid, int state)
 	LWLockRelease(q->lock);
 }
 
-/* Gives back every chunk of a slot being freed (its lock held). */
+/* Gives back every chunk of a dbslot being freed (its lock held). */
 static void
 release_all_chunks(CocoDbSlot *q)
 {
@@ -192,7 +192,7 @@ release_all_chunks(CocoDbSlot *q)
 	q->free_from = q->alloc_end = q->head = q->tail;
 }
 
-/* The slot of database dboid, or NULL; the registry lock held. */
+/* The dbslot of database dboid, or NULL; the registry lock held. */
 static CocoDbSlot *
 find_slot(Oid dboid)
 {
@@ -203,8 +203,8 @@ find_slot(Oid dboid)
 }
 
 /*
- * Makes sure database dboid has a slot; a new one gets the given state.
- * Returns it, or NULL if all cocohooks.max_databases slots are taken.
+ * Makes sure database dboid has a dbslot; a new one gets the given state.
+ * Returns it, or NULL if all cocohooks.max_databases dbslots are taken.
  */
 CocoDbSlot *
 coco_dbslot_ensure(Oid dboid, int state, bool *created)
@@ -233,7 +233,7 @@ coco_dbslot_ensure(Oid dboid, int state, bool *created)
 }
 
 /*
- * Frees database dboid's slot, if it has one (in state only_if, unless
+ * Frees database dboid's dbslot, if it has one (in state only_if, unless
  * that is negative); its queued events go.
  */
 void
@@ -258,8 +258,8 @@ coco_dbslot_free(Oid dboid, int only_if)
 }
 
 /*
- * Sets the state of database dboid's slot, if it has one, and returns the
- * state it had (COCO_DBSLOT_FREE if none).  With only_if >= 0, only a slot in
+ * Sets the state of database dboid's dbslot, if it has one, and returns the
+ * state it had (COCO_DBSLOT_FREE if none).  With only_if >= 0, only a dbslot in
  * that state changes.
  */
 int
@@ -281,7 +281,7 @@ coco_dbslot_set_state(Oid dboid, int state, int only_if)
 }
 
 /*
- * A copy of every slot in use, for the launcher: up to max entries of
+ * A copy of every dbslot in use, for the launcher: up to max entries of
  * (database, state, worker pid).  Returns how many.
  */
 int
@@ -311,7 +311,7 @@ coco_dbslot_count(void)
 	return coco_dbslots ? coco_dbslots->nslots : 0;
 }
 
-/* The launcher's latch, set when a slot wants a worker. */
+/* The launcher's latch, set when a dbslot wants a worker. */
 void
 coco_dbslot_set_launcher(int pgprocno)
 {
@@ -329,7 +329,7 @@ coco_dbslot_wake_launcher(void)
 }
 
 /*
- * This database's slot, found once per process and again if it was freed
+ * This database's dbslot, found once per process and again if it was freed
  * or given to another database since.  With create, a database without one
  * gets one (its worker is then started by the launcher).  NULL if it has
  * none.
@@ -380,7 +380,7 @@ coco_dbslot_mine(bool create)
 	return mine;
 }
 
-/* Whether this database has a slot now. */
+/* Whether this database has a dbslot now. */
 bool
 coco_dbslot_exists(void)
 {
@@ -393,14 +393,14 @@ coco_dbslots_available(void)
 	return coco_dbslots != NULL;
 }
 
-/* Time the slot was set up; with a sequence number it names an event. */
+/* Time the dbslot was set up; with a sequence number it names an event. */
 TimestampTz
 coco_dbslot_epoch(void)
 {
 	return coco_dbslot_mine(true) ? mine->epoch : 0;
 }
 
-/* Tells the slot which process is its worker (pgprocno < 0: none). */
+/* Tells the dbslot which process is its worker (pgprocno < 0: none). */
 void
 coco_dbslot_set_worker(int pgprocno)
 {

@@ -14,7 +14,7 @@
 #include "utils/timestamp.h"
 
 /*
- * A database's slot: free; reserved by a CREATE EXTENSION not yet
+ * A database's dbslot: free; reserved by a CREATE EXTENSION not yet
  * committed; wanting a worker; with its worker; or stopped
  * (database_pause.c: no worker may start).
  */
@@ -45,7 +45,7 @@ extern int	coco_dbslot_set_state(Oid dboid, int state, int only_if);
 extern int	coco_dbslot_list(CocoDbSlotInfo *out, int max);
 extern int	coco_dbslot_count(void);
 
-/* this database's slot */
+/* this database's dbslot */
 extern bool coco_dbslot_exists(void);
 extern TimestampTz coco_dbslot_epoch(void);
 

@@ -24,8 +24,8 @@ typedef struct CocoDbSlot
 {
 	LWLock	   *lock;
 	/* protected by the registry lock (and changed only with lock held too) */
-	Oid			dboid;			/* InvalidOid: a free slot */
-	uint32		generation;		/* bumped each time the slot is set up */
+	Oid			dboid;			/* InvalidOid: a free dbslot */
+	uint32		generation;		/* bumped each time the dbslot is set up */
 	int			state;			/* COCO_DBSLOT_* */
 	int			worker_pid;		/* its worker, 0 if none */
 	/* protected by lock */
@@ -37,7 +37,7 @@ typedef struct CocoDbSlot
 	uint32	   *chunk_ids;		/* chunk table: pool_chunks entries */
 	uint64		last_seq;		/* sequence number of the newest message */
 	uint64		popped_seq;		/* sequence number of the newest popped */
-	TimestampTz epoch;			/* when the slot was set up */
+	TimestampTz epoch;			/* when the dbslot was set up */
 	/* lock-free */
 	pg_atomic_uint32 worker_pgprocno;	/* INVALID_WORKER_PROCNO when none */
 	pg_atomic_uint64 finished_seq;
@@ -69,7 +69,7 @@ typedef struct CocoDbSlot
 
 typedef struct CocoDbSlots
 {
-	LWLock	   *registry_lock;	/* slot set-up and states */
+	LWLock	   *registry_lock;	/* dbslot set-up and states */
 	slock_t		pool_mutex;		/* the free chunks and every nheld */
 	uint32		pool_chunks;
 	uint32		chunk_size;
@@ -79,7 +79,7 @@ typedef struct CocoDbSlots
 	int			nslots;
 	TimestampTz last_epoch;
 	pg_atomic_uint32 launcher_pgprocno;
-	pg_atomic_uint64 no_slot_dropped;	/* events of a database without a slot */
+	pg_atomic_uint64 no_slot_dropped;	/* events of a database without a dbslot */
 	CocoDbSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } CocoDbSlots;
 

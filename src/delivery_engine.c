@@ -4,7 +4,7 @@
  *	  From events to finished, logged deliveries: the worker's dispatcher.
  *
  * Each event handed in becomes one delivery per target hook.  A delivery
- * waits for a slot of its receiver (origin_queue.c), is sent by libcurl's
+ * waits for a turn of its receiver (origin_queue.c), is sent by libcurl's
  * multi interface (http_client.c), and on failure with retries left waits
  * to retry (retry_queue.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
@@ -82,7 +82,7 @@ typedef struct Delivery
 	const CocoHookSpec *spec;	/* inside ev->msg */
 	CocoOrigin *origin;			/* the receiver, for admission */
 	dlist_node	wait_node;		/* in origin's queue while waiting */
-	bool		sent;			/* holds a slot of origin */
+	bool		sent;			/* holds one of its origin's turns */
 	dlist_node	live_node;		/* in live while unfinished */
 	CocoRetry	retry;			/* in the retry queue while waiting to retry */
 	bool		waiting_retry;
@@ -242,7 +242,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	{
 		/*
 		 * The receiver wants no more: disable the hook and hold back its
-		 * events, before the slot freed below sends the next one.
+		 * events, before the turn freed below sends the next one.
 		 */
 		coco_gone_note(d->spec->hook_id);
 		ereport(LOG,
@@ -433,10 +433,10 @@ reason_not_to_send(const Delivery *d)
 }
 
 /*
- * Sends a delivery that holds a slot of its origin.  If libcurl refuses
- * the transfer, the delivery fails at once (which frees the slot for the
+ * Sends a delivery that holds a turn of its origin.  If libcurl refuses
+ * the transfer, the delivery fails at once (which frees the turn for the
  * next one).  A delivery that is not to be sent (reason_not_to_send) fails
- * at once, and its slot goes to the next waiting delivery, in a loop rather
+ * at once, and its turn goes to the next waiting delivery, in a loop rather
  * than by recursion (a gone receiver may have thousands waiting).
  */
 static void

@@ -7,12 +7,12 @@
  *
  * The rings share one pool of cocohooks.queue_size bytes, cut into chunks
  * (db_slots.c sets it up).  A ring counts logical bytes: head and tail
- * count bytes written and read since the slot was set up, (head - tail) is
+ * count bytes written and read since the dbslot was set up, (head - tail) is
  * the space in use, and logical chunk k of it lives in the pool chunk its
  * chunk table names at k modulo the table's size.  A push takes chunks
  * from the pool as it needs them, a pop gives back those it has read past.
  * One database may use the whole pool, except that it never takes the
- * chunks other databases with a slot need to reach their reserve (an equal
+ * chunks other databases with a dbslot need to reach their reserve (an equal
  * share of the pool per cocohooks.max_databases): a busy database cannot
  * starve another of queue space.
  *
@@ -20,7 +20,7 @@
  *
  * Invariants:
  *	- messages are whole multiples of 8 bytes and may span chunks;
- *	- any number of backends push under the slot's exclusive lock; the
+ *	- any number of backends push under the dbslot's exclusive lock; the
  *	  worker pops batches under the same lock and copies them out, so no
  *	  pointer into the pool is held once the lock is released;
  *	- every message gets the next sequence number as it enters the ring;
@@ -99,7 +99,7 @@ map_range(CocoDbSlot *q, uint64 pos, Size len)
 
 /*
  * Chunks q may still take from the pool: the free ones, less those the
- * other slots in use lack to reach their reserve.  pool_mutex held.
+ * other dbslots in use lack to reach their reserve.  pool_mutex held.
  */
 static uint32
 chunks_available(CocoDbSlot *q)
@@ -219,7 +219,7 @@ coco_ring_push(const char *messages, Size len)
 	map_range(slot, *(volatile uint64 *) &slot->head, len);
 
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-	/* the slot was freed (DROP EXTENSION, DROP DATABASE) meanwhile */
+	/* the dbslot was freed (DROP EXTENSION, DROP DATABASE) meanwhile */
 	if (slot->dboid != MyDatabaseId)
 		len = 0;
 	while (done < len)
@@ -251,7 +251,7 @@ coco_ring_push(const char *messages, Size len)
 
 /*
  * Events that did not enter the ring (it was full, or the database has no
- * slot): counted where cocohooks.stats shows them.
+ * dbslot): counted where cocohooks.stats shows them.
  */
 void
 coco_ring_count_dropped(uint64 n)

@@ -22,7 +22,7 @@
  *
  * Runs in: the worker (its database's file: save, load, remove); backends
  * and the launcher (a dropped database's file goes; setting up a
- * database's slot in shared memory looks whether it has one).
+ * database's dbslot looks whether it has one).
  *
  * Invariants:
  *	- saving and removing never raise an error, only log one (a failed

@@ -5,7 +5,7 @@
  *	  dropped, and waits until it has acted on it.
  *
  * A database has a worker only while the extension exists: CREATE
- * EXTENSION reserves the database its slot in shared memory, a dbslot (an
+ * EXTENSION reserves the database its dbslot in shared memory (an
  * ERROR past cocohooks.max_databases, see coco_extension_changed), which
  * wants a worker from the launcher once the transaction commits; DROP
  * EXTENSION makes the worker free the dbslot and exit.  In wal mode the
@@ -55,7 +55,7 @@
 static object_access_hook_type prev_object_access_hook = NULL;
 static bool changed_in_xact = false;
 static bool created_in_xact = false;
-static bool reserved_in_xact = false;	/* the slot is ours to free at abort */
+static bool reserved_in_xact = false;	/* the dbslot is ours to free at abort */
 static bool wal_slot_in_xact = false;	/* the replication slot too */
 static Oid	cocohooks_extension_oid = InvalidOid;
 /* where in the WAL the CREATE EXTENSION of this transaction began */
@@ -63,7 +63,7 @@ static XLogRecPtr install_start = InvalidXLogRecPtr;
 
 /*
  * Called by CREATE EXTENSION's install check: reserves this database a
- * slot, or raises an ERROR if all are taken.
+ * dbslot, or raises an ERROR if all are taken.
  */
 void
 coco_extension_changed(void)
@@ -115,7 +115,7 @@ xact_callback(XactEvent event, void *arg)
 		{
 			bool		created;
 
-			/* the launcher starts the worker; it may have taken the slot back */
+			/* the launcher starts the worker; it may have taken the dbslot back */
 			if (coco_dbslot_ensure(MyDatabaseId, COCO_DBSLOT_WANTED, &created) != NULL && !created)
 				(void) coco_dbslot_set_state(MyDatabaseId, COCO_DBSLOT_WANTED, COCO_DBSLOT_RESERVED);
 			coco_dbslot_wake_launcher();

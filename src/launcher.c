@@ -5,7 +5,7 @@
  *
  * The launcher is a background worker started with the server and
  * connected to no database.  A database's worker is started when the
- * database's slot in shared memory, its dbslot (db_slots.c), wants one:
+ * database's dbslot in shared memory (db_slots.c) wants one:
  *
  *	at server start, every database (templates, and any left invalid by an
  *	interrupted DROP DATABASE, aside) gets a wanted dbslot in turn, as far
@@ -109,7 +109,7 @@ coco_launcher_register(void)
  * The databases (not templates, unless with_templates), from pg_database:
  * their oids into *oids (palloc'd in the current context); returns how
  * many.  One that does not allow connections counts (its worker connects
- * all the same: ALLOW_CONNECTIONS false must not lose its slot or events);
+ * all the same: ALLOW_CONNECTIONS false must not lose its dbslot or events);
  * one left invalid by an interrupted DROP DATABASE does not.
  */
 static int
@@ -185,7 +185,7 @@ forget_launched(LaunchedWorker *lw)
 	*lw = launched[--nlaunched];
 }
 
-/* Gives databases not looked at yet a slot, as far as slots are free. */
+/* Gives databases not looked at yet a dbslot, as far as dbslots are free. */
 static void
 probe_more(void)
 {
@@ -199,7 +199,7 @@ probe_more(void)
 	}
 }
 
-/* Starts the worker of a wanted slot; false if it could not now. */
+/* Starts the worker of a wanted dbslot; false if it could not now. */
 static bool
 start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 {
@@ -231,7 +231,7 @@ start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 	return true;
 }
 
-/* One look at every slot: start what is wanted, notice what stopped. */
+/* One look at every dbslot: start what is wanted, notice what stopped. */
 static void
 look_at_slots(void)
 {
@@ -243,7 +243,7 @@ look_at_slots(void)
 	n = coco_dbslot_list(slots, coco_dbslot_count());
 
 	/*
-	 * Databases left to look at while every slot has a working worker:
+	 * Databases left to look at while every dbslot has a working worker:
 	 * more databases have the extension than cocohooks.max_databases
 	 * allows (it was lowered), and nothing would say so.
 	 */
@@ -266,7 +266,7 @@ look_at_slots(void)
 		}
 	}
 
-	/* workers of slots that are gone, or that stopped */
+	/* workers of dbslots that are gone, or that stopped */
 	for (int i = nlaunched - 1; i >= 0; i--)
 	{
 		LaunchedWorker *lw = &launched[i];

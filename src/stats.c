@@ -20,13 +20,13 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
-#include "access/xlog_internal.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "dbslot_internal.h"
 #include "settings.h"
+#include "wal_position.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_stats);
 PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
@@ -38,22 +38,6 @@ PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
  * (target).  Events queued but not in the WAL (redeliver()) are waited for
  * by their place in the queue, as in memory mode.
  */
-static XLogRecPtr
-wal_wait_target(void)
-{
-	XLogRecPtr	target = GetXLogInsertRecPtr();
-
-	/*
-	 * The insert position of a new page or segment points past its header,
-	 * where no record ends yet: wait for the end of the last record.
-	 */
-	if (XLogSegmentOffset(target, wal_segment_size) == SizeOfXLogLongPHD)
-		target -= SizeOfXLogLongPHD;
-	else if (target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
-		target -= SizeOfXLogShortPHD;
-	return target;
-}
-
 static bool
 wait_for_wal_deliveries(CocoDbSlot *slot, XLogRecPtr target, TimestampTz deadline)
 {
@@ -163,7 +147,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
 	deadline = GetCurrentTimestamp() + Min(timeout_us, (int64) 100 * 365 * USECS_PER_DAY);
-	/* a database without a slot gets one, and so a worker */
+	/* a database without a dbslot gets one, and so a worker */
 	slot = coco_dbslot_mine(true);
 	if (slot == NULL)
 		ereport(ERROR,
@@ -173,7 +157,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 						   coco_dbslots->nslots, "cocohooks.max_databases"),
 				 errhint("Raise \"%s\" and restart the server.", "cocohooks.max_databases")));
 	if (coco_wal_mode() && pg_atomic_read_u32(&slot->wal_active) != 0)
-		wal_target = wal_wait_target();
+		wal_target = coco_wal_last_record_end();
 
 	generation = pg_atomic_read_u32(&slot->store_generation);
 	pg_read_barrier();

@@ -7,7 +7,7 @@
  * One worker serves each database with the extension; the launcher
  * (launcher.c) starts it, with the database's oid.  A worker that finds
  * no extension in its database, or sees it dropped, frees the database's
- * slot and exits.  Its loop:
+ * dbslot and exits.  Its loop:
  *
  *	wait (latch, postmaster death, HTTP sockets, libcurl's timer, the next
  *	retry or log pruning)
@@ -30,8 +30,8 @@
  * saved_events.c, and the next worker starts them again under the same
  * webhook-ids; a process killed outright loses events, and a new worker
  * counts what its predecessor held as dropped (coco_marks_lose_unfinished).
- * In wal mode nothing is lost: the next worker reads again from the slot's
- * restart point.
+ * In wal mode nothing is lost: the next worker reads again from the
+ * replication slot's restart point.
  *
  *-------------------------------------------------------------------------
  */
@@ -111,7 +111,7 @@ coco_worker_start(Oid dboid, BackgroundWorkerHandle **handle)
 }
 
 /*
- * The extension is not (or no longer) installed here: the database's slot
+ * The extension is not (or no longer) installed here: the database's dbslot
  * goes, and so does this worker, saving nothing.
  */
 static bool leaving = false;
@@ -316,7 +316,7 @@ cocohooks_worker_main(Datum main_arg)
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(worker_cxt);
 
-	/* the launcher started us for our slot: gone (freed meanwhile), we go */
+	/* the launcher started us for our dbslot: gone (freed meanwhile), we go */
 	if (!coco_dbslot_exists())
 		proc_exit(0);
 	if (!coco_extension_installed())

@@ -2,26 +2,26 @@
  *
  * worker_marks.c
  *	  The marks a database's worker and its backends signal each other
- *	  with, in the database's slot.
+ *	  with, in the database's dbslot.
  *
  * The worker reports how far it has finished (finished_seq for queued
  * events, wal_done for events read from the WAL) and its counters;
  * backends tell it about events the ring does not carry (WAL-only events,
  * COMMIT PREPARED running), that the hooks changed (hooks_generation), and
  * ask it to look whether the extension still exists.  wait_for_deliveries()
- * (stats.c) and CREATE/DROP EXTENSION sleep on the slot's condition
+ * (stats.c) and CREATE/DROP EXTENSION sleep on the dbslot's condition
  * variable until the worker's mark passes what they wait for.
  *
  * Runs in: backends and the worker.
  *
  * Invariants:
- *	- every mark is an atomic in the slot, written without the slot's lock,
- *	  and only ever moves forward while the slot keeps its generation
+ *	- every mark is an atomic in the dbslot, written without the dbslot's lock,
+ *	  and only ever moves forward while the dbslot keeps its generation
  *	  (finished_seq, wal_done, wal_only_lsn, the check requests);
  *	- whoever moves a mark that someone may wait for broadcasts on
  *	  finished_cv after writing it;
  *	- none of these raises an error: they are called after commit and in
- *	  the worker's exit path; a process whose database has no slot does
+ *	  the worker's exit path; a process whose database has no dbslot does
  *	  nothing.
  *
  *-------------------------------------------------------------------------
@@ -65,7 +65,7 @@ static CocoDbSlot *commit_prepared_slot = NULL;
 void
 coco_marks_commit_prepared_begin(void)
 {
-	/* a database without a slot has no worker to tell (it holds at start) */
+	/* a database without a dbslot has no worker to tell (it holds at start) */
 	commit_prepared_slot = coco_dbslot_mine(false);
 	if (commit_prepared_slot)
 		pg_atomic_fetch_add_u32(&commit_prepared_slot->commit_prepared_running, 1);
