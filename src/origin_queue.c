@@ -27,7 +27,7 @@ struct CocoOrigin
 {
 	char		key[ORIGIN_KEY_LEN];	/* hash key: "scheme://host:port" */
 	int			active;			/* requests in flight */
-	dlist_head	waiting;		/* deliveries waiting for a slot */
+	dlist_head	waiting;		/* deliveries waiting for a turn */
 };
 
 static HTAB *origins = NULL;
@@ -82,7 +82,7 @@ coco_origin_for_url(const char *url, int url_len)
 }
 
 /*
- * Takes a slot for a request and returns true, or, when the origin is at
+ * Takes a turn for a request and returns true, or, when the origin is at
  * its limit, queues waiter and returns false.
  */
 bool
@@ -98,8 +98,8 @@ coco_origin_admit(CocoOrigin *origin, dlist_node *waiter)
 }
 
 /*
- * Gives back a slot.  Returns the next waiting delivery, which now holds a
- * slot and should be sent, or NULL.
+ * Gives back a turn.  Returns the next waiting delivery, which now holds a
+ * turn and should be sent, or NULL.
  */
 dlist_node *
 coco_origin_release(CocoOrigin *origin)
