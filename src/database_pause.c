@@ -16,6 +16,10 @@
  *
  * Runs in: backends (from utility_hook.c, around the statement).
  *
+ * Invariants: a stopped dbslot is always set wanted again (statement
+ * failed or done) unless the database was dropped; the wait for the worker
+ * to exit is bounded (STOP_WAIT_MS) and interruptible.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

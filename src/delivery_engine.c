@@ -23,6 +23,15 @@
  * waiting to retry, and one batch of log rows.  Everything lives in the
  * engine's own memory context.
  *
+ * Runs in: the worker.
+ *
+ * Invariants: libcurl's callbacks (delivery_done) never raise an error and
+ * never write to the database: log rows are written by
+ * coco_engine_flush_log(), outside them; an event's source hears of it
+ * once, when its last delivery is finished and logged; a delivery is in
+ * exactly one of: waiting for a turn, in flight, waiting to retry, waiting
+ * in its document's line, or waiting for its log row.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -15,6 +15,12 @@
  * waiting deliveries is bounded by the engine (it takes no new events
  * past a limit).
  *
+ * Runs in: the worker (the delivery engine), and nowhere else.
+ *
+ * Invariants: a line exists while its first delivery is unfinished, and
+ * only then; the waiting count is the number of nodes in all lines; no
+ * function here raises an error but hash_search's out of memory.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

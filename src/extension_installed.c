@@ -9,6 +9,9 @@
  * commits a transaction of its own, so it is called outside one; the
  * caller's memory context is current again on return.
  *
+ * Invariants: reads pg_extension with a fresh catalog snapshot, never a
+ * cache (see below); may raise an error only as any catalog read can.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

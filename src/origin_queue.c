@@ -12,6 +12,13 @@
  * Origins live for the worker's lifetime; there are as many as distinct
  * receivers of registered hooks.  Worker-local, no locking.
  *
+ * Runs in: the worker (the delivery engine).
+ *
+ * Invariants: an origin's active count is the number of its deliveries
+ * that hold a turn (sent or being sent); a delivery waits here only while
+ * the origin is at its limit; release hands the turn straight to the next
+ * waiter, so a turn is never lost and never counted twice.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

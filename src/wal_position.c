@@ -8,7 +8,10 @@
  * (a backend in wait_for_deliveries(), the worker when it starts reading)
  * needs the end of the last record, not the insert position.
  *
- * Runs in backends and in the worker; keeps no state.
+ * Runs in backends and in the worker.
+ *
+ * Invariants: keeps no state and raises no error; the position it returns
+ * is never past the insert position.
  *
  *-------------------------------------------------------------------------
  */

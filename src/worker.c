@@ -33,6 +33,16 @@
  * In wal mode nothing is lost: the next worker reads again from the
  * replication slot's restart point.
  *
+ * Runs in: the worker, one per database (and coco_worker_start in the
+ * launcher).
+ *
+ * Invariants: the loop follows PostgreSQL's (WaitEventSet with
+ * WL_EXIT_ON_PM_DEATH -> ResetLatch -> CHECK_FOR_INTERRUPTS -> reload);
+ * no HTTP inside a transaction; the replication slot is taken before
+ * anything is popped from the ring, so a worker that cannot start loses
+ * nothing; events popped and not started stay in popbuf, in order, and
+ * start before anything newer.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
