@@ -25,9 +25,10 @@
  *
  * Runs in: the worker.
  *
- * Invariants: libcurl's callbacks (delivery_done) never raise an error and
- * never write to the database: log rows are written by
- * coco_engine_flush_log(), outside them; an event's source hears of it
+ * Invariants: a finished transfer is handled (delivery_done) after
+ * libcurl has handed it back, outside its callbacks and outside any
+ * transaction, so a full batch of log rows may be written from there;
+ * HTTP never runs inside a transaction; an event's source hears of it
  * once, when its last delivery is finished and logged; a delivery is in
  * exactly one of: waiting for a turn, in flight, waiting to retry, waiting
  * in its document's line, or waiting for its log row.
