@@ -336,7 +336,11 @@ for my $fault ('worker restart', 'crash')
 	$node->start;
 	create_extension($node);
 	my $t = 'memory_restart';
-	make_table($t, "$recv->{url}/slow/150", 'document', @five);
+	# slow enough that events are still unfinished when the worker is
+	# terminated, however long receipts() takes to read the receiver's
+	# whole log under load (it took 7 s once, when 150 ms let all 200
+	# events finish first)
+	make_table($t, "$recv->{url}/slow/500", 'document', @five);
 	update_rounds($t, 40, @five);
 	wait_until("$t: some receipts", 20, sub { @{ receipts($t) } >= 20 });
 	my $pid = worker_pid($node);
