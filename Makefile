@@ -42,6 +42,8 @@ OBJS = \
 	src/request_headers.o \
 	src/origin_queue.o \
 	src/retry_queue.o \
+	src/parked_retries.o \
+	src/retry_policy.o \
 	src/document_order.o \
 	src/delivery_log.o \
 	src/delivery_engine.o \

@@ -136,7 +136,32 @@ CREATE FUNCTION cocohooks.queue_stats(
 ) RETURNS record
     LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'cocohooks_stats';
 
-CREATE VIEW cocohooks.stats AS SELECT * FROM cocohooks.queue_stats();
+-- Deliveries that wait to retry longer than the worker keeps them in memory
+-- (parked): each row is the event, as the worker carries it, with this one
+-- hook; taken back when next_attempt comes, deleted once delivered or
+-- failed for good.  Rows of one document of an ordered hook go in id order.
+-- Written by the worker only; it holds hook settings, so nobody else reads
+-- it (cocohooks.stats counts it).
+CREATE TABLE cocohooks.retry_queue (
+    id              bigserial PRIMARY KEY,
+    hook_id         bigint      NOT NULL,
+    document_key    bigint,
+    attempts        integer     NOT NULL,
+    next_attempt    timestamptz NOT NULL,
+    parked_at       timestamptz NOT NULL DEFAULT now(),
+    webhook_id      text        NOT NULL,
+    message         bytea       NOT NULL
+);
+CREATE INDEX retry_queue_next_attempt ON cocohooks.retry_queue (next_attempt);
+CREATE INDEX retry_queue_document ON cocohooks.retry_queue (hook_id, document_key, id)
+    WHERE document_key IS NOT NULL;
+
+CREATE VIEW cocohooks.stats AS
+    SELECT s.*, p.parked, p.parked_due
+    FROM cocohooks.queue_stats() s,
+         LATERAL (SELECT count(*) AS parked,
+                         count(*) FILTER (WHERE next_attempt <= now()) AS parked_due
+                  FROM cocohooks.retry_queue) p;
 
 -- DROP TABLE of a collection removes its hooks.
 CREATE FUNCTION cocohooks.drop_hooks_of_dropped_tables() RETURNS event_trigger

@@ -165,6 +165,7 @@ setup_slot(CocoDbSlot *q, Oid dboid, int state)
 	pg_atomic_init_u64(&q->retried, 0);
 	pg_atomic_init_u64(&q->dropped, 0);
 	pg_atomic_init_u32(&q->in_flight, 0);
+	pg_atomic_init_u64(&q->parked, 0);
 	/* a previous worker of this database saved events: they count as queued */
 	pg_atomic_init_u32(&q->store_pending, coco_store_exists(dboid) ? 1 : 0);
 	pg_atomic_init_u32(&q->store_generation, 0);

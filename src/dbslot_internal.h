@@ -48,6 +48,7 @@ typedef struct CocoDbSlot
 	pg_atomic_uint64 retried;
 	pg_atomic_uint64 dropped;
 	pg_atomic_uint32 in_flight;
+	pg_atomic_uint64 parked;	/* deliveries parked in cocohooks.retry_queue */
 	/* events saved to the event store and not yet queued again */
 	pg_atomic_uint32 store_pending;
 	pg_atomic_uint32 store_generation;	/* bumped at every save */

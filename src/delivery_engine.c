@@ -20,7 +20,8 @@
  *
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
- * waiting to retry, and one batch of log rows.  Everything lives in the
+ * waiting to retry or in documents' lines (retry_policy.c; past them
+ * deliveries are parked, parked_retries.c), and one batch of log rows.  Everything lives in the
  * engine's own memory context.
  *
  * Runs in: the worker.
@@ -48,7 +49,9 @@
 #include "gone_hooks.h"
 #include "http_client.h"
 #include "origin_queue.h"
+#include "parked_retries.h"
 #include "request_headers.h"
+#include "retry_policy.h"
 #include "retry_queue.h"
 #include "settings.h"
 #include "signing_keys.h"
@@ -56,23 +59,6 @@
 
 #define MAX_LOG_BATCH		1000
 
-#define PRUNE_INTERVAL_MS	60000
-#define GATHER_MS			1	/* see the main loop */
-
-/*
- * Deliveries waiting to retry do not count against
- * cocohooks.max_concurrent_deliveries, so they never hold back fresh events;
- * this many times that limit may wait, beyond which a failure is final
- * (and logged with its payload, so it can be redelivered).
- */
-#define RETRY_BACKLOG_FACTOR 16
-
-/*
- * Deliveries waiting behind an earlier one of their document do not count
- * either; past this many times the limit, no new event is taken (in wal
- * mode the rest stays in the WAL until there is room).
- */
-#define ORDER_BACKLOG_FACTOR 4
 
 typedef struct WorkerEvent
 {
@@ -119,65 +105,16 @@ static CocoLogRow log_rows[MAX_LOG_BATCH];
 static Delivery *log_deliveries[MAX_LOG_BATCH];
 static int	nlog = 0;
 
-/* The document id as plain text for the log: the JSON string unquoted. */
-static char *
-document_id_text(const CocoEventHeader *msg)
-{
-	const char *json = coco_event_document_id(msg);
-	int			len = msg->document_id_len;
-	StringInfoData buf;
-
-	if (len < 2 || json[0] != '"')
-		return NULL;
-	initStringInfo(&buf);
-	for (int i = 1; i < len - 1; i++)
-	{
-		if (json[i] == '\\' && i + 1 < len - 1)
-		{
-			i++;
-			switch (json[i])
-			{
-				case 'n':
-					appendStringInfoChar(&buf, '\n');
-					break;
-				case 't':
-					appendStringInfoChar(&buf, '\t');
-					break;
-				case 'r':
-					appendStringInfoChar(&buf, '\r');
-					break;
-				case 'b':
-					appendStringInfoChar(&buf, '\b');
-					break;
-				case 'f':
-					appendStringInfoChar(&buf, '\f');
-					break;
-				case 'u':
-					/* escape_json only writes \u00XX for control characters */
-					if (i + 4 < len)
-					{
-						char		hex[3] = {json[i + 3], json[i + 4], '\0'};
-
-						appendStringInfoChar(&buf, (char) strtol(hex, NULL, 16));
-						i += 4;
-					}
-					break;
-				default:
-					appendStringInfoChar(&buf, json[i]);
-			}
-		}
-		else
-			appendStringInfoChar(&buf, json[i]);
-	}
-	return buf.data;
-}
+/* parked deliveries whose rows are not written yet (parked_retries.c) */
+static Delivery *parked_deliveries[MAX_LOG_BATCH];
+static int	nparked = 0;
 
 static void
 finish_delivery(Delivery *d)
 {
 	if (d->headers)
 		pfree(d->headers);
-	if (--d->ev->remaining == 0 && d->ev->wal_lsn != 0 && d->ev->source->finished)
+	if (--d->ev->remaining == 0 && d->ev->source && d->ev->source->finished)
 		d->ev->source->finished(d->ev->wal_lsn, d->ev->source_arg);
 	dlist_delete(&d->live_node);
 	pfree(d);
@@ -240,6 +177,73 @@ start_due_retries(void)
 	}
 }
 
+/*
+ * Parks one delivery, made attempts made, to be tried again at "at";
+ * document_key is its document's for an ordered hook, else 0.  It counts
+ * as finished once its row is written (coco_engine_flush_log).
+ */
+static void
+park_one(Delivery *d, int made, TimestampTz at, int64 document_key)
+{
+	if (nparked == MAX_LOG_BATCH || coco_parked_full())
+		coco_engine_flush_log();
+	coco_parked_add(d->ev->msg, d->spec, d->ev->event_id, d->webhook_id, made,
+					at, document_key, d->ev->source, d->ev->source_arg);
+	d->done = true;
+	parked_deliveries[nparked++] = d;
+}
+
+/*
+ * Parks a delivery that failed, and the deliveries waiting behind it in
+ * its document's line, in order: later events of the document are parked
+ * behind them (start_or_give_up) until the parked ones have gone.
+ */
+static void
+park_delivery(Delivery *d, TimestampTz at)
+{
+	void	   *line = d->line;
+	int64		key = 0;
+	dlist_node *next;
+
+	if (line)
+		key = coco_order_document_key(coco_event_document_id(d->ev->msg),
+									  d->ev->msg->document_id_len);
+	d->line = NULL;
+	park_one(d, d->attempts, at, key);
+	while (line && (next = coco_order_leave(line)) != NULL)
+	{
+		Delivery   *w = dlist_container(Delivery, line_node, next);
+
+		/* out of the line, as leave_line() counts it, never sent */
+		active++;
+		w->line = NULL;
+		park_one(w, w->attempts - 1, at, key);
+	}
+}
+
+/*
+ * Deliveries waiting in documents' lines are bounded (COCO_ORDER_BACKLOG_FACTOR):
+ * when a line whose first delivery waits to retry brings them to the
+ * bound, that line is parked, so that a failing document holds back no
+ * other document or hook.
+ */
+static void
+park_line_at_backlog(void *line)
+{
+	Delivery   *first;
+
+	if (!coco_parked_available() ||
+		coco_order_waiting() < cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR)
+		return;
+	first = dlist_container(Delivery, line_node, coco_order_first(line));
+	if (!first->waiting_retry)
+		return;
+	coco_retry_remove(&first->retry);
+	first->waiting_retry = false;
+	active++;
+	park_delivery(first, first->retry.at);
+}
+
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
 {
@@ -278,54 +282,24 @@ delivery_done(void *arg, const CocoHttpResult *r)
 
 	if (!success)
 	{
-		bool		retry = d->attempts <= d->spec->max_retries && !d->given_up &&
-			!r->permanent && r->status != 410;
-		bool		backlog_full = false;
-		long		delay_ms = retry ? coco_retry_delay_ms(d->attempts, r->retry_after_s) : 0;
-		char		next[64] = "";
+		TimestampTz retry_at;
 
-		if (retry && coco_retry_count() >= cocohooks_max_concurrent_deliveries * RETRY_BACKLOG_FACTOR)
+		switch (coco_failure_step(msg, d->spec, d->webhook_id, d->attempts,
+								  d->given_up, d->line != NULL, r, &retry_at, &error))
 		{
-			retry = false;
-			backlog_full = true;
-			snprintf(next, sizeof(next), ", not retried: %d retries already wait",
-					 coco_retry_count());
-		}
-		else if (retry)
-			snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
-
-		error = r->error ? pstrdup(r->error) :
-			psprintf("receiver answered with HTTP status %ld", r->status);
-		ereport(LOG,
-				(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
-						coco_event_names[msg->event],
-						(int) msg->collection_len, coco_event_collection(msg),
-						(long long) d->spec->hook_id, error),
-				 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
-						   d->attempts, d->spec->max_retries + 1,
-						   next,
-						   (int) d->spec->url_len, coco_spec_url(d->spec),
-						   d->webhook_id,
-						   (int) msg->document_id_len, coco_event_document_id(msg))));
-		if (backlog_full)
-		{
-			/* the log row says why it has fewer attempts than max_retries allows */
-			char	   *plain = error;
-
-			error = psprintf("%s; not retried: %d deliveries already wait to retry "
-							 "(the limit is %d times cocohooks.max_concurrent_deliveries)",
-							 plain, coco_retry_count(), RETRY_BACKLOG_FACTOR);
-			pfree(plain);
-		}
-		if (retry)
-		{
-			/* waits in worker memory, holding no place in the shared queue */
-			pfree(error);
-			d->waiting_retry = true;
-			active--;
-			coco_retry_add(&d->retry,
-						   TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms));
-			return;
+			case COCO_RETRY_PARKED:
+				pfree(error);
+				park_delivery(d, retry_at);
+				return;
+			case COCO_RETRY_IN_MEMORY:
+				/* waits in worker memory, holding no place in the shared queue */
+				pfree(error);
+				d->waiting_retry = true;
+				active--;
+				coco_retry_add(&d->retry, retry_at);
+				return;
+			case COCO_FAILED_FOR_GOOD:
+				break;
 		}
 	}
 	coco_marks_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
@@ -379,8 +353,15 @@ void
 coco_engine_flush_log(void)
 {
 	CocoHookDisable *disables;
-	int			ndisables = coco_gone_pending(&disables);
+	int			ndisables;
 
+	/* parked deliveries are finished once their rows are */
+	coco_parked_flush();
+	for (int i = 0; i < nparked; i++)
+		finish_delivery(parked_deliveries[i]);
+	nparked = 0;
+
+	ndisables = coco_gone_pending(&disables);
 	if (nlog == 0 && ndisables == 0)
 		return;
 	if (coco_log_write(log_rows, nlog, disables, ndisables))
@@ -530,7 +511,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 
 	ev->msg = palloc(queued->total_len);
 	memcpy(ev->msg, queued, queued->total_len);
-	ev->document_id = document_id_text(ev->msg);
+	ev->document_id = coco_event_document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
 	ev->wal_lsn = wal_lsn;
 	ev->source = source;
@@ -565,10 +546,26 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 			delivery_done(d, &r);
 			continue;
 		}
-		if ((spec->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0 &&
-			!coco_order_enter(spec->hook_id, coco_event_document_id(ev->msg),
-							  ev->msg->document_id_len, &d->line_node, &d->line))
-			continue;			/* waits for an earlier event of its document */
+		if ((spec->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0)
+		{
+			int64		key = coco_order_document_key(coco_event_document_id(ev->msg),
+													  ev->msg->document_id_len);
+
+			if (coco_parked_holds(spec->hook_id, key, source))
+			{
+				/* an earlier event of its document is parked: behind it */
+				active++;
+				park_one(d, ev->msg->attempts, GetCurrentTimestamp(), key);
+				continue;
+			}
+			if (!coco_order_enter(spec->hook_id, coco_event_document_id(ev->msg),
+								  ev->msg->document_id_len, &d->line_node, &d->line))
+			{
+				/* waits for an earlier event of its document */
+				park_line_at_backlog(d->line);
+				continue;
+			}
+		}
 		active++;
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
@@ -623,7 +620,7 @@ coco_engine_room(void)
 {
 	/* an event is at least one delivery: never start past the limit */
 	if (nlog >= MAX_LOG_BATCH / 2 ||
-		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * ORDER_BACKLOG_FACTOR)
+		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR)
 		return 0;
 	return Max(cocohooks_max_concurrent_deliveries - active, 0);
 }
@@ -690,8 +687,8 @@ coco_engine_save_unfinished(StringInfo buf)
 	{
 		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
 
-		/* events in the WAL are read again from there */
-		if (d->done || d->ev->wal_lsn != 0)
+		/* events in the WAL or parked are read again from there */
+		if (d->done || d->ev->wal_lsn != 0 || (d->ev->source && d->ev->source->keeps_events))
 			continue;
 		coco_message_append_carried(buf, d->ev->msg,
 									(const char *) d->spec, d->spec->spec_len, 1,

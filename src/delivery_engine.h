@@ -22,30 +22,7 @@
 #include "lib/stringinfo.h"
 
 #include "cocohooks.h"
-
-/*
- * Where an event came from, as the engine needs to know it: a source hands
- * each event in with its own (static) CocoEventSource and an argument of
- * its own, and the engine calls back through them; it knows no source by
- * name.  A callback left NULL is not called.
- */
-typedef struct CocoEventSource
-{
-	const char *name;			/* "queue", "WAL", "saved events" */
-
-	/*
-	 * An event in the WAL (its record ending at wal_lsn, not 0) is finished:
-	 * every delivery of it is done and logged.
-	 */
-	void		(*finished) (uint64 wal_lsn, void *source_arg);
-
-	/*
-	 * The position before which an event's WAL record is too old to be sent
-	 * or retried (cocohooks.max_wal_retention), or 0: asked before each
-	 * attempt of an event in the WAL.
-	 */
-	uint64		(*retention_cut) (void);
-} CocoEventSource;
+#include "event_source.h"
 
 extern void coco_engine_init(void);
 extern void coco_engine_apply_settings(void);

@@ -39,6 +39,7 @@ typedef struct LineKey
 typedef struct Line
 {
 	LineKey		key;			/* hash key */
+	dlist_node *first;			/* the one that goes now */
 	dlist_head	waiting;		/* behind the first, in order */
 } Line;
 
@@ -57,6 +58,14 @@ coco_order_init(MemoryContext cxt)
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/* A document's key: a 64-bit hash of its id (the JSON text of its key). */
+int64
+coco_order_document_key(const char *document_id, int len)
+{
+	return (int64) DatumGetUInt64(hash_any_extended((const unsigned char *) document_id,
+													len, 0));
+}
+
 bool
 coco_order_enter(int64 hook_id, const char *document_id, int len,
 				 dlist_node *node, void **line)
@@ -67,12 +76,12 @@ coco_order_enter(int64 hook_id, const char *document_id, int len,
 
 	memset(&key, 0, sizeof(key));
 	key.hook_id = hook_id;
-	key.document_hash = DatumGetUInt64(hash_any_extended((const unsigned char *) document_id,
-														 len, 0));
+	key.document_hash = (uint64) coco_order_document_key(document_id, len);
 	l = hash_search(lines, &key, HASH_ENTER, &found);
 	*line = l;
 	if (!found)
 	{
+		l->first = node;
 		dlist_init(&l->waiting);
 		return true;
 	}
@@ -92,7 +101,15 @@ coco_order_leave(void *line)
 		return NULL;
 	}
 	nwaiting--;
-	return dlist_pop_head_node(&l->waiting);
+	l->first = dlist_pop_head_node(&l->waiting);
+	return l->first;
+}
+
+/* The node of the delivery that goes now in line. */
+dlist_node *
+coco_order_first(void *line)
+{
+	return ((Line *) line)->first;
 }
 
 int

@@ -15,6 +15,7 @@
 #include "cocohooks.h"
 
 extern void coco_order_init(MemoryContext cxt);
+extern int64 coco_order_document_key(const char *document_id, int len);
 
 /*
  * Puts a delivery in its document's line.  Returns true if it is first and
@@ -29,6 +30,9 @@ extern bool coco_order_enter(int64 hook_id, const char *document_id, int len,
  * one that is now first (no longer counted as waiting), or NULL.
  */
 extern dlist_node *coco_order_leave(void *line);
+
+/* the node of the delivery that goes now in line */
+extern dlist_node *coco_order_first(void *line);
 
 /* deliveries waiting behind an earlier one of their document */
 extern int	coco_order_waiting(void);

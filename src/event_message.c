@@ -312,3 +312,56 @@ coco_message_wal_lsn(const CocoEventHeader *msg)
 	}
 	return lsn;
 }
+
+/* The document id as plain text for the log: the JSON string unquoted. */
+char *
+coco_event_document_id_text(const CocoEventHeader *msg)
+{
+	const char *json = coco_event_document_id(msg);
+	int			len = msg->document_id_len;
+	StringInfoData buf;
+
+	if (len < 2 || json[0] != '"')
+		return NULL;
+	initStringInfo(&buf);
+	for (int i = 1; i < len - 1; i++)
+	{
+		if (json[i] == '\\' && i + 1 < len - 1)
+		{
+			i++;
+			switch (json[i])
+			{
+				case 'n':
+					appendStringInfoChar(&buf, '\n');
+					break;
+				case 't':
+					appendStringInfoChar(&buf, '\t');
+					break;
+				case 'r':
+					appendStringInfoChar(&buf, '\r');
+					break;
+				case 'b':
+					appendStringInfoChar(&buf, '\b');
+					break;
+				case 'f':
+					appendStringInfoChar(&buf, '\f');
+					break;
+				case 'u':
+					/* escape_json only writes \u00XX for control characters */
+					if (i + 4 < len)
+					{
+						char		hex[3] = {json[i + 3], json[i + 4], '\0'};
+
+						appendStringInfoChar(&buf, (char) strtol(hex, NULL, 16));
+						i += 4;
+					}
+					break;
+				default:
+					appendStringInfoChar(&buf, json[i]);
+			}
+		}
+		else
+			appendStringInfoChar(&buf, json[i]);
+	}
+	return buf.data;
+}

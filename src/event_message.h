@@ -38,6 +38,8 @@ extern void coco_message_append_carried(StringInfo buf,
 										int attempts);
 extern int	coco_secret_decode(const char *secret, char *key);
 extern void coco_event_id_text(const CocoEventHeader *msg, char *out);
+/* the document id as plain text (the JSON string unquoted), or NULL */
+extern char *coco_event_document_id_text(const CocoEventHeader *msg);
 extern void coco_message_set_wal_id(CocoEventHeader *msg, uint64 lsn);
 extern uint64 coco_message_wal_lsn(const CocoEventHeader *msg);
 

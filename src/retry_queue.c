@@ -57,6 +57,14 @@ coco_retry_add(CocoRetry *retry, TimestampTz at)
 	nretries++;
 }
 
+/* Takes retry out before it is due (it is parked instead). */
+void
+coco_retry_remove(CocoRetry *retry)
+{
+	pairingheap_remove(retries, &retry->node);
+	nretries--;
+}
+
 /* Takes out the soonest retry if it is due at now, else returns NULL. */
 CocoRetry *
 coco_retry_pop_due(TimestampTz now)

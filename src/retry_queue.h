@@ -27,6 +27,7 @@ typedef struct CocoRetry
 
 extern void coco_retry_init(void);
 extern void coco_retry_add(CocoRetry *retry, TimestampTz at);
+extern void coco_retry_remove(CocoRetry *retry);
 extern CocoRetry *coco_retry_pop_due(TimestampTz now);
 extern long coco_retry_next_ms(void);
 extern int	coco_retry_count(void);

@@ -60,6 +60,30 @@ wait_for_wal_deliveries(CocoDbSlot *slot, XLogRecPtr target, TimestampTz deadlin
 	return done;
 }
 
+/*
+ * Deliveries parked in cocohooks.retry_queue are not finished: wait until
+ * none is left (those parked meanwhile included).
+ */
+static bool
+wait_for_parked(CocoDbSlot *slot, TimestampTz deadline)
+{
+	bool		done = false;
+
+	ConditionVariablePrepareToSleep(&slot->finished_cv);
+	for (;;)
+	{
+		if (pg_atomic_read_u64(&slot->parked) == 0)
+		{
+			done = true;
+			break;
+		}
+		if (!coco_dbslot_sleep_until(slot, deadline))
+			break;
+	}
+	ConditionVariableCancelSleep();
+	return done;
+}
+
 /* one row of cocohooks.stats: this database's counters and queue */
 Datum
 cocohooks_stats(PG_FUNCTION_ARGS)
@@ -201,5 +225,7 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 
 	if (done && !XLogRecPtrIsInvalid(wal_target))
 		done = wait_for_wal_deliveries(slot, wal_target, deadline);
+	if (done)
+		done = wait_for_parked(slot, deadline);
 	PG_RETURN_BOOL(done);
 }

@@ -70,6 +70,7 @@ static const CocoEventSource wal_source = {
 	.name = "WAL",
 	.finished = job_event_finished,
 	.retention_cut = coco_wal_retention_cut,
+	.keeps_events = true,
 };
 
 /*

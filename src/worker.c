@@ -68,6 +68,7 @@
 #include "event_ring.h"
 #include "event_store.h"
 #include "extension_installed.h"
+#include "parked_retries.h"
 #include "pg_compat.h"
 #include "saved_events.h"
 #include "settings.h"
@@ -200,7 +201,8 @@ prune_log(void)
 static void
 queued_event_finished(uint64 lsn, void *source_arg)
 {
-	coco_wal_merge_queued_finished(lsn);
+	if (lsn != 0)
+		coco_wal_merge_queued_finished(lsn);
 }
 
 static const CocoEventSource queue_source = {
@@ -267,6 +269,35 @@ take_events(void)
 		took = true;
 	}
 	return took;
+}
+
+/*
+ * Parked deliveries that are due (parked_retries.c), while the engine has
+ * room; returns true if it took any.
+ */
+static bool
+take_parked(void)
+{
+	int			room = coco_engine_room();
+	StringInfoData buf;
+	int64	   *ids;
+	int			n;
+	Size		off = 0;
+
+	if (room <= 0)
+		return false;
+	initStringInfo(&buf);
+	ids = palloc(sizeof(int64) * room);
+	n = coco_parked_take(&buf, ids, room);
+	for (int i = 0; i < n; i++)
+	{
+		const CocoEventHeader *msg = (const CocoEventHeader *) (buf.data + off);
+
+		coco_marks_count_deliveries(0, 0, msg->attempts > 0 ? 1 : 0);
+		coco_engine_start_event(msg, 0, &coco_parked_source, (void *) (intptr_t) ids[i]);
+		off += msg->total_len;
+	}
+	return n > 0;
 }
 
 /*
@@ -352,6 +383,7 @@ cocohooks_worker_main(Datum main_arg)
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
 	coco_engine_init();
+	coco_parked_init();
 	popbuf = palloc(popbufsize);
 	/* a CREATE EXTENSION that started us waits for this */
 	{
@@ -379,6 +411,7 @@ cocohooks_worker_main(Datum main_arg)
 		WaitEvent	occurred[3];
 		long		timeout;
 		long		wal_ms;
+		long		parked_ms;
 		bool		took;
 		uint32		check_request;
 		uint64		started_before;
@@ -415,6 +448,7 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		coco_engine_event_counts(&started_before, &released);
 		took = coco_saved_events_start();
+		took |= take_parked();
 		took |= take_events();
 		coco_wal_scan();
 		took |= coco_wal_source_take();
@@ -443,6 +477,9 @@ cocohooks_worker_main(Datum main_arg)
 		wal_ms = coco_wal_source_timeout_ms();
 		if (wal_ms >= 0 && (timeout < 0 || wal_ms < timeout))
 			timeout = wal_ms;
+		parked_ms = coco_parked_timeout_ms();
+		if (parked_ms >= 0 && (timeout < 0 || parked_ms < timeout))
+			timeout = parked_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),

@@ -317,3 +317,15 @@ coco_marks_hooks_generation(void)
 
 	return slot ? pg_atomic_read_u32(&slot->hooks_generation) : 0;
 }
+
+/* Deliveries parked in cocohooks.retry_queue, and not finished yet. */
+void
+coco_marks_set_parked(uint64 n)
+{
+	CocoDbSlot *slot = coco_dbslot_mine(false);
+
+	if (slot == NULL)
+		return;
+	if (pg_atomic_exchange_u64(&slot->parked, n) != 0 && n == 0)
+		ConditionVariableBroadcast(&slot->finished_cv);
+}

@@ -39,5 +39,6 @@ extern void coco_marks_count_queued(int64 n);
 extern void coco_marks_count_deliveries(uint64 delivered, uint64 failed,
 										uint64 retried);
 extern void coco_marks_set_in_flight(int n);
+extern void coco_marks_set_parked(uint64 n);
 
 #endif							/* COCOHOOKS_WORKER_MARKS_H */

@@ -189,6 +189,8 @@ sub upgrade_from
 	is($node->safe_psql('postgres', 'SELECT durability FROM cocohooks.stats'), 'wal',
 		"after the update from $old the stats view has the 0.2.0 columns");
 	is(extversion(), $newest, "ALTER EXTENSION cocohooks UPDATE reaches $newest from $old");
+	is($node->safe_psql('postgres', 'SELECT parked || \'/\' || parked_due FROM cocohooks.stats'), '0/0',
+		"after the update from $old the stats view counts parked deliveries (0.3.0)");
 
 	# grants: of the functions the old version had (those added since are
 	# compared with a fresh install's below, with the rest of the schema)

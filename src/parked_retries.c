@@ -1,0 +1,542 @@
+/*-------------------------------------------------------------------------
+ *
+ * parked_retries.c
+ *	  Deliveries that wait to retry longer than the worker keeps them in
+ *	  memory: parked in cocohooks.retry_queue, and taken back when due.
+ *
+ * A delivery that fails with retries left waits in worker memory for its
+ * next attempt (retry_queue.c) when that attempt is near and few others
+ * wait; otherwise the delivery engine parks it here: its event, as a
+ * carried message with this one hook (its webhook-id, attempts and queue
+ * time kept), becomes a row of cocohooks.retry_queue with the time of its
+ * next attempt.  Once the row is committed the delivery counts as finished
+ * for its source, so the WAL of its event is no longer kept, and the
+ * worker's memory no longer holds it.  The worker takes due rows back
+ * (coco_parked_take) and hands them to the engine as events of the parked
+ * source; a row is deleted once its delivery has finished for good, or
+ * updated in place when it is parked again.
+ *
+ * Document order (ordering = 'document'): a parked delivery parks the
+ * deliveries waiting behind it in its document's line, in order, and
+ * every later event of that hook and document is parked behind them while
+ * any is parked (coco_parked_holds).  Rows of a document are taken back
+ * one at a time, oldest (lowest id) first.
+ *
+ * Runs in: the worker.  Rows are written in the worker's own short
+ * transactions (coco_parked_flush), never inside libcurl.
+ *
+ * Invariants:
+ *	- a parked delivery is finished for its source only after its row has
+ *	  committed; a taken row is deleted only after its delivery finished,
+ *	  so a crash at any point loses nothing (a delivery may go again,
+ *	  under its webhook-id);
+ *	- memory is bounded: at most PARK_BATCH rows wait to be written, taken
+ *	  rows are bounded by the engine's room, and the table holds the rest;
+ *	  the one thing kept per parked row is a count per document of an
+ *	  ordered hook;
+ *	- with a schema older than 0.3.0 (no table yet) nothing is parked.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "cocohooks.h"
+#include "event_message.h"
+#include "parked_retries.h"
+#include "worker_marks.h"
+
+/* rows written at once at most; and how often due rows are looked for */
+#define PARK_BATCH			1000
+#define POLL_INTERVAL_MS	1000
+
+typedef struct DocKey
+{
+	int64		hook_id;
+	int64		document_key;
+} DocKey;
+
+typedef struct ParkedDoc
+{
+	DocKey		key;			/* hash key */
+	int64		rows;			/* rows parked and not deleted */
+} ParkedDoc;
+
+typedef struct TakenRow
+{
+	int64		id;				/* hash key */
+	DocKey		doc;			/* document_key 0: not ordered */
+	bool		reparked;		/* parked again: updated, not deleted */
+} TakenRow;
+
+/* a row to insert (id 0) or to update, its message in pending_messages */
+typedef struct PendingRow
+{
+	int64		id;
+	DocKey		doc;
+	int			attempts;
+	TimestampTz next_attempt;
+	int			off;
+	int			len;
+	char		webhook_id[96];
+} PendingRow;
+
+static MemoryContext parked_cxt = NULL;
+static HTAB *parked_docs = NULL;
+static HTAB *taken = NULL;
+static int	ntaken = 0;
+static PendingRow *pending = NULL;
+static int	npending = 0;
+static StringInfoData pending_messages;
+static TakenRow *deletes = NULL;
+static int	ndeletes = 0;
+static int64 parked_rows = 0;	/* in the table or pending, not deleted */
+static bool available = false;
+static TimestampTz next_poll = 0;
+
+static void parked_finished(uint64 wal_lsn, void *source_arg);
+
+const CocoEventSource coco_parked_source = {
+	.name = "parked retries",
+	.finished = parked_finished,
+	.retention_cut = NULL,
+	.keeps_events = true,
+};
+
+/* In a transaction: whether this schema has cocohooks.retry_queue. */
+static bool
+table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("cocohooks", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("retry_queue", nsp));
+}
+
+static void
+count_doc(DocKey doc, int64 delta)
+{
+	ParkedDoc  *d;
+	bool		found;
+
+	if (doc.document_key == 0)
+		return;
+	d = hash_search(parked_docs, &doc, delta > 0 ? HASH_ENTER : HASH_FIND, &found);
+	if (d == NULL)
+		return;
+	if (!found)
+		d->rows = 0;
+	d->rows += delta;
+	if (d->rows <= 0)
+		hash_search(parked_docs, &doc, HASH_REMOVE, NULL);
+}
+
+/* Reads what is parked already (rows a previous worker left); in a transaction. */
+static void
+load_parked(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT hook_id, coalesce(document_key, 0), count(*) "
+					"FROM cocohooks.retry_queue GROUP BY 1, 2", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.retry_queue");
+	parked_rows = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		DocKey		doc;
+		int64		n;
+
+		doc.hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		doc.document_key = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		n = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		count_doc(doc, n);
+		parked_rows += n;
+	}
+	SPI_finish();
+}
+
+/* Looks again whether the table exists (ALTER EXTENSION UPDATE made it). */
+static void
+check_available(void)
+{
+	MemoryContext old;
+
+	old = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	available = table_exists();
+	if (available)
+		load_parked();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	coco_marks_set_parked((uint64) parked_rows);
+}
+
+/* At worker start, outside a transaction. */
+void
+coco_parked_init(void)
+{
+	HASHCTL		ctl = {0};
+
+	parked_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks parked retries",
+									   ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(DocKey);
+	ctl.entrysize = sizeof(ParkedDoc);
+	ctl.hcxt = parked_cxt;
+	parked_docs = hash_create("cocohooks parked documents", 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(TakenRow);
+	taken = hash_create("cocohooks taken parked rows", 256, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	pending = MemoryContextAlloc(parked_cxt, sizeof(PendingRow) * PARK_BATCH);
+	deletes = MemoryContextAlloc(parked_cxt, sizeof(TakenRow) * PARK_BATCH);
+	{
+		MemoryContext old = MemoryContextSwitchTo(parked_cxt);
+
+		initStringInfo(&pending_messages);
+		MemoryContextSwitchTo(old);
+	}
+	check_available();
+	next_poll = GetCurrentTimestamp();
+}
+
+/* Whether deliveries can be parked (the schema has the table). */
+bool
+coco_parked_available(void)
+{
+	return available;
+}
+
+/* Whether no more can be parked before the next flush. */
+bool
+coco_parked_full(void)
+{
+	return npending >= PARK_BATCH || ndeletes >= PARK_BATCH;
+}
+
+/*
+ * Whether later events of this ordered hook's document must be parked
+ * behind those parked already.  Events taken back from the table are not
+ * held by themselves.
+ */
+bool
+coco_parked_holds(int64 hook_id, int64 document_key,
+				  const CocoEventSource *source)
+{
+	DocKey		doc;
+
+	if (source == &coco_parked_source || hash_get_num_entries(parked_docs) == 0)
+		return false;
+	doc.hook_id = hook_id;
+	doc.document_key = document_key;
+	return hash_search(parked_docs, &doc, HASH_FIND, NULL) != NULL;
+}
+
+/*
+ * Parks one delivery: its event with this hook only, attempts made so far,
+ * its next attempt at next_attempt.  document_key is 0 for a hook that is
+ * not ordered.  A delivery taken back from the table (source is ours)
+ * updates its row.  The row is written by the next coco_parked_flush();
+ * call only while !coco_parked_full().
+ */
+void
+coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec,
+				const char *event_id, const char *webhook_id, int attempts,
+				TimestampTz next_attempt, int64 document_key,
+				const CocoEventSource *source, void *source_arg)
+{
+	PendingRow *row = &pending[npending++];
+
+	Assert(npending <= PARK_BATCH);
+	row->id = 0;
+	row->doc.hook_id = spec->hook_id;
+	row->doc.document_key = document_key;
+	row->attempts = attempts;
+	row->next_attempt = next_attempt;
+	strlcpy(row->webhook_id, webhook_id, sizeof(row->webhook_id));
+	row->off = pending_messages.len;
+	coco_message_append_carried(&pending_messages, msg, (const char *) spec,
+								spec->spec_len, 1, event_id, attempts);
+	row->len = pending_messages.len - row->off;
+
+	if (source == &coco_parked_source)
+	{
+		int64		id = (int64) (intptr_t) source_arg;
+		TakenRow   *t = hash_search(taken, &id, HASH_FIND, NULL);
+
+		row->id = id;
+		if (t)
+			t->reparked = true;
+		return;
+	}
+	parked_rows++;
+	count_doc(row->doc, 1);
+}
+
+static Datum
+int8_array(const int64 *v, int n, Size stride)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(*(const int64 *) ((const char *) v + i * stride));
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The pending inserts and updates; in a transaction, SPI connected. */
+static void
+write_pending(void)
+{
+	Datum	   *hook = palloc(sizeof(Datum) * npending);
+	Datum	   *key = palloc(sizeof(Datum) * npending);
+	bool	   *key_null = palloc(sizeof(bool) * npending);
+	Datum	   *att = palloc(sizeof(Datum) * npending);
+	Datum	   *next = palloc(sizeof(Datum) * npending);
+	Datum	   *wid = palloc(sizeof(Datum) * npending);
+	Datum	   *message = palloc(sizeof(Datum) * npending);
+	Datum	   *id = palloc(sizeof(Datum) * npending);
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			types[7] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, INT8ARRAYOID};
+	Datum		args[7];
+	char		nulls[7] = "       ";
+
+	for (int pass = 0; pass < 2; pass++)
+	{
+		int			n = 0;
+
+		/* first the inserts, then the updates of rows parked again */
+		for (int i = 0; i < npending; i++)
+		{
+			PendingRow *r = &pending[i];
+			bytea	   *b;
+
+			if ((pass == 0) != (r->id == 0))
+				continue;
+			hook[n] = Int64GetDatum(r->doc.hook_id);
+			key_null[n] = (r->doc.document_key == 0);
+			key[n] = Int64GetDatum(r->doc.document_key);
+			att[n] = Int32GetDatum(r->attempts);
+			next[n] = TimestampTzGetDatum(r->next_attempt);
+			wid[n] = CStringGetTextDatum(r->webhook_id);
+			b = palloc(VARHDRSZ + r->len);
+			SET_VARSIZE(b, VARHDRSZ + r->len);
+			memcpy(VARDATA(b), pending_messages.data + r->off, r->len);
+			message[n] = PointerGetDatum(b);
+			id[n] = Int64GetDatum(r->id);
+			n++;
+		}
+		if (n == 0)
+			continue;
+		dims[0] = n;
+		args[0] = PointerGetDatum(construct_array(hook, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_md_array(key, key_null, 1, dims, lbs, INT8OID, 8,
+													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(att, n, INT4OID, 4, true, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(next, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		args[4] = PointerGetDatum(construct_array(wid, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[5] = PointerGetDatum(construct_array(message, n, BYTEAOID, -1, false, TYPALIGN_INT));
+		args[6] = PointerGetDatum(construct_array(id, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (pass == 0)
+		{
+			/* WITH ORDINALITY keeps the order parked in: ids follow it */
+			if (SPI_execute_with_args("INSERT INTO cocohooks.retry_queue "
+									  "(hook_id, document_key, attempts, next_attempt, webhook_id, message) "
+									  "SELECT h, k, a, t, w, m FROM unnest($1, $2, $3, $4, $5, $6) "
+									  "WITH ORDINALITY AS r(h, k, a, t, w, m, o) ORDER BY o",
+									  6, types, args, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not insert into cocohooks.retry_queue");
+		}
+		else if (SPI_execute_with_args("UPDATE cocohooks.retry_queue q "
+									   "SET attempts = r.a, next_attempt = r.t, message = r.m "
+									   "FROM unnest($1, $2, $3, $4, $5, $6, $7) AS r(h, k, a, t, w, m, i) "
+									   "WHERE q.id = r.i",
+									   7, types, args, nulls, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update cocohooks.retry_queue");
+	}
+}
+
+/*
+ * Writes what was parked, parked again or finished since the last call, in
+ * one transaction of its own.  Outside a transaction; can raise an error
+ * (the worker then exits: what it parked is not finished for its source,
+ * and is read again or saved).
+ */
+void
+coco_parked_flush(void)
+{
+	MemoryContext old;
+
+	if (npending == 0 && ndeletes == 0)
+		return;
+	old = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "writing cocohooks.retry_queue");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (npending > 0)
+		write_pending();
+	if (ndeletes > 0)
+	{
+		Oid			type = INT8ARRAYOID;
+		Datum		arg = int8_array(&deletes[0].id, ndeletes, sizeof(TakenRow));
+
+		if (SPI_execute_with_args("DELETE FROM cocohooks.retry_queue WHERE id = ANY ($1)",
+								  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete from cocohooks.retry_queue");
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	for (int i = 0; i < ndeletes; i++)
+		count_doc(deletes[i].doc, -1);
+	parked_rows -= ndeletes;
+	npending = ndeletes = 0;
+	resetStringInfo(&pending_messages);
+	coco_marks_set_parked((uint64) parked_rows);
+}
+
+/*
+ * A delivery taken back finished: for good (its row goes at the next
+ * flush), or parked again (its row was updated).
+ */
+static void
+parked_finished(uint64 wal_lsn, void *source_arg)
+{
+	int64		id = (int64) (intptr_t) source_arg;
+	TakenRow   *t = hash_search(taken, &id, HASH_FIND, NULL);
+
+	if (t == NULL)
+		return;
+	if (!t->reparked)
+		deletes[ndeletes++] = *t;
+	hash_search(taken, &id, HASH_REMOVE, NULL);
+	ntaken--;
+	/* the next row of its document may go once this one is deleted */
+	next_poll = 0;
+}
+
+/*
+ * Due parked deliveries, up to max, appended to out as carried messages,
+ * their row ids in ids[]; the caller starts them with coco_parked_source
+ * and the id as source_arg.  Looks at most once per POLL_INTERVAL_MS (at
+ * once again after a full batch).  Outside a transaction.
+ */
+int
+coco_parked_take(StringInfo out, int64 *ids, int max)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			n = 0;
+	MemoryContext old;
+
+	if (now < next_poll)
+		return 0;
+	next_poll = TimestampTzPlusMilliseconds(now, POLL_INTERVAL_MS);
+	if (max <= 0 || coco_parked_full())
+		return 0;
+	if (!available)
+	{
+		check_available();
+		if (!available)
+			return 0;
+	}
+	if (parked_rows - ntaken <= 0)
+		return 0;
+
+	old = CurrentMemoryContext;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "taking due rows of cocohooks.retry_queue");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Oid			types[2] = {INT8ARRAYOID, INT4OID};
+		Datum		args[2];
+		HASH_SEQ_STATUS seq;
+		TakenRow   *t;
+		int64	   *held = palloc(sizeof(int64) * Max(ntaken + ndeletes, 1));
+		int			nheld = 0;
+
+		/* rows in flight, and rows finished but not deleted yet */
+		hash_seq_init(&seq, taken);
+		while ((t = hash_seq_search(&seq)) != NULL)
+			held[nheld++] = t->id;
+		for (int i = 0; i < ndeletes; i++)
+			held[nheld++] = deletes[i].id;
+		args[0] = int8_array(held, nheld, sizeof(int64));
+		args[1] = Int32GetDatum(max);
+
+		/*
+		 * Due rows not taken yet; of an ordered hook's document only the
+		 * oldest, and only once no older row of it is left.
+		 */
+		if (SPI_execute_with_args("SELECT id, hook_id, coalesce(document_key, 0), message "
+								  "FROM cocohooks.retry_queue r "
+								  "WHERE next_attempt <= now() AND id <> ALL ($1) "
+								  "AND (document_key IS NULL OR NOT EXISTS "
+								  "(SELECT FROM cocohooks.retry_queue o WHERE o.hook_id = r.hook_id "
+								  "AND o.document_key = r.document_key AND o.id < r.id)) "
+								  "ORDER BY next_attempt, id LIMIT $2",
+								  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read cocohooks.retry_queue");
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
+		TakenRow   *t = hash_search(taken, &id, HASH_ENTER, NULL);
+
+		t->id = id;
+		t->doc.hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		t->doc.document_key = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		t->reparked = false;
+		ntaken++;
+		ids[n++] = id;
+		/* out lives outside the transaction: its own context grows it */
+		appendBinaryStringInfo(out, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (n == max)
+		next_poll = now;
+	return n;
+}
+
+/* Milliseconds until rows may be due to be taken, -1 if none waits. */
+long
+coco_parked_timeout_ms(void)
+{
+	if (parked_rows - ntaken <= 0)
+		return -1;
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_poll), 0);
+}

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * retry_policy.c
+ *	  What becomes of a failed attempt: retried from memory, parked, or
+ *	  failed for good; and the server log line that says so.
+ *
+ * A failed attempt with retries left (and not refused for good: the
+ * network guard, 410 Gone) is retried after the back-off
+ * (coco_retry_delay_ms).  It waits in the worker's memory (retry_queue.c)
+ * when its retry is near and memory holds fewer than the bound; otherwise
+ * it is parked in cocohooks.retry_queue (parked_retries.c), and so is a
+ * delivery of an ordered hook while documents' lines are at their bound.
+ * Only a schema without that table (before ALTER EXTENSION UPDATE to
+ * 0.3.0) still fails one at the in-memory bound, as 0.2 did, saying why.
+ *
+ * Runs in: the worker (the delivery engine).
+ *
+ * Invariants: every failed attempt gets one LOG line naming the attempt,
+ * the URL, the webhook-id and what comes next; no error is raised but out
+ * of memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "document_order.h"
+#include "parked_retries.h"
+#include "retry_policy.h"
+#include "retry_queue.h"
+#include "settings.h"
+
+/*
+ * A failed attempt (number attempts) of the delivery of msg to spec: what
+ * comes next, when (*retry_at, for a retry), and the error for its log row
+ * (*error, palloc'd).
+ */
+CocoFailureStep
+coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
+				  const char *webhook_id, int attempts, bool given_up,
+				  bool in_line, const CocoHttpResult *r,
+				  TimestampTz *retry_at, char **error)
+{
+	bool		retry = attempts <= spec->max_retries && !given_up &&
+		!r->permanent && r->status != 410;
+	bool		memory_full = coco_retry_count() >=
+		cocohooks_max_concurrent_deliveries * COCO_RETRY_BACKLOG_FACTOR;
+	long		delay_ms = retry ? coco_retry_delay_ms(attempts, r->retry_after_s) : 0;
+	CocoFailureStep step = retry ? COCO_RETRY_IN_MEMORY : COCO_FAILED_FOR_GOOD;
+	char		next[64] = "";
+
+	if (retry && coco_parked_available() &&
+		(delay_ms >= COCO_PARK_AFTER_MS || memory_full ||
+		 (in_line && coco_order_waiting() >=
+		  cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR)))
+	{
+		step = COCO_RETRY_PARKED;
+		snprintf(next, sizeof(next), ", parked, retrying in %ld ms", delay_ms);
+	}
+	else if (retry && memory_full)
+	{
+		step = COCO_FAILED_FOR_GOOD;
+		snprintf(next, sizeof(next), ", not retried: %d retries already wait",
+				 coco_retry_count());
+	}
+	else if (retry)
+		snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
+
+	*retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+	*error = r->error ? pstrdup(r->error) :
+		psprintf("receiver answered with HTTP status %ld", r->status);
+	ereport(LOG,
+			(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
+					coco_event_names[msg->event],
+					(int) msg->collection_len, coco_event_collection(msg),
+					(long long) spec->hook_id, *error),
+			 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
+					   attempts, spec->max_retries + 1, next,
+					   (int) spec->url_len, coco_spec_url(spec), webhook_id,
+					   (int) msg->document_id_len, coco_event_document_id(msg))));
+	if (retry && step == COCO_FAILED_FOR_GOOD)
+	{
+		/* the log row says why it has fewer attempts than max_retries allows */
+		char	   *plain = *error;
+
+		*error = psprintf("%s; not retried: %d deliveries already wait to retry "
+						  "(the limit is %d times cocohooks.max_concurrent_deliveries)",
+						  plain, coco_retry_count(), COCO_RETRY_BACKLOG_FACTOR);
+		pfree(plain);
+	}
+	return step;
+}
