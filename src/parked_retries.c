@@ -114,6 +114,34 @@ const CocoEventSource coco_parked_source = {
 	.keeps_events = true,
 };
 
+/*
+ * A transaction of the worker's own, with SPI connected; returns the memory
+ * context to go back to at end_transaction().
+ */
+static MemoryContext
+begin_transaction(const char *activity)
+{
+	MemoryContext old = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return old;
+}
+
+static void
+end_transaction(MemoryContext old)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
 /* In a transaction: whether this schema has cocohooks.retry_queue. */
 static bool
 table_exists(void)
@@ -141,12 +169,10 @@ count_doc(DocKey doc, int64 delta)
 		hash_search(parked_docs, &doc, HASH_REMOVE, NULL);
 }
 
-/* Reads what is parked already (rows a previous worker left); in a transaction. */
+/* Reads what is parked already (rows a previous worker left); SPI connected. */
 static void
 load_parked(void)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT hook_id, coalesce(document_key, 0), count(*) "
 					"FROM cocohooks.retry_queue GROUP BY 1, 2", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cocohooks.retry_queue");
@@ -165,25 +191,18 @@ load_parked(void)
 		count_doc(doc, n);
 		parked_rows += n;
 	}
-	SPI_finish();
 }
 
 /* Looks again whether the table exists (ALTER EXTENSION UPDATE made it). */
 static void
 check_available(void)
 {
-	MemoryContext old;
+	MemoryContext old = begin_transaction("reading cocohooks.retry_queue");
 
-	old = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	available = table_exists();
 	if (available)
 		load_parked();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(old);
+	end_transaction(old);
 	coco_marks_set_parked((uint64) parked_rows);
 }
 
@@ -387,13 +406,7 @@ coco_parked_flush(void)
 
 	if (npending == 0 && ndeletes == 0)
 		return;
-	old = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "writing cocohooks.retry_queue");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	old = begin_transaction("writing cocohooks.retry_queue");
 	if (npending > 0)
 		write_pending();
 	if (ndeletes > 0)
@@ -405,11 +418,7 @@ coco_parked_flush(void)
 								  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from cocohooks.retry_queue");
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(old);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	end_transaction(old);
 
 	for (int i = 0; i < ndeletes; i++)
 		count_doc(deletes[i].doc, -1);
@@ -466,13 +475,7 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 	if (parked_rows - ntaken <= 0)
 		return 0;
 
-	old = CurrentMemoryContext;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "taking due rows of cocohooks.retry_queue");
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	old = begin_transaction("taking due rows of cocohooks.retry_queue");
 	{
 		Oid			types[2] = {INT8ARRAYOID, INT4OID};
 		Datum		args[2];
@@ -522,11 +525,7 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 		/* out lives outside the transaction: its own context grows it */
 		appendBinaryStringInfo(out, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(old);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	end_transaction(old);
 	if (n == max)
 		next_poll = now;
 	return n;

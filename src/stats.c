@@ -39,25 +39,9 @@ PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
  * by their place in the queue, as in memory mode.
  */
 static bool
-wait_for_wal_deliveries(CocoDbSlot *slot, XLogRecPtr target, TimestampTz deadline)
+wal_done_passed(CocoDbSlot *slot, uint64 target)
 {
-	bool		done = false;
-
-	XLogFlush(target);
-	coco_dbslot_wake_worker();
-	ConditionVariablePrepareToSleep(&slot->finished_cv);
-	for (;;)
-	{
-		if (pg_atomic_read_u64(&slot->wal_done) >= target)
-		{
-			done = true;
-			break;
-		}
-		if (!coco_dbslot_sleep_until(slot, deadline))
-			break;
-	}
-	ConditionVariableCancelSleep();
-	return done;
+	return pg_atomic_read_u64(&slot->wal_done) >= target;
 }
 
 /*
@@ -65,23 +49,23 @@ wait_for_wal_deliveries(CocoDbSlot *slot, XLogRecPtr target, TimestampTz deadlin
  * none is left (those parked meanwhile included).
  */
 static bool
-wait_for_parked(CocoDbSlot *slot, TimestampTz deadline)
+none_parked(CocoDbSlot *slot, uint64 unused)
 {
-	bool		done = false;
+	return pg_atomic_read_u64(&slot->parked) == 0;
+}
+
+/* Sleeps on the dbslot's condition variable until done() or the deadline. */
+static bool
+wait_for(CocoDbSlot *slot, bool (*done) (CocoDbSlot *slot, uint64 arg),
+		 uint64 arg, TimestampTz deadline)
+{
+	bool		ok;
 
 	ConditionVariablePrepareToSleep(&slot->finished_cv);
-	for (;;)
-	{
-		if (pg_atomic_read_u64(&slot->parked) == 0)
-		{
-			done = true;
-			break;
-		}
-		if (!coco_dbslot_sleep_until(slot, deadline))
-			break;
-	}
+	while (!(ok = done(slot, arg)) && coco_dbslot_sleep_until(slot, deadline))
+		;
 	ConditionVariableCancelSleep();
-	return done;
+	return ok;
 }
 
 /* one row of cocohooks.stats: this database's counters and queue */
@@ -224,8 +208,12 @@ cocohooks_wait_for_deliveries(PG_FUNCTION_ARGS)
 	ConditionVariableCancelSleep();
 
 	if (done && !XLogRecPtrIsInvalid(wal_target))
-		done = wait_for_wal_deliveries(slot, wal_target, deadline);
+	{
+		XLogFlush(wal_target);
+		coco_dbslot_wake_worker();
+		done = wait_for(slot, wal_done_passed, wal_target, deadline);
+	}
 	if (done)
-		done = wait_for_parked(slot, deadline);
+		done = wait_for(slot, none_parked, 0, deadline);
 	PG_RETURN_BOOL(done);
 }
