@@ -383,7 +383,6 @@ cocohooks_worker_main(Datum main_arg)
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
 	coco_engine_init();
-	coco_parked_init();
 	popbuf = palloc(popbufsize);
 	/* a CREATE EXTENSION that started us waits for this */
 	{
@@ -392,6 +391,8 @@ cocohooks_worker_main(Datum main_arg)
 		if (coco_marks_extension_check_requested(&request))
 			coco_marks_extension_checked(request);
 	}
+	/* after that answer: until CREATE EXTENSION has ended, its tables are locked */
+	coco_parked_init();
 
 	wes = coco_create_wait_event_set(3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
