@@ -30,10 +30,10 @@
  *	  committed; a taken row is deleted only after its delivery finished,
  *	  so a crash at any point loses nothing (a delivery may go again,
  *	  under its webhook-id);
- *	- memory is bounded: at most PARK_BATCH rows wait to be written, taken
- *	  rows are bounded by the engine's room, and the table holds the rest;
- *	  the one thing kept per parked row is a count per document of an
- *	  ordered hook;
+ *	- memory is bounded: at most PARK_BATCH rows (PARK_BATCH_BYTES) wait to
+ *	  be written, taken rows are bounded by the engine's room, and the
+ *	  table holds the rest; what is kept per parked row is a count per
+ *	  document of an ordered hook;
  *	- with a schema older than 0.3.0 (no table yet) nothing is parked.
  *
  *-------------------------------------------------------------------------
@@ -57,8 +57,9 @@
 #include "parked_retries.h"
 #include "worker_marks.h"
 
-/* rows written at once at most; and how often due rows are looked for */
+/* rows (and bytes of them) written at once at most; how often due rows are looked for */
 #define PARK_BATCH			1000
+#define PARK_BATCH_BYTES	(16 * 1024 * 1024)
 #define POLL_INTERVAL_MS	1000
 
 typedef struct DocKey
@@ -246,7 +247,8 @@ coco_parked_available(void)
 bool
 coco_parked_full(void)
 {
-	return npending >= PARK_BATCH || ndeletes >= PARK_BATCH;
+	return npending >= PARK_BATCH || ndeletes >= PARK_BATCH ||
+		pending_messages.len >= PARK_BATCH_BYTES;
 }
 
 /*
