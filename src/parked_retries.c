@@ -533,6 +533,13 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 	return n;
 }
 
+/* Whether any parked row is not taken back yet. */
+bool
+coco_parked_waiting(void)
+{
+	return parked_rows - ntaken > 0 || !available;
+}
+
 /* Milliseconds until rows may be due to be taken, -1 if none waits. */
 long
 coco_parked_timeout_ms(void)

@@ -284,7 +284,7 @@ take_parked(void)
 	int			n;
 	Size		off = 0;
 
-	if (room <= 0)
+	if (room <= 0 || !coco_parked_waiting())
 		return false;
 	initStringInfo(&buf);
 	ids = palloc(sizeof(int64) * room);
