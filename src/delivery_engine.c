@@ -15,14 +15,14 @@
  * the finished prefix, so an event is only reported once all its
  * deliveries are done and their log rows committed (wait_for_deliveries()
  * waits on that mark).  An event's source is told through the callbacks
- * it handed in with the event (CocoEventSource, delivery_engine.h); the
+ * it handed in with the event (CocoEventSource, event_source.h); the
  * engine knows no source by name.  HTTP happens only outside transactions.
  *
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
  * waiting to retry or in documents' lines (retry_policy.c; past them
- * deliveries are parked, parked_retries.c), and one batch of log rows.  Everything lives in the
- * engine's own memory context.
+ * deliveries are parked, parked_retries.c), and one batch of log rows.
+ * Everything lives in the engine's own memory context.
  *
  * Runs in: the worker.
  *
@@ -32,7 +32,7 @@
  * HTTP never runs inside a transaction; an event's source hears of it
  * once, when its last delivery is finished and logged; a delivery is in
  * exactly one of: waiting for a turn, in flight, waiting to retry, waiting
- * in its document's line, or waiting for its log row.
+ * in its document's line, or waiting for its log row or its parked row.
  *
  *-------------------------------------------------------------------------
  */
