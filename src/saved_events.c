@@ -10,7 +10,8 @@
  * The next worker loads them (coco_saved_events_load) and starts them
  * before anything from the queue, under the same webhook-ids: they are
  * older, and a document's events go in order.  Events in the WAL are never
- * saved: the WAL source reads them again from its replication slot's restart point.
+ * saved: the WAL source reads them again from its replication slot's
+ * restart point.
  *
  * Runs in the worker only.  Invariants: while saved events wait to start
  * (coco_saved_events_waiting), the queue is not popped; the store on disk

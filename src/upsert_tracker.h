@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * upsert_tracker.h
- *	  INSERT ... ON CONFLICT DO UPDATE: a pre_save of the insert that became an update.
+ *	  INSERT ... ON CONFLICT DO UPDATE: the pre_save of an insert that
+ *	  became an update.
  *
  *-------------------------------------------------------------------------
  */
