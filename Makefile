@@ -12,6 +12,7 @@ OBJS = \
 	src/event_ring.o \
 	src/worker_marks.o \
 	src/event_store.o \
+	src/sql_array.o \
 	src/wal_position.o \
 	src/wal_slot.o \
 	src/extension_installed.o \

@@ -34,13 +34,13 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "pgstat.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
 #include "delivery_log.h"
 #include "gone_hooks.h"
+#include "sql_array.h"
 
 #define NCOLS 14
 
@@ -151,20 +151,6 @@ disable_gone_hooks(const CocoHookDisable *disables, int ndisables)
 	}
 }
 
-static Datum
-make_array(Datum *values, bool *nulls, int n, Oid elemtype)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs,
-											  elemtype, typlen, typbyval, typalign));
-}
-
 /*
  * Inserts the rows and disables the gone hooks, in one transaction.  May
  * raise errors.
@@ -261,7 +247,7 @@ insert_rows(CocoLogRow *rows, int nrows,
 						break;
 				}
 			}
-			args[c] = make_array(values, nulls, nrows, elemtypes[c]);
+			args[c] = coco_sql_array(values, nulls, nrows, elemtypes[c]);
 			argtypes[c] = get_array_type(elemtypes[c]);
 		}
 

@@ -45,7 +45,6 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "pgstat.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -55,6 +54,7 @@
 #include "cocohooks.h"
 #include "event_message.h"
 #include "parked_retries.h"
+#include "sql_array.h"
 #include "worker_marks.h"
 
 /* rows (and bytes of them) written at once at most; how often due rows are looked for */
@@ -310,16 +310,6 @@ coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec,
 	count_doc(row->doc, 1);
 }
 
-static Datum
-int8_array(const int64 *v, int n, Size stride)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		d[i] = Int64GetDatum(*(const int64 *) ((const char *) v + i * stride));
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /* The pending inserts and updates; in a transaction, SPI connected. */
 static void
 write_pending(void)
@@ -332,8 +322,6 @@ write_pending(void)
 	Datum	   *wid = palloc(sizeof(Datum) * npending);
 	Datum	   *message = palloc(sizeof(Datum) * npending);
 	Datum	   *id = palloc(sizeof(Datum) * npending);
-	int			dims[1];
-	int			lbs[1] = {1};
 	Oid			types[7] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
 		TIMESTAMPTZARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, INT8ARRAYOID};
 	Datum		args[7];
@@ -366,16 +354,13 @@ write_pending(void)
 		}
 		if (n == 0)
 			continue;
-		dims[0] = n;
-		args[0] = PointerGetDatum(construct_array(hook, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_md_array(key, key_null, 1, dims, lbs, INT8OID, 8,
-													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(att, n, INT4OID, 4, true, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(next, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
-												  TYPALIGN_DOUBLE));
-		args[4] = PointerGetDatum(construct_array(wid, n, TEXTOID, -1, false, TYPALIGN_INT));
-		args[5] = PointerGetDatum(construct_array(message, n, BYTEAOID, -1, false, TYPALIGN_INT));
-		args[6] = PointerGetDatum(construct_array(id, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[0] = coco_sql_array(hook, NULL, n, INT8OID);
+		args[1] = coco_sql_array(key, key_null, n, INT8OID);
+		args[2] = coco_sql_array(att, NULL, n, INT4OID);
+		args[3] = coco_sql_array(next, NULL, n, TIMESTAMPTZOID);
+		args[4] = coco_sql_array(wid, NULL, n, TEXTOID);
+		args[5] = coco_sql_array(message, NULL, n, BYTEAOID);
+		args[6] = coco_sql_array(id, NULL, n, INT8OID);
 		if (pass == 0)
 		{
 			/* WITH ORDINALITY keeps the order parked in: ids follow it */
@@ -414,7 +399,12 @@ coco_parked_flush(void)
 	if (ndeletes > 0)
 	{
 		Oid			type = INT8ARRAYOID;
-		Datum		arg = int8_array(&deletes[0].id, ndeletes, sizeof(TakenRow));
+		Datum	   *ids = palloc(sizeof(Datum) * ndeletes);
+		Datum		arg;
+
+		for (int i = 0; i < ndeletes; i++)
+			ids[i] = Int64GetDatum(deletes[i].id);
+		arg = coco_sql_array(ids, NULL, ndeletes, INT8OID);
 
 		if (SPI_execute_with_args("DELETE FROM cocohooks.retry_queue WHERE id = ANY ($1)",
 								  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
@@ -483,16 +473,16 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 		Datum		args[2];
 		HASH_SEQ_STATUS seq;
 		TakenRow   *t;
-		int64	   *held = palloc(sizeof(int64) * Max(ntaken + ndeletes, 1));
+		Datum	   *held = palloc(sizeof(Datum) * Max(ntaken + ndeletes, 1));
 		int			nheld = 0;
 
 		/* rows in flight, and rows finished but not deleted yet */
 		hash_seq_init(&seq, taken);
 		while ((t = hash_seq_search(&seq)) != NULL)
-			held[nheld++] = t->id;
+			held[nheld++] = Int64GetDatum(t->id);
 		for (int i = 0; i < ndeletes; i++)
-			held[nheld++] = deletes[i].id;
-		args[0] = int8_array(held, nheld, sizeof(int64));
+			held[nheld++] = Int64GetDatum(deletes[i].id);
+		args[0] = coco_sql_array(held, NULL, nheld, INT8OID);
 		args[1] = Int32GetDatum(max);
 
 		/*
