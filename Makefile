@@ -14,6 +14,7 @@ OBJS = \
 	src/event_store.o \
 	src/sql_array.o \
 	src/wal_position.o \
+	src/wal_progress.o \
 	src/wal_slot.o \
 	src/extension_installed.o \
 	src/row_json.o \
@@ -54,6 +55,7 @@ OBJS = \
 	src/saved_events.o \
 	src/worker.o \
 	src/launcher.o \
+	src/wal_standby.o \
 	src/module.o
 
 # the install script of the version under development, the scripts of every

@@ -155,7 +155,7 @@ coco_database_pause_end(const CocoDbPause *pause)
 	{
 		/* DROP DATABASE cannot run in a transaction block: it is done */
 		coco_dbslot_free(pause->dboid, -1);
-		coco_wal_slot_drop_of(pause->dboid);
+		coco_wal_slot_drop_of(pause->dboid, "its database was dropped");
 		coco_store_remove_for(pause->dboid);
 	}
 	else

@@ -207,7 +207,7 @@ start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 	{
 		/* dropped while it had no worker: nothing may stay behind */
 		coco_dbslot_free(slot->dboid, -1);
-		coco_wal_slot_drop_of(slot->dboid);
+		coco_wal_slot_drop_of(slot->dboid, "its database was dropped");
 		coco_store_remove_for(slot->dboid);
 		forget_launched(lw);
 		return false;

@@ -33,6 +33,7 @@
 #include "upsert_tracker.h"
 #include "utility_hook.h"
 #include "wal_slot.h"
+#include "wal_standby.h"
 
 PG_MODULE_MAGIC;
 
@@ -82,4 +83,5 @@ _PG_init(void)
 	coco_extension_watch_init();
 	coco_utility_hook_init();
 	coco_launcher_register();
+	coco_wal_standby_register();
 }

@@ -38,6 +38,7 @@
 
 #include "pg_compat.h"
 #include "settings.h"
+#include "wal_progress.h"
 #include "wal_slot.h"
 
 #define SLOT_SAVE_INTERVAL_MS	1000
@@ -51,8 +52,8 @@ coco_wal_slot_name(char *buf, Oid dboid)
 }
 
 /* Whether name is one of our slots' names; if so, sets *dboid. */
-static bool
-parse_slot_name(const char *name, Oid *dboid)
+bool
+coco_wal_slot_parse_name(const char *name, Oid *dboid)
 {
 	unsigned int oid;
 	char		tail;
@@ -63,11 +64,19 @@ parse_slot_name(const char *name, Oid *dboid)
 	return true;
 }
 
+/*
+ * Says that the slot name was dropped, in the server log and, with a
+ * progress mark, to standbys, which drop their copy.
+ */
 static void
 report_dropped(const char *name, const char *why)
 {
+	Oid			dboid;
+
 	ereport(LOG,
 			(errmsg("cocohooks dropped replication slot \"%s\": %s", name, why)));
+	if (coco_wal_slot_parse_name(name, &dboid))
+		coco_wal_progress_slot_dropped(dboid);
 }
 
 /*
@@ -312,14 +321,14 @@ coco_wal_slot_drop_unused(const char *why)
  * uses it: the database was dropped.
  */
 void
-coco_wal_slot_drop_of(Oid dboid)
+coco_wal_slot_drop_of(Oid dboid, const char *why)
 {
 	char		name[NAMEDATALEN];
 
 	coco_wal_slot_name(name, dboid);
 	if (SearchNamedReplicationSlot(name, true) == NULL)
 		return;
-	drop_slot_if_free(name, "its database was dropped");
+	drop_slot_if_free(name, why);
 }
 
 /*
@@ -339,7 +348,7 @@ coco_wal_slot_drop_orphans(const Oid *dboids, int ndbs)
 		Oid			oid;
 		bool		known = false;
 
-		if (!slot->in_use || !parse_slot_name(NameStr(slot->data.name), &oid))
+		if (!slot->in_use || !coco_wal_slot_parse_name(NameStr(slot->data.name), &oid))
 			continue;
 		for (int j = 0; j < ndbs && !known; j++)
 			known = (dboids[j] == oid);
@@ -348,7 +357,7 @@ coco_wal_slot_drop_orphans(const Oid *dboids, int ndbs)
 	}
 	LWLockRelease(ReplicationSlotControlLock);
 	for (int i = 0; i < norphans; i++)
-		coco_wal_slot_drop_of(orphans[i]);
+		coco_wal_slot_drop_of(orphans[i], "its database was dropped");
 	pfree(orphans);
 }
 
@@ -376,7 +385,7 @@ coco_wal_slot_remove_unusable(void)
 		Oid			oid;
 		char		path[MAXPGPATH];
 
-		if (!parse_slot_name(de->d_name, &oid))
+		if (!coco_wal_slot_parse_name(de->d_name, &oid))
 			continue;
 		snprintf(path, sizeof(path), "pg_replslot/%s", de->d_name);
 		if (rmtree(path, true))

@@ -16,6 +16,7 @@
 
 /* the slot's name for database dboid, into buf of NAMEDATALEN bytes */
 extern void coco_wal_slot_name(char *buf, Oid dboid);
+extern bool coco_wal_slot_parse_name(const char *name, Oid *dboid);
 
 /* the worker: takes or makes its database's slot, moves it, keeps it, drops it */
 extern XLogRecPtr coco_wal_slot_take(void);
@@ -28,8 +29,8 @@ extern void coco_wal_slot_drop_own(void);
 extern bool coco_wal_slot_create_for_install(XLogRecPtr install_start);
 extern void coco_wal_slot_drop_unused(const char *why);
 
-/* the launcher (and DROP DATABASE): the slots of databases that are gone */
-extern void coco_wal_slot_drop_of(Oid dboid);
+/* the launcher, DROP DATABASE, a standby: the slots of databases that are gone */
+extern void coco_wal_slot_drop_of(Oid dboid, const char *why);
 extern void coco_wal_slot_drop_orphans(const Oid *dboids, int ndbs);
 
 /* the postmaster, at start: slots it would refuse to start with */

@@ -49,6 +49,7 @@
 #include "extension_installed.h"
 #include "settings.h"
 #include "wal_internal.h"
+#include "wal_progress.h"
 #include "wal_slot.h"
 #include "wal_source.h"
 #include "worker_marks.h"
@@ -61,6 +62,7 @@ WalSourceState coco_wal_state;
 static XLogReaderState *deliver_reader = NULL;
 static ReadLocalXLogPageNoWaitPrivate deliver_private;
 static TimestampTz last_restart_update = 0;
+static bool jobs_freed = false;	/* since the restart point last moved */
 static XLogRecPtr retention_cut = 0;	/* see coco_wal_retention_cut() */
 
 static void job_event_finished(uint64 lsn, void *source_arg);
@@ -409,6 +411,7 @@ coco_wal_source_advance(void)
 		dlist_delete(&job->node);
 		st->njobs--;
 		pfree(job);
+		jobs_freed = true;
 	}
 	if (!dlist_is_empty(&st->jobs))
 		done = dlist_head_element(WalJob, node, &st->jobs)->end_lsn - 1;
@@ -434,6 +437,8 @@ coco_wal_source_advance(void)
 	give_up_past_retention(restart);
 	coco_marks_set_wal_restart(restart);
 	coco_wal_slot_move_restart(restart, now);
+	coco_wal_progress_note(restart, jobs_freed, now);
+	jobs_freed = false;
 	coco_wal_merge_forget(restart);
 }
 
@@ -457,5 +462,8 @@ void
 coco_wal_source_exit(void)
 {
 	if (coco_wal_state.active)
+	{
 		coco_wal_slot_save();
+		coco_wal_progress_flush();
+	}
 }
