@@ -15,9 +15,11 @@
  *
  * A mark with no position (the extension was dropped, or events went to
  * memory mode) and the replay of DROP DATABASE drop the slot.  A slot is
- * made at the first mark the follower sees; if the standby no longer has
- * the WAL the mark points at (a new standby, made from a backup taken
- * after it), the slot starts at the oldest WAL there is, and a LOG says so.
+ * made at the first mark the follower sees, or at the first event of a
+ * database that has none (so that a failover right after the first events,
+ * before any mark, loses none of them); if the standby no longer has the
+ * WAL a mark points at (a new standby, made from a backup taken after it),
+ * the slot starts at the oldest WAL there is, and a LOG says so.
  *
  * Runs in: its own background worker, on a standby only (it exits at once
  * on a primary, and when the standby is promoted).  Connects to no
@@ -38,6 +40,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/message.h"
 #include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -45,6 +48,7 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
+#include "cocohooks.h"
 #include "pg_compat.h"
 #include "settings.h"
 #include "wal_internal.h"
@@ -57,6 +61,34 @@
 
 static XLogReaderState *reader = NULL;
 static ReadLocalXLogPageNoWaitPrivate reader_private;
+
+/* databases known to have a slot here, so that an event costs no lock */
+#define KNOWN_MAX	64
+static Oid	known[KNOWN_MAX];
+static int	nknown = 0;
+
+static bool
+is_known(Oid dboid)
+{
+	for (int i = 0; i < nknown; i++)
+		if (known[i] == dboid)
+			return true;
+	return false;
+}
+
+static void
+set_known(Oid dboid, bool has_slot)
+{
+	for (int i = 0; i < nknown; i++)
+		if (known[i] == dboid)
+		{
+			if (!has_slot)
+				known[i] = known[--nknown];
+			return;
+		}
+	if (has_slot && nknown < KNOWN_MAX)
+		known[nknown++] = dboid;
+}
 
 void
 coco_wal_standby_register(void)
@@ -122,7 +154,7 @@ create_slot_at(const char *name, XLogRecPtr restart)
 		move_held_slot(oldest_wal_kept());
 	if (restart < oldest_wal_kept())
 		ereport(LOG,
-				(errmsg("cocohooks standby made replication slot \"%s\" at %X/%X, after the mark %X/%X it follows",
+				(errmsg("cocohooks standby made replication slot \"%s\" at %X/%X, later than the %X/%X it follows",
 						name, LSN_FORMAT_ARGS(oldest_wal_kept()), LSN_FORMAT_ARGS(restart)),
 				 errdetail("The standby no longer has the WAL before %X/%X: if it is promoted before the primary finishes the events written there, they are not delivered.",
 						   LSN_FORMAT_ARGS(oldest_wal_kept()))));
@@ -142,6 +174,7 @@ follow_mark(Oid dboid, XLogRecPtr restart)
 	if (XLogRecPtrIsInvalid(restart))
 	{
 		coco_wal_slot_drop_of(dboid, "the primary dropped it");
+		set_known(dboid, false);
 		return;
 	}
 	if (SearchNamedReplicationSlot(name, true) == NULL)
@@ -150,6 +183,48 @@ follow_mark(Oid dboid, XLogRecPtr restart)
 		coco_slot_acquire(name);
 	move_held_slot(restart);
 	ReplicationSlotRelease();
+	set_known(dboid, true);
+}
+
+/*
+ * An event of database dboid at start: if the database has no slot here
+ * yet, one is made there, before any mark says more.
+ */
+static void
+follow_event(Oid dboid, XLogRecPtr start)
+{
+	char		name[NAMEDATALEN];
+
+	if (is_known(dboid))
+		return;
+	coco_wal_slot_name(name, dboid);
+	if (SearchNamedReplicationSlot(name, true) == NULL)
+	{
+		create_slot_at(name, start);
+		ReplicationSlotRelease();
+	}
+	set_known(dboid, true);
+}
+
+/* Whether r is one of our events' messages; if so, sets *dboid. */
+static bool
+event_of(XLogReaderState *r, Oid *dboid)
+{
+	xl_logical_message *m;
+
+	if (XLogRecGetRmid(r) != RM_LOGICALMSG_ID ||
+		(XLogRecGetInfo(r) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+		return false;
+	m = (xl_logical_message *) XLogRecGetData(r);
+	if ((m->prefix_size == sizeof(COCO_WAL_PREFIX) &&
+		 strcmp(m->message, COCO_WAL_PREFIX) == 0) ||
+		(m->prefix_size == sizeof(COCO_WAL_BATCH_PREFIX) &&
+		 strcmp(m->message, COCO_WAL_BATCH_PREFIX) == 0))
+	{
+		*dboid = m->dbId;
+		return true;
+	}
+	return false;
 }
 
 static void
@@ -160,12 +235,15 @@ follow_record(XLogReaderState *r)
 
 	if (coco_wal_progress_read(r, &dboid, &restart))
 		follow_mark(dboid, restart);
+	else if (event_of(r, &dboid))
+		follow_event(dboid, r->ReadRecPtr);
 	else if (XLogRecGetRmid(r) == RM_DBASE_ID &&
 			 (XLogRecGetInfo(r) & ~XLR_INFO_MASK) == XLOG_DBASE_DROP)
 	{
 		xl_dbase_drop_rec *rec = (xl_dbase_drop_rec *) XLogRecGetData(r);
 
 		coco_wal_slot_drop_of(rec->db_id, "its database was dropped");
+		set_known(rec->db_id, false);
 	}
 }
 

@@ -34,7 +34,7 @@ sub slot_on
 # from its backup that follows the primary's progress marks.
 sub setup
 {
-	my ($name, $recv, $path, $sync) = @_;
+	my ($name, $recv, $path, $sync, $no_first_event) = @_;
 	my $primary = PostgreSQL::Test::Cluster->new("${name}_primary");
 	$primary->init(allows_streaming => 1);
 	$primary->append_conf('postgresql.conf', $conf);
@@ -57,6 +57,8 @@ sub setup
 	}
 	my $dboid = $primary->safe_psql('postgres',
 		"SELECT oid FROM pg_database WHERE datname = 'postgres'");
+
+	return ($primary, $standby, $dboid) if $no_first_event;
 
 	# an event delivered: its progress mark makes the standby's slot
 	api_sql($primary, 'INSERT INTO items VALUES (0, 0)');
@@ -95,24 +97,27 @@ sub check_all_arrived
 # --- synchronous standby; a slow receiver: part delivered, part not -------
 {
 	my $recv = start_receiver();
-	my ($primary, $standby, $dboid) = setup('sync', $recv, '/slow/30', 1);
+	my ($primary, $standby, $dboid) = setup('sync', $recv, '/slow/60', 1);
 	my $before = slot_on($standby, $dboid);
-	for my $b (1 .. 10)
+	api_sql($primary, "INSERT INTO items SELECT g, 1 FROM generate_series(1, 100) g");
+	ok(wait_until('first 100', 60, sub { @{ records($recv) } >= 101 }),
+		'sync: the first 100 events are delivered');
+	ok( wait_until('standby slot moves', 30, sub { slot_on($standby, $dboid) ne $before }),
+		'sync: the standby slot moves with the progress marks');
+	for my $b (2 .. 10)
 	{
 		my $lo = ($b - 1) * 100 + 1;
 		my $hi = $b * 100;
 		api_sql($primary, "INSERT INTO items SELECT g, $b FROM generate_series($lo, $hi) g");
 	}
 	ok( wait_until('some delivered', 60, sub { @{ records($recv) } > 150 }),
-		'sync: the primary delivers part of the 1,000 events');
-	ok( wait_until('standby slot moves', 30, sub { slot_on($standby, $dboid) ne $before }),
-		'sync: the standby slot moves with the progress marks');
+		'sync: the primary delivers part of the other 900 events');
 	$primary->kill9;
 	usleep(500_000);    # the old primary's processes see it gone
 	my $delivered_before = scalar @{ records($recv) } - 1;
 	$standby->promote;
 	wait_worker($standby, 60);
-	my $requests = check_all_arrived('sync', $recv, '/slow/30', 1000, $standby);
+	my $requests = check_all_arrived('sync', $recv, '/slow/60', 1000, $standby);
 	note("sync: $delivered_before of 1,000 delivered before the failover; "
 		  . ($requests - $delivered_before) . " requests after it");
 	ok($delivered_before < 1000, 'sync: the primary died with events outstanding');
@@ -162,6 +167,28 @@ sub check_all_arrived
 	check_all_arrived('async', $recv, '/async', 1000, $standby);
 	is($standby->safe_psql('postgres', 'SELECT parked FROM cocohooks.stats'), '0',
 		'async: no parked retry is left');
+	$standby->stop;
+}
+
+# --- a new standby, the primary killed right after the first events -------
+# no progress mark has reached the standby yet: the slot it makes at the
+# first event it replays keeps them
+{
+	my $recv = start_receiver();
+	my ($primary, $standby, $dboid) = setup('fresh', $recv, '/fresh', 0, 1);
+	is(slot_on($standby, $dboid), '', 'fresh: before any event the standby has no slot');
+	stop_receiver($recv);
+	api_sql($primary, "INSERT INTO items SELECT g, 1 FROM generate_series(1, 500) g");
+	api_sql($primary, "INSERT INTO items SELECT g, 2 FROM generate_series(501, 1000) g");
+	$primary->wait_for_catchup($standby, 'replay');
+	$primary->kill9;
+	usleep(500_000);
+	ok(wait_until('fresh standby slot', 10, sub { slot_on($standby, $dboid) ne '' }),
+		'fresh: the standby made a slot at the first event it replayed');
+	$standby->promote;
+	$recv = restart_receiver($recv);
+	wait_worker($standby, 60);
+	check_all_arrived('fresh', $recv, '/fresh', 1000, $standby);
 	$standby->stop;
 }
 
