@@ -1,6 +1,7 @@
 # Failover loses nothing (docs/guarantees.md §12): a streaming standby,
 # synchronous or asynchronous, is promoted after the primary is killed
-# (kill -9) with committed events outstanding, and the promoted server
+# (kill -9) with committed events outstanding (one transaction prepared),
+# and the promoted server
 # delivers every one of them that reached it, under the same webhook-ids.
 # The standby's follower keeps a slot per database at the primary's last
 # progress mark; DROP EXTENSION on the primary drops the standby's slot.
@@ -21,6 +22,7 @@ cocohooks.max_concurrent_deliveries = 4
 cocohooks.retry_max_backoff = 2000
 max_connections = 30
 restart_after_crash = off
+max_prepared_transactions = 5
 };
 
 sub slot_on
@@ -172,14 +174,18 @@ sub check_all_arrived
 
 # --- a new standby, the primary killed right after the first events -------
 # no progress mark has reached the standby yet: the slot it makes at the
-# first event it replays keeps them
+# first event it replays keeps them; a transaction prepared on the old
+# primary is committed on the new one
 {
 	my $recv = start_receiver();
 	my ($primary, $standby, $dboid) = setup('fresh', $recv, '/fresh', 0, 1);
 	is(slot_on($standby, $dboid), '', 'fresh: before any event the standby has no slot');
 	stop_receiver($recv);
 	api_sql($primary, "INSERT INTO items SELECT g, 1 FROM generate_series(1, 500) g");
-	api_sql($primary, "INSERT INTO items SELECT g, 2 FROM generate_series(501, 1000) g");
+	api_sql($primary, "INSERT INTO items SELECT g, 2 FROM generate_series(501, 990) g");
+	# a prepared transaction with events, committed on the promoted server
+	api_sql($primary, "BEGIN; INSERT INTO items SELECT g, 3 FROM generate_series(991, 1000) g; "
+		  . "PREPARE TRANSACTION 'p1'");
 	$primary->wait_for_catchup($standby, 'replay');
 	$primary->kill9;
 	usleep(500_000);
@@ -188,6 +194,7 @@ sub check_all_arrived
 	$standby->promote;
 	$recv = restart_receiver($recv);
 	wait_worker($standby, 60);
+	$standby->safe_psql('postgres', "COMMIT PREPARED 'p1'");
 	check_all_arrived('fresh', $recv, '/fresh', 1000, $standby);
 	$standby->stop;
 }
