@@ -1,8 +1,8 @@
 # Failover loses nothing (docs/guarantees.md §12): a streaming standby,
 # synchronous or asynchronous, is promoted after the primary is killed
-# (kill -9) with committed events outstanding (one transaction prepared),
-# and the promoted server
-# delivers every one of them that reached it, under the same webhook-ids.
+# (kill -9) with committed events outstanding (and one transaction
+# prepared), and the promoted server delivers every one of them that
+# reached it, under the same webhook-ids.
 # The standby's follower keeps a slot per database at the primary's last
 # progress mark; DROP EXTENSION on the primary drops the standby's slot.
 use strict;
