@@ -256,8 +256,27 @@ hooks_has_column(const char *name)
 }
 
 /*
- * Enables or disables a hook; either way the reason a 410 Gone left in
- * disabled_reason goes (a hook disabled by hand has none).
+ * Forgets since when the hook has been failing (cocohooks.hook_failing,
+ * failing_hooks.c): the worker starts a fresh clock at its next failure.
+ * As the catalog's owner, in SPI.
+ */
+static void
+forget_failing(int64 hook_id)
+{
+	Datum		args[1] = {Int64GetDatum(hook_id)};
+	Oid			types[1] = {INT8OID};
+
+	if (!OidIsValid(get_relname_relid("hook_failing", get_rel_namespace(coco_hooks_catalog()))))
+		return;
+	if (SPI_execute_with_args("DELETE FROM cocohooks.hook_failing WHERE hook_id = $1",
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from cocohooks.hook_failing");
+}
+
+/*
+ * Enables or disables a hook; either way the reason the worker left in
+ * disabled_reason goes (a hook disabled by hand has none).  A hook enabled
+ * starts a fresh clock of failures.
  */
 static bool
 set_enabled(int64 hook_id, bool enabled)
@@ -276,6 +295,8 @@ set_enabled(int64 hook_id, bool enabled)
 							  "UPDATE cocohooks.hooks SET enabled = $2 WHERE id = $1",
 							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update cocohooks.hooks");
+	if (OidIsValid(relid) && enabled)
+		forget_failing(hook_id);
 	coco_end_as_owner(&st);
 	return OidIsValid(relid);
 }
