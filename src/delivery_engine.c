@@ -343,13 +343,25 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
 	char	   *error = NULL;
 	char	   *disabled = NULL;
+	bool		held_back = false;
 
 	if (success)
 		coco_failing_note_success(d->spec->hook_id);
 	else if (!d->given_up && r->status == 410)
 		disable_gone(d);
 	else if (!d->given_up)
-		disabled = disable_if_failing_too_long(d);
+	{
+		char	   *held = coco_gone_skips(d->spec->hook_id, msg->queued_at);
+
+		/* sent before its hook was disabled: no retry, and no new clock */
+		if (held)
+		{
+			held_back = true;
+			pfree(held);
+		}
+		else
+			disabled = disable_if_failing_too_long(d);
+	}
 	if (d->sent)
 	{
 		dlist_node *next = coco_origin_release(d->origin);
@@ -370,7 +382,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		TimestampTz retry_at;
 
 		switch (coco_failure_step(msg, d->spec, d->webhook_id, d->attempts,
-								  d->given_up || disabled != NULL, d->line != NULL,
+								  d->given_up || disabled != NULL || held_back, d->line != NULL,
 								  r, &retry_at, &error))
 		{
 			case COCO_RETRY_PARKED:
@@ -392,6 +404,13 @@ delivery_done(void *arg, const CocoHttpResult *r)
 					error = psprintf("%s; the hook was disabled: %s", plain, disabled);
 					pfree(plain);
 					pfree(disabled);
+				}
+				else if (held_back)
+				{
+					char	   *plain = error;
+
+					error = psprintf("%s; not retried: the hook was disabled", plain);
+					pfree(plain);
 				}
 				break;
 		}
