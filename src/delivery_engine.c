@@ -318,7 +318,7 @@ disable_if_failing_too_long(const Delivery *d)
 	since_text = pstrdup(timestamptz_to_str(since));
 	reason = psprintf("no delivery succeeded since %s (cocohooks.disable_failing_hooks_after = %s)",
 					  since_text,
-					  GetConfigOption("cocohooks.disable_failing_hooks_after", false, false));
+					  GetConfigOptionByName("cocohooks.disable_failing_hooks_after", NULL, false));
 	not_sent = psprintf("not sent: the hook was disabled at %s: %s",
 						timestamptz_to_str(now), reason);
 	disable_hook(d->spec->hook_id, reason, not_sent);

@@ -243,7 +243,7 @@ coco_failing_write(void)
 		args[0] = coco_sql_array(ids, NULL, nset, INT8OID);
 		args[1] = coco_sql_array(since, NULL, nset, TIMESTAMPTZOID);
 		if (SPI_execute_with_args("INSERT INTO cocohooks.hook_failing (hook_id, failing_since) "
-								  "SELECT * FROM pg_catalog.unnest($1, $2) "
+								  "SELECT h, s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS r(h, s) "
 								  "ON CONFLICT (hook_id) DO UPDATE SET failing_since = excluded.failing_since",
 								  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert into cocohooks.hook_failing");

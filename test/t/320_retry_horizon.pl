@@ -36,7 +36,7 @@ is($node->safe_psql('postgres',
 		"SELECT retry_for, max_retries IS NULL FROM cocohooks.hooks WHERE id = $hook"),
 	'1 day|t', 'a new hook retries for a day, with no limit on the count');
 is($node->safe_psql('postgres', qq{
-	SELECT cocohooks.register_hook('d', 'post_save', '$recv->{url}/d', 15000, 2, NULL, NULL, 'none');
+	SELECT cocohooks.register_hook('d', 'post_save', '$recv->{url}/d', '{}', NULL, 15000, 2, NULL, NULL, 'none');
 	SELECT retry_for || ' ' || max_retries FROM cocohooks.hooks ORDER BY id DESC LIMIT 1}),
 	'1 day 2', 'positional calls of 0.2 keep working, and get the new retry_for');
 my ($ret, $out, $err) = $node->psql('postgres',
