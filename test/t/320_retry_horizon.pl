@@ -35,9 +35,9 @@ my $hook = $node->safe_psql('postgres', qq{
 is($node->safe_psql('postgres',
 		"SELECT retry_for, max_retries IS NULL FROM cocohooks.hooks WHERE id = $hook"),
 	'1 day|t', 'a new hook retries for a day, with no limit on the count');
-is($node->safe_psql('postgres', qq{
+is((split /\n/, $node->safe_psql('postgres', qq{
 	SELECT cocohooks.register_hook('d', 'post_save', '$recv->{url}/d', '{}', NULL, 15000, 2, NULL, NULL, 'none');
-	SELECT retry_for || ' ' || max_retries FROM cocohooks.hooks ORDER BY id DESC LIMIT 1}),
+	SELECT retry_for || ' ' || max_retries FROM cocohooks.hooks ORDER BY id DESC LIMIT 1}))[-1],
 	'1 day 2', 'positional calls of 0.2 keep working, and get the new retry_for');
 my ($ret, $out, $err) = $node->psql('postgres',
 	"SELECT cocohooks.register_hook('d', 'post_save', '$recv->{url}/d', retry_for => '0 s')");
@@ -93,7 +93,7 @@ cmp_ok($six_elapsed, '>=', 6.0, 'its last attempt was at the deadline, not befor
 cmp_ok($six_elapsed, '<', 8.0, 'and retries stopped there');
 ok($node->log_contains(qr/Attempt \d+ \(retrying until [^)]+\), retrying in \d+ ms\. URL: \S+\?six/),
 	'the server log says until when an unlimited hook retries');
-ok($node->log_contains(qr/not retried: its retry_for ended at [^.]+\. URL: \S+\?six/),
+ok($node->log_contains(qr/not retried: its retry_for ended at \S+ \S+\. URL: \S+\?six/),
 	'and why it stopped');
 
 is(scalar(@{ attempts_of('/status/503?zero') }), 1, 'max_retries => 0: one attempt');
