@@ -6,7 +6,10 @@
  * Each event handed in becomes one delivery per target hook.  A delivery
  * waits for a turn of its receiver (origin_queue.c), is sent by libcurl's
  * multi interface (http_client.c), and on failure with retries left waits
- * to retry (retry_queue.c).  Finished deliveries get their log rows
+ * to retry (retry_queue.c).  Each attempt's outcome moves its hook's
+ * clock of failures (failing_hooks.c); a hook whose receiver answered 410
+ * Gone, or that failed for cocohooks.disable_failing_hooks_after, is
+ * disabled (gone_hooks.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
@@ -323,7 +326,7 @@ disable_if_failing_too_long(const Delivery *d)
 						timestamptz_to_str(now), reason);
 	disable_hook(d->spec->hook_id, reason, not_sent);
 	ereport(WARNING,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			(errcode(ERRCODE_WARNING),
 			 errmsg("cocohooks disabled hook %lld: no delivery to it succeeded since %s",
 					(long long) d->spec->hook_id, since_text),
 			 errdetail("URL: %.*s. Its events written before now are not sent and are logged as failed in cocohooks.deliveries, with their payload.",
