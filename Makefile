@@ -39,6 +39,8 @@ OBJS = \
 	src/utility_hook.o \
 	src/extension_watch.o \
 	src/signing_keys.o \
+	src/failing_hooks.o \
+	src/hook_settings.o \
 	src/gone_hooks.o \
 	src/http_client.o \
 	src/request_headers.o \

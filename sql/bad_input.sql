@@ -175,7 +175,10 @@ SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', NULL);
 SELECT bi_unchanged();
 SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', timeout_ms => NULL);
 SELECT bi_unchanged();
-SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', max_retries => NULL);
+-- max_retries NULL is no limit on the count (0.3.0); retry_for must be positive
+SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', retry_for => '0 s');
+SELECT bi_unchanged();
+SELECT cocohooks.register_hook('bi_t', 'post_save', 'http://127.0.0.1/x', retry_for => '-1 day');
 SELECT bi_unchanged();
 SELECT cocohooks.unregister_hook(NULL);
 SELECT cocohooks.enable_hook(NULL);

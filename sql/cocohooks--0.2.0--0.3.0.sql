@@ -39,3 +39,46 @@ CREATE OR REPLACE VIEW cocohooks.stats AS
                          count(*) FILTER (WHERE next_attempt <= now()) AS parked_due
                   FROM cocohooks.retry_queue) p;
 
+
+-- Retries for a time (issue 20): retry_for bounds how long after the
+-- event's commit a delivery is retried, max_retries NULL means no limit on
+-- the count.  Hooks registered before the update keep their behaviour:
+-- their retry_for is NULL (no time limit) and they keep their max_retries;
+-- new hooks retry for a day by default, with no limit on the count.
+ALTER TABLE cocohooks.hooks ALTER COLUMN max_retries DROP NOT NULL,
+    ALTER COLUMN max_retries DROP DEFAULT;
+ALTER TABLE cocohooks.hooks ADD COLUMN retry_for interval CHECK (retry_for > '0');
+ALTER TABLE cocohooks.hooks ALTER COLUMN retry_for SET DEFAULT '1 day';
+DROP FUNCTION cocohooks.register_hook(regclass, text, text, jsonb, text, integer, integer,
+                                      text[], text[], text);
+CREATE FUNCTION cocohooks.register_hook(
+    collection      regclass,
+    event           text,
+    url             text,
+    headers         jsonb   DEFAULT '{}',
+    secret          text    DEFAULT NULL,
+    timeout_ms      integer DEFAULT 15000,
+    max_retries     integer DEFAULT NULL,
+    columns         text[]  DEFAULT NULL,
+    exclude_columns text[]  DEFAULT NULL,
+    ordering        text    DEFAULT 'document',
+    retry_for       interval DEFAULT '1 day'
+) RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
+
+-- Hooks whose deliveries fail with no success since failing_since (the
+-- first failed attempt after the last successful delivery): the worker
+-- disables one once cocohooks.disable_failing_hooks_after has passed.
+-- Written by the worker only, on a hook's first failure and its first
+-- success after it; enable_hook() deletes the row (a fresh clock).  The
+-- worker's state, not user data: not dumped (a restore starts the clocks
+-- afresh, as it starts with no parked retries).
+CREATE TABLE cocohooks.hook_failing (
+    hook_id         bigint      PRIMARY KEY,
+    failing_since   timestamptz NOT NULL
+);
+ALTER TABLE cocohooks.hook_failing ENABLE ROW LEVEL SECURITY;
+CREATE POLICY hook_failing_of_visible_hooks ON cocohooks.hook_failing FOR SELECT
+    USING (EXISTS (SELECT 1 FROM cocohooks.hooks h WHERE h.id = hook_id));
+REVOKE ALL ON cocohooks.hook_failing FROM PUBLIC;
+GRANT SELECT ON cocohooks.hook_failing TO PUBLIC;

@@ -22,7 +22,8 @@ CREATE TABLE cocohooks.hooks (
     secret      text,
     enabled     boolean     NOT NULL DEFAULT true,
     timeout_ms  integer     NOT NULL DEFAULT 15000 CHECK (timeout_ms BETWEEN 1 AND 15000),
-    max_retries integer     NOT NULL DEFAULT 0 CHECK (max_retries BETWEEN 0 AND 20),
+    -- NULL: no limit on the count (retry_for still bounds the time)
+    max_retries integer     CHECK (max_retries BETWEEN 0 AND 20),
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- why and when the worker disabled the hook (a 410 Gone); NULL otherwise
     disabled_reason text,
@@ -34,7 +35,9 @@ CREATE TABLE cocohooks.hooks (
     -- left out of document and old_data
     exclude_columns text[],
     ordering    text        NOT NULL DEFAULT 'document'
-        CHECK (ordering IN ('document', 'none'))
+        CHECK (ordering IN ('document', 'none')),
+    -- retries stop this long after the event's commit (NULL: no time limit)
+    retry_for   interval    DEFAULT '1 day' CHECK (retry_for > '0')
 );
 ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
 CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
@@ -94,10 +97,11 @@ CREATE FUNCTION cocohooks.register_hook(
     headers         jsonb   DEFAULT '{}',
     secret          text    DEFAULT NULL,
     timeout_ms      integer DEFAULT 15000,
-    max_retries     integer DEFAULT 0,
+    max_retries     integer DEFAULT NULL,
     columns         text[]  DEFAULT NULL,
     exclude_columns text[]  DEFAULT NULL,
-    ordering        text    DEFAULT 'document'
+    ordering        text    DEFAULT 'document',
+    retry_for       interval DEFAULT '1 day'
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 
@@ -156,6 +160,21 @@ CREATE INDEX retry_queue_next_attempt ON cocohooks.retry_queue (next_attempt);
 CREATE INDEX retry_queue_document ON cocohooks.retry_queue (hook_id, document_key, id)
     WHERE document_key IS NOT NULL;
 
+-- Hooks whose deliveries fail with no success since failing_since (the
+-- first failed attempt after the last successful delivery): the worker
+-- disables one once cocohooks.disable_failing_hooks_after has passed.
+-- Written by the worker only, on a hook's first failure and its first
+-- success after it; enable_hook() deletes the row (a fresh clock).  The
+-- worker's state, not user data: not dumped (a restore starts the clocks
+-- afresh, as it starts with no parked retries).
+CREATE TABLE cocohooks.hook_failing (
+    hook_id         bigint      PRIMARY KEY,
+    failing_since   timestamptz NOT NULL
+);
+ALTER TABLE cocohooks.hook_failing ENABLE ROW LEVEL SECURITY;
+CREATE POLICY hook_failing_of_visible_hooks ON cocohooks.hook_failing FOR SELECT
+    USING (EXISTS (SELECT 1 FROM cocohooks.hooks h WHERE h.id = hook_id));
+
 CREATE VIEW cocohooks.stats AS
     SELECT s.*, p.parked, p.parked_due
     FROM cocohooks.queue_stats() s,
@@ -206,4 +225,5 @@ CREATE EVENT TRIGGER cocohooks_follow_column_renames ON ddl_command_end
 REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA cocohooks FROM PUBLIC;
 GRANT USAGE ON SCHEMA cocohooks TO PUBLIC;
-GRANT SELECT ON cocohooks.hooks, cocohooks.deliveries, cocohooks.stats TO PUBLIC;
+GRANT SELECT ON cocohooks.hooks, cocohooks.deliveries, cocohooks.stats,
+    cocohooks.hook_failing TO PUBLIC;

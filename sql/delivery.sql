@@ -79,14 +79,14 @@ SELECT path, length(decode(substr(:'secret256', 7), 'base64')) AS key_bytes,
 SELECT cocohooks.unregister_hook(:hs);
 
 -- Failures: each is logged in cocohooks.deliveries, whatever the cause
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/500/delivery/f500')) AS h500 \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/404/delivery/f404')) AS h404 \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/500/delivery/f500'), max_retries => 0) AS h500 \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/404/delivery/f404'), max_retries => 0) AS h404 \gset
 SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/204/delivery/ok204')) AS h204 \gset
 SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/299/delivery/ok299')) AS h299 \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/redirect/delivery')) AS hredir \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', 'http://127.0.0.1:9/delivery/refused') AS hrefused \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/slow/3000/delivery/timeout'), timeout_ms => 300) AS hslow \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/close/delivery')) AS hclose \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/redirect/delivery'), max_retries => 0) AS hredir \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', 'http://127.0.0.1:9/delivery/refused', max_retries => 0) AS hrefused \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/slow/3000/delivery/timeout'), timeout_ms => 300, max_retries => 0) AS hslow \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/close/delivery'), max_retries => 0) AS hclose \gset
 INSERT INTO dl_t VALUES (10, 'fails');
 SELECT cocohooks.wait_for_deliveries('20 s');
 -- the write is never rolled back
@@ -149,7 +149,7 @@ SELECT cocohooks.unregister_hook(:hwait);
 -- Counters: one event for two hooks, one success and one failure
 CREATE TABLE dl_stats2 AS SELECT * FROM cocohooks.stats;
 SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/delivery/stats/ok')) AS hso \gset
-SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/500/delivery/stats')) AS hsf \gset
+SELECT cocohooks.register_hook('dl_t', 'post_save', recv_url('/status/500/delivery/stats'), max_retries => 0) AS hsf \gset
 INSERT INTO dl_t VALUES (40, 'counted');
 SELECT cocohooks.wait_for_deliveries('20 s');
 SELECT s.queued - s2.queued AS queued, s.delivered - s2.delivered AS delivered,

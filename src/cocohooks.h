@@ -96,6 +96,13 @@ typedef struct CocoHookSpec
 	uint32		flags;			/* COCO_SPEC_* (0 in messages of 0.1) */
 } CocoHookSpec;
 
+/*
+ * max_retries of a hook with no limit on the count (NULL in the catalog):
+ * its retries stop at its retry_for, which the worker reads from the
+ * catalog (hook_settings.c), or when the hook is disabled.
+ */
+#define COCO_RETRIES_UNLIMITED	PG_INT32_MAX
+
 /* ordering = 'document': a document's events go one at a time, in order */
 #define COCO_SPEC_ORDERED		0x0001
 

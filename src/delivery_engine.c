@@ -6,7 +6,10 @@
  * Each event handed in becomes one delivery per target hook.  A delivery
  * waits for a turn of its receiver (origin_queue.c), is sent by libcurl's
  * multi interface (http_client.c), and on failure with retries left waits
- * to retry (retry_queue.c).  Finished deliveries get their log rows
+ * to retry (retry_queue.c).  Each attempt's outcome moves its hook's
+ * clock of failures (failing_hooks.c); a hook whose receiver answered 410
+ * Gone, or that failed for cocohooks.disable_failing_hooks_after, is
+ * disabled (gone_hooks.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
@@ -39,6 +42,7 @@
 #include "postgres.h"
 
 #include "lib/ilist.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "cocohooks.h"
@@ -46,7 +50,9 @@
 #include "delivery_log.h"
 #include "document_order.h"
 #include "event_message.h"
+#include "failing_hooks.h"
 #include "gone_hooks.h"
+#include "hook_settings.h"
 #include "http_client.h"
 #include "origin_queue.h"
 #include "parked_retries.h"
@@ -244,6 +250,94 @@ park_line_at_backlog(void *line)
 	park_delivery(first, first->retry.at);
 }
 
+/*
+ * The worker disables the hook now (gone_hooks.c): its clock of failures
+ * stops, and its deliveries waiting to retry in memory become due, so
+ * that they are failed and logged now rather than at their retry time
+ * (its parked ones are made due when the hook is disabled, delivery_log.c).
+ */
+static void
+disable_hook(int64 hook_id, const char *reason, const char *not_sent)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	dlist_iter	iter;
+
+	coco_gone_note(hook_id, reason, not_sent);
+	coco_failing_note_success(hook_id);
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *w = dlist_container(Delivery, live_node, iter.cur);
+
+		if (w->waiting_retry && w->spec->hook_id == hook_id && w->retry.at > now)
+		{
+			coco_retry_remove(&w->retry);
+			coco_retry_add(&w->retry, now);
+		}
+	}
+}
+
+/*
+ * The receiver answered 410 Gone: it wants no more.  Disables the hook
+ * and holds back its events, before the turn freed by d sends the next.
+ */
+static void
+disable_gone(const Delivery *d)
+{
+	char	   *now = pstrdup(timestamptz_to_str(GetCurrentTimestamp()));
+	char	   *reason = psprintf("receiver answered 410 Gone at %s", now);
+	char	   *not_sent = psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
+									now);
+
+	disable_hook(d->spec->hook_id, reason, not_sent);
+	ereport(LOG,
+			(errmsg("cocohooks disabled hook %lld: its receiver answered 410 Gone",
+					(long long) d->spec->hook_id),
+			 errdetail("URL: %.*s. Its events written before this answer are not sent; enable_hook() enables it again.",
+					   (int) d->spec->url_len, coco_spec_url(d->spec))));
+	pfree(now);
+	pfree(reason);
+	pfree(not_sent);
+}
+
+/*
+ * An attempt of d failed: the hook's clock of failures
+ * (failing_hooks.c).  If it has failed, with no success, for
+ * cocohooks.disable_failing_hooks_after, disables the hook and returns
+ * why (palloc'd), for d's log row; else NULL.
+ */
+static char *
+disable_if_failing_too_long(const Delivery *d)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz since = coco_failing_note_failure(d->spec->hook_id, now);
+	char	   *since_text;
+	char	   *reason;
+	char	   *not_sent;
+
+	if (since == 0 || cocohooks_disable_failing_hooks_after <= 0 ||
+		!TimestampDifferenceExceeds(since, now, cocohooks_disable_failing_hooks_after))
+		return NULL;
+
+	since_text = pstrdup(timestamptz_to_str(since));
+	reason = psprintf("no delivery succeeded since %s (cocohooks.disable_failing_hooks_after = %s)",
+					  since_text,
+					  GetConfigOptionByName("cocohooks.disable_failing_hooks_after", NULL, false));
+	not_sent = psprintf("not sent: the hook was disabled at %s: %s",
+						timestamptz_to_str(now), reason);
+	disable_hook(d->spec->hook_id, reason, not_sent);
+	ereport(WARNING,
+			(errcode(ERRCODE_WARNING),
+			 errmsg("cocohooks disabled hook %lld: no delivery to it succeeded since %s",
+					(long long) d->spec->hook_id, since_text),
+			 errdetail("URL: %.*s. Its events written before now are not sent and are logged as failed in cocohooks.deliveries, with their payload.",
+					   (int) d->spec->url_len, coco_spec_url(d->spec)),
+			 errhint("Once the receiver works, enable_hook() enables the hook again and redeliver() sends the logged deliveries. \"%s\" sets how long a hook may fail.",
+					 "cocohooks.disable_failing_hooks_after")));
+	pfree(since_text);
+	pfree(not_sent);
+	return reason;
+}
+
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
 {
@@ -251,19 +345,25 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	const CocoEventHeader *msg = d->ev->msg;
 	bool		success = (r->error == NULL && r->status >= 200 && r->status < 300);
 	char	   *error = NULL;
+	char	   *disabled = NULL;
+	bool		held_back = false;
 
-	if (!success && r->status == 410 && !d->given_up)
+	if (success)
+		coco_failing_note_success(d->spec->hook_id);
+	else if (!d->given_up && r->status == 410)
+		disable_gone(d);
+	else if (!d->given_up)
 	{
-		/*
-		 * The receiver wants no more: disable the hook and hold back its
-		 * events, before the turn freed below sends the next one.
-		 */
-		coco_gone_note(d->spec->hook_id);
-		ereport(LOG,
-				(errmsg("cocohooks disabled hook %lld: its receiver answered 410 Gone",
-						(long long) d->spec->hook_id),
-				 errdetail("URL: %.*s. Its events written before this answer are not sent; enable_hook() enables it again.",
-						   (int) d->spec->url_len, coco_spec_url(d->spec))));
+		char	   *held = coco_gone_skips(d->spec->hook_id, msg->queued_at);
+
+		/* sent before its hook was disabled: no retry, and no new clock */
+		if (held)
+		{
+			held_back = true;
+			pfree(held);
+		}
+		else
+			disabled = disable_if_failing_too_long(d);
 	}
 	if (d->sent)
 	{
@@ -285,7 +385,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		TimestampTz retry_at;
 
 		switch (coco_failure_step(msg, d->spec, d->webhook_id, d->attempts,
-								  d->given_up, d->line != NULL, r, &retry_at, &error))
+								  d->given_up || disabled != NULL || held_back, d->line != NULL,
+								  r, &retry_at, &error))
 		{
 			case COCO_RETRY_PARKED:
 				pfree(error);
@@ -299,6 +400,21 @@ delivery_done(void *arg, const CocoHttpResult *r)
 				coco_retry_add(&d->retry, retry_at);
 				return;
 			case COCO_FAILED_FOR_GOOD:
+				if (disabled)
+				{
+					char	   *plain = error;
+
+					error = psprintf("%s; the hook was disabled: %s", plain, disabled);
+					pfree(plain);
+					pfree(disabled);
+				}
+				else if (held_back)
+				{
+					char	   *plain = error;
+
+					error = psprintf("%s; not retried: the hook was disabled", plain);
+					pfree(plain);
+				}
 				break;
 		}
 	}
@@ -362,10 +478,14 @@ coco_engine_flush_log(void)
 	nparked = 0;
 
 	ndisables = coco_gone_pending(&disables);
-	if (nlog == 0 && ndisables == 0)
+	if (nlog == 0 && ndisables == 0 && !coco_failing_dirty())
 		return;
+	/* the hooks' clocks of failures are written in the same transaction */
 	if (coco_log_write(log_rows, nlog, disables, ndisables))
+	{
 		coco_gone_written();
+		coco_failing_written();
+	}
 	for (int i = 0; i < nlog; i++)
 	{
 		if (log_rows[i].error)
@@ -405,18 +525,18 @@ release_finished_events(void)
 }
 
 /*
- * Why a delivery about to be sent (or retried) is not: its hook's receiver
- * answered 410 Gone after its event was written, or its event's WAL record
- * is past cocohooks.max_wal_retention.  NULL if it goes.
+ * Why a delivery about to be sent (or retried) is not: the worker disabled
+ * its hook (410 Gone, or failing too long) after its event was written, or
+ * its event's WAL record is past cocohooks.max_wal_retention.  NULL if it
+ * goes.
  */
 static char *
 reason_not_to_send(const Delivery *d)
 {
-	TimestampTz gone_at;
+	char	   *disabled = coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at);
 
-	if (coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at, &gone_at))
-		return psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
-						timestamptz_to_str(gone_at));
+	if (disabled)
+		return disabled;
 	if (d->ev->wal_lsn != 0 && d->ev->source->retention_cut &&
 		d->ev->wal_lsn <= d->ev->source->retention_cut())
 		return pstrdup("given up: WAL retention limit");
@@ -505,7 +625,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	WorkerEvent *ev;
 	const char *p;
 
-	coco_signing_keys_refresh();
+	coco_hook_settings_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
 	ev = palloc(sizeof(WorkerEvent));
 
@@ -630,7 +750,7 @@ coco_engine_progress(void)
 {
 	MemoryContext old;
 
-	coco_signing_keys_refresh();
+	coco_hook_settings_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
 	start_due_retries();
 	send_ready();

@@ -2,13 +2,14 @@
  *
  * delivery_log.c
  *	  Writes finished deliveries to cocohooks.deliveries, disables the hooks
- *	  whose receivers answered 410 Gone, and prunes old log rows.
+ *	  the worker gives up on, and prunes old log rows.
  *
  * Called by the worker, outside any transaction, with a batch of rows; one
  * short transaction inserts them all with a single statement over arrays,
  * so the cost per row is small and no HTTP work ever happens inside a
  * transaction.  The hooks gone_hooks.c names are disabled in the same
- * transaction.  If the extension is not installed (yet, or any more) the
+ * transaction (their parked deliveries made due), and the hooks' clocks
+ * of failures that changed are written (failing_hooks.c).  If the extension is not installed (yet, or any more) the
  * rows are skipped: failures have already reached the server log.
  *
  * Runs in: the worker.
@@ -39,6 +40,7 @@
 #include "utils/snapmgr.h"
 
 #include "delivery_log.h"
+#include "failing_hooks.h"
 #include "gone_hooks.h"
 #include "sql_array.h"
 
@@ -125,17 +127,23 @@ payload_text(const char *body, uint32 len)
 	return PointerGetDatum(cstring_to_text_with_len(body, len));
 }
 
-/* Disables the hooks whose receivers answered 410 Gone. */
+/*
+ * Disables the hooks gone_hooks.c names (410 Gone, or failing too long);
+ * their parked deliveries become due now, so that they are failed and
+ * logged now rather than at their retry time.
+ */
 static void
 disable_gone_hooks(const CocoHookDisable *disables, int ndisables)
 {
 	Oid			nsp = get_namespace_oid("cocohooks", true);
 	Oid			hooks = OidIsValid(nsp) ? get_relname_relid("hooks", nsp) : InvalidOid;
 	bool		has_reason;
+	bool		has_parked;
 
-	if (!OidIsValid(hooks))
+	if (!OidIsValid(hooks) || ndisables == 0)
 		return;
 	has_reason = get_attnum(hooks, "disabled_reason") != InvalidAttrNumber;
+	has_parked = OidIsValid(get_relname_relid("retry_queue", nsp));
 	for (int i = 0; i < ndisables; i++)
 	{
 		Datum		args[2] = {Int64GetDatum(disables[i].hook_id),
@@ -148,12 +156,17 @@ disable_gone_hooks(const CocoHookDisable *disables, int ndisables)
 								  "UPDATE cocohooks.hooks SET enabled = false WHERE id = $1 AND enabled",
 								  has_reason ? 2 : 1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not update cocohooks.hooks");
+		if (has_parked &&
+			SPI_execute_with_args("UPDATE cocohooks.retry_queue SET next_attempt = pg_catalog.now() "
+								  "WHERE hook_id = $1 AND next_attempt > pg_catalog.now()",
+								  1, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update cocohooks.retry_queue");
 	}
 }
 
 /*
- * Inserts the rows and disables the gone hooks, in one transaction.  May
- * raise errors.
+ * Inserts the rows, disables the gone hooks and writes the clocks of
+ * failures, in one transaction.  May raise errors.
  */
 static void
 insert_rows(CocoLogRow *rows, int nrows,
@@ -168,7 +181,7 @@ insert_rows(CocoLogRow *rows, int nrows,
 	Datum		args[NCOLS];
 	Oid			logrel;
 
-	if (nrows == 0 && ndisables == 0)
+	if (nrows == 0 && ndisables == 0 && !coco_failing_dirty())
 		return;
 
 	SetCurrentStatementStartTimestamp();
@@ -186,6 +199,7 @@ insert_rows(CocoLogRow *rows, int nrows,
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		disable_gone_hooks(disables, ndisables);
+		coco_failing_write();
 		if (nrows == 0)
 			goto done;
 		for (int c = 0; c < ncols; c++)

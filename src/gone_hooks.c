@@ -1,11 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * gone_hooks.c
- *	  Hooks whose receiver answered 410 Gone: disabled, and their waiting
+ *	  Hooks the worker disables (their receiver answered 410 Gone, or
+ *	  nothing was delivered to them for too long), and their waiting
  *	  events not sent.
  *
  * A receiver that answers 410 says it will never want these requests
- * again.  The worker then disables the hook in cocohooks.hooks, with
+ * again; a hook whose deliveries all failed for
+ * cocohooks.disable_failing_hooks_after (failing_hooks.c) is as good as
+ * gone.  The worker then disables the hook in cocohooks.hooks, with
  * disabled_reason saying why and when, in the same transaction as its
  * next log rows (so new writes stop firing it), and sends none of the
  * hook's events that were written before the answer: they fail at once,
@@ -41,7 +44,8 @@
 typedef struct GoneHook
 {
 	int64		hook_id;		/* hash key */
-	TimestampTz gone_at;		/* when the 410 arrived */
+	TimestampTz gone_at;		/* when it was disabled */
+	char		not_sent[COCO_DISABLE_REASON_LEN];	/* the error of its held-back deliveries */
 } GoneHook;
 
 static HTAB *gone = NULL;
@@ -63,9 +67,13 @@ forget_oldest(void)
 		hash_search(gone, &oldest->hook_id, HASH_REMOVE, NULL);
 }
 
-/* The hook's receiver answered 410 Gone just now. */
+/*
+ * The worker disables the hook now: reason goes into its disabled_reason,
+ * not_sent is the error logged for each of its events written before now,
+ * which are not sent.
+ */
 void
-coco_gone_note(int64 hook_id)
+coco_gone_note(int64 hook_id, const char *reason, const char *not_sent)
 {
 	GoneHook   *g;
 	bool		found;
@@ -84,6 +92,7 @@ coco_gone_note(int64 hook_id)
 		forget_oldest();
 	g = hash_search(gone, &hook_id, HASH_ENTER, &found);
 	g->gone_at = now;
+	strlcpy(g->not_sent, not_sent, sizeof(g->not_sent));
 
 	for (int i = 0; i < npending; i++)
 		if (pending[i].hook_id == hook_id)
@@ -91,29 +100,28 @@ coco_gone_note(int64 hook_id)
 	if (npending < MAX_PENDING)
 	{
 		pending[npending].hook_id = hook_id;
-		snprintf(pending[npending].reason, sizeof(pending[npending].reason),
-				 "receiver answered 410 Gone at %s", timestamptz_to_str(now));
+		strlcpy(pending[npending].reason, reason, sizeof(pending[npending].reason));
 		npending++;
 	}
-	/* else: disabled with a later 410 of the same hook; its events are held back already */
+	/* else: disabled with a later note of the same hook; its events are held back already */
 }
 
 /*
- * True if an event of the hook written at queued_at must not be sent: its
- * receiver answered 410 Gone after it was written.
+ * The error of an event of the hook written at queued_at that must not be
+ * sent (palloc'd): the hook was disabled after it was written.  NULL if it
+ * may go.
  */
-bool
-coco_gone_skips(int64 hook_id, TimestampTz queued_at, TimestampTz *gone_at)
+char *
+coco_gone_skips(int64 hook_id, TimestampTz queued_at)
 {
 	GoneHook   *g;
 
 	if (gone == NULL || hash_get_num_entries(gone) == 0)
-		return false;
+		return NULL;
 	g = hash_search(gone, &hook_id, HASH_FIND, NULL);
 	if (g == NULL || queued_at > g->gone_at)
-		return false;
-	*gone_at = g->gone_at;
-	return true;
+		return NULL;
+	return pstrdup(g->not_sent);
 }
 
 /* The hooks to disable with the next log rows. */

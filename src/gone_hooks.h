@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * gone_hooks.h
- *	  Hooks whose receiver answered 410 Gone: disabled, and their waiting
+ *	  Hooks the worker disables (their receiver answered 410 Gone, or
+ *	  nothing was delivered to them for too long), and their waiting
  *	  events not sent.
  *
  *-------------------------------------------------------------------------
@@ -11,16 +12,18 @@
 
 #include "cocohooks.h"
 
+#define COCO_DISABLE_REASON_LEN	160
+
 /* A hook the worker disables in the catalog with its next log rows. */
 typedef struct CocoHookDisable
 {
 	int64		hook_id;
-	char		reason[96];
+	char		reason[COCO_DISABLE_REASON_LEN];
 } CocoHookDisable;
 
-extern void coco_gone_note(int64 hook_id);
-extern bool coco_gone_skips(int64 hook_id, TimestampTz queued_at,
-							TimestampTz *gone_at);
+extern void coco_gone_note(int64 hook_id, const char *reason,
+						   const char *not_sent);
+extern char *coco_gone_skips(int64 hook_id, TimestampTz queued_at);
 extern int	coco_gone_pending(CocoHookDisable **disables);
 extern void coco_gone_written(void);
 

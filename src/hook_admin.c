@@ -77,19 +77,27 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	Jsonb	   *headers;
 	char	   *secret = NULL;
 	int32		timeout_ms;
-	int32		max_retries;
+	bool		retries_limited;
 	CocoAsOwner st;
 	int64		id;
 	bool		isnull;
-	Datum		args[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[10] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTOID};
-	/* the 0.1.0 SQL function, until ALTER EXTENSION UPDATE, has seven arguments */
+	Datum		args[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID};
+
+	/*
+	 * The SQL function of an older schema, until ALTER EXTENSION UPDATE, has
+	 * fewer arguments: seven in 0.1.0, ten in 0.2.0 (whose catalog has no
+	 * retry_for and needs a max_retries).
+	 */
 	bool		v02 = PG_NARGS() >= 10;
+	bool		v03 = PG_NARGS() >= 11;
+	int			nargs = v03 ? 11 : v02 ? 10 : 7;
 	ArrayType  *columns = NULL;
 	ArrayType  *exclude = NULL;
 	char	   *ordering = "document";
+	Interval   *retry_for = NULL;
 
 	coco_require_preload();
 	coco_require_arg(fcinfo, 0, "collection");
@@ -97,7 +105,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	coco_require_arg(fcinfo, 2, "url");
 	coco_require_arg(fcinfo, 3, "headers");
 	coco_require_arg(fcinfo, 5, "timeout_ms");
-	coco_require_arg(fcinfo, 6, "max_retries");
+	if (!v03)
+		coco_require_arg(fcinfo, 6, "max_retries");
 	if (v02)
 		coco_require_arg(fcinfo, 9, "ordering");
 
@@ -108,7 +117,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 		secret = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	timeout_ms = PG_GETARG_INT32(5);
-	max_retries = PG_GETARG_INT32(6);
+	retries_limited = !PG_ARGISNULL(6);
 	if (v02)
 	{
 		if (!PG_ARGISNULL(7))
@@ -117,6 +126,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 			exclude = PG_GETARG_ARRAYTYPE_P(8);
 		ordering = text_to_cstring(PG_GETARG_TEXT_PP(9));
 	}
+	if (v03 && !PG_ARGISNULL(10))
+		retry_for = PG_GETARG_INTERVAL_P(10);
 
 	coco_check_event(event);
 	coco_check_url(url);
@@ -124,7 +135,10 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	if (secret)
 		coco_check_secret(secret, "secret", true);
 	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
-	coco_check_range("max_retries", max_retries, 0, MAX_RETRIES);
+	if (retries_limited)
+		coco_check_range("max_retries", PG_GETARG_INT32(6), 0, MAX_RETRIES);
+	if (retry_for)
+		coco_check_retry_for(retry_for);
 	coco_check_ordering(ordering);
 	coco_check_collection(relid);
 	if (columns)
@@ -140,17 +154,26 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	if (!secret)
 		nulls[4] = 'n';
 	args[5] = Int32GetDatum(timeout_ms);
-	args[6] = Int32GetDatum(max_retries);
+	args[6] = retries_limited ? PG_GETARG_DATUM(6) : (Datum) 0;
+	nulls[6] = retries_limited ? ' ' : 'n';
 	args[7] = columns ? PointerGetDatum(columns) : (Datum) 0;
 	nulls[7] = columns ? ' ' : 'n';
 	args[8] = exclude ? PointerGetDatum(exclude) : (Datum) 0;
 	nulls[8] = exclude ? ' ' : 'n';
 	args[9] = CStringGetTextDatum(ordering);
+	args[10] = retry_for ? IntervalPGetDatum(retry_for) : (Datum) 0;
+	nulls[10] = retry_for ? ' ' : 'n';
 
 	coco_begin_as_owner(&st);
 	coco_check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
-	if (SPI_execute_with_args(v02 ?
+	if (SPI_execute_with_args(v03 ?
+							  "INSERT INTO cocohooks.hooks "
+							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
+							  "columns, exclude_columns, ordering, retry_for) "
+							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+							  "RETURNING id" :
+							  v02 ?
 							  "INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
 							  "columns, exclude_columns, ordering) "
@@ -158,7 +181,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 							  "INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries) "
 							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7) RETURNING id",
-							  v02 ? 10 : 7, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+							  nargs, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "could not insert into cocohooks.hooks");
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -233,8 +256,27 @@ hooks_has_column(const char *name)
 }
 
 /*
- * Enables or disables a hook; either way the reason a 410 Gone left in
- * disabled_reason goes (a hook disabled by hand has none).
+ * Forgets since when the hook has been failing (cocohooks.hook_failing,
+ * failing_hooks.c): the worker starts a fresh clock at its next failure.
+ * As the catalog's owner, in SPI.
+ */
+static void
+forget_failing(int64 hook_id)
+{
+	Datum		args[1] = {Int64GetDatum(hook_id)};
+	Oid			types[1] = {INT8OID};
+
+	if (!OidIsValid(get_relname_relid("hook_failing", get_rel_namespace(coco_hooks_catalog()))))
+		return;
+	if (SPI_execute_with_args("DELETE FROM cocohooks.hook_failing WHERE hook_id = $1",
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from cocohooks.hook_failing");
+}
+
+/*
+ * Enables or disables a hook; either way the reason the worker left in
+ * disabled_reason goes (a hook disabled by hand has none).  A hook enabled
+ * starts a fresh clock of failures.
  */
 static bool
 set_enabled(int64 hook_id, bool enabled)
@@ -253,6 +295,8 @@ set_enabled(int64 hook_id, bool enabled)
 							  "UPDATE cocohooks.hooks SET enabled = $2 WHERE id = $1",
 							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update cocohooks.hooks");
+	if (OidIsValid(relid) && enabled)
+		forget_failing(hook_id);
 	coco_end_as_owner(&st);
 	return OidIsValid(relid);
 }

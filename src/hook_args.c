@@ -36,6 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "cocohooks.h"
 #include "event_message.h"
@@ -270,6 +271,27 @@ coco_check_range(const char *name, int value, int min, int max)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s %d is out of range", name, value),
 				 errdetail("%s must be between %d and %d.", name, min, max)));
+}
+
+/*
+ * retry_for: a finite interval greater than zero (NULL, for no time limit,
+ * is not checked here).
+ */
+void
+coco_check_retry_for(Interval *retry_for)
+{
+	Interval	zero = {0};
+
+	if (INTERVAL_NOT_FINITE(retry_for) ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(retry_for),
+										  IntervalPGetDatum(&zero))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid retry_for \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(retry_for)))),
+				 errdetail("retry_for must be a finite interval greater than zero."),
+				 errhint("Pass NULL to retry with no time limit.")));
 }
 
 /*

@@ -12,6 +12,7 @@
 
 #include "fmgr.h"
 #include "utils/array.h"
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 #include "cocohooks.h"
@@ -26,6 +27,7 @@ extern void coco_check_headers(Jsonb *headers);
 extern void coco_check_secret(const char *secret, const char *argname,
 							  bool null_allowed);
 extern void coco_check_range(const char *name, int value, int min, int max);
+extern void coco_check_retry_for(Interval *retry_for);
 extern void coco_check_collection(Oid relid);
 extern void coco_check_partition_family(Oid relid);
 extern void coco_check_column_list(Oid relid, ArrayType *names,

@@ -357,7 +357,8 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		value = coco_hooks_attr(tup, desc, Anum_hooks_secret, &isnull);
 		row->secret = isnull ? NULL : TextDatumGetCString(value);
 		row->timeout_ms = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_timeout_ms, &isnull));
-		row->max_retries = DatumGetInt32(coco_hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull));
+		value = coco_hooks_attr(tup, desc, Anum_hooks_max_retries, &isnull);
+		row->max_retries = isnull ? COCO_RETRIES_UNLIMITED : DatumGetInt32(value);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_columns, &isnull);
 		row->columns = isnull ? NULL : DatumGetArrayTypePCopy(value);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_exclude_columns, &isnull);

@@ -24,7 +24,7 @@
 #define Anum_hooks_secret		6
 #define Anum_hooks_enabled		7
 #define Anum_hooks_timeout_ms	8
-#define Anum_hooks_max_retries	9
+#define Anum_hooks_max_retries	9	/* NULL from 0.3.0: no limit */
 #define Anum_hooks_created_at	10
 /* 0.2.0 */
 #define Anum_hooks_disabled_reason	11
@@ -33,8 +33,10 @@
 #define Anum_hooks_columns		14
 #define Anum_hooks_exclude_columns	15
 #define Anum_hooks_ordering		16
+/* 0.3.0 */
+#define Anum_hooks_retry_for	17
 
-#define Natts_hooks				16
+#define Natts_hooks				17
 
 #include "postgres.h"
 

@@ -143,15 +143,16 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 		Datum		headers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 											COL_HEADERS, &hnull);
 		char	   *secret = text_col(COL_SECRET, &snull);
+		bool		retries_null;
+		Datum		retries = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											COL_RETRIES, &retries_null);
 
 		coco_hook_spec_append(&spec, hook_id, text_col(COL_URL, &isnull),
 							  hnull ? NULL : DatumGetJsonbPCopy(headers), secret,
 							  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 														  SPI_tuptable->tupdesc,
 														  COL_TIMEOUT, &isnull)),
-							  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-														  SPI_tuptable->tupdesc,
-														  COL_RETRIES, &isnull)),
+							  retries_null ? COCO_RETRIES_UNLIMITED : DatumGetInt32(retries),
 		/* sent when asked: an old state has no place in a document's order */
 							  0);
 	}

@@ -5,8 +5,12 @@
  *	  failed for good; and the server log line that says so.
  *
  * A failed attempt with retries left (and not refused for good: the
- * network guard, 410 Gone) is retried after the back-off
- * (coco_retry_delay_ms).  It waits in the worker's memory (retry_queue.c)
+ * network guard, 410 Gone, a hook disabled) is retried after the back-off
+ * (coco_retry_delay_ms).  Retries are left while both limits allow: the
+ * hook's max_retries (COCO_RETRIES_UNLIMITED: none), and its retry_for
+ * after the event's commit (read from the catalog by hook_settings.c, as
+ * a message has no room for it; NULL: none); the last retry is clamped to
+ * that deadline.  It waits in the worker's memory (retry_queue.c)
  * when its retry is near and memory holds fewer than the bound; otherwise
  * it is parked in cocohooks.retry_queue (parked_retries.c), and so is a
  * delivery of an ordered hook while documents' lines are at their bound.
@@ -23,16 +27,34 @@
  */
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
 #include "document_order.h"
+#include "hook_settings.h"
 #include "parked_retries.h"
 #include "retry_policy.h"
 #include "retry_queue.h"
 #include "settings.h"
 
 /*
+ * When the retries of the delivery of msg to spec stop: its retry_for
+ * after the event's commit (0: no time limit).
+ */
+static TimestampTz
+retry_deadline(const CocoEventHeader *msg, const CocoHookSpec *spec)
+{
+	int64		retry_for_ms = coco_hook_retry_for_ms(spec->hook_id);
+
+	return retry_for_ms < 0 ? 0 :
+		TimestampTzPlusMilliseconds(msg->queued_at, retry_for_ms);
+}
+
+/*
  * A failed attempt (number attempts) of the delivery of msg to spec: what
  * comes next, when (*retry_at, for a retry), and the error for its log row
- * (*error, palloc'd).
+ * (*error, palloc'd).  Retries stop at whichever comes first: max_retries
+ * (unless COCO_RETRIES_UNLIMITED) or the hook's retry_for after the
+ * event's commit; the last retry is due at that deadline at the latest.
  */
 CocoFailureStep
 coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
@@ -40,14 +62,27 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
 				  bool in_line, const CocoHttpResult *r,
 				  TimestampTz *retry_at, char **error)
 {
-	bool		retry = attempts <= spec->max_retries && !given_up &&
-		!r->permanent && r->status != 410;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = retry_deadline(msg, spec);
+	bool		unlimited = spec->max_retries == COCO_RETRIES_UNLIMITED;
+	bool		out_of_time = deadline != 0 && now >= deadline;
+	bool		retry = (unlimited || attempts <= spec->max_retries) && !out_of_time &&
+		!given_up && !r->permanent && r->status != 410;
 	bool		memory_full = coco_retry_count() >=
 		cocohooks_max_concurrent_deliveries * COCO_RETRY_BACKLOG_FACTOR;
-	long		delay_ms = retry ? coco_retry_delay_ms(attempts, r->retry_after_s) : 0;
+	long		delay_ms = 0;
 	CocoFailureStep step = retry ? COCO_RETRY_IN_MEMORY : COCO_FAILED_FOR_GOOD;
-	char		next[64] = "";
+	char		attempt[96];
+	char		next[96] = "";
 
+	if (retry)
+	{
+		delay_ms = coco_retry_delay_ms(attempts, r->retry_after_s,
+									   TimestampDifferenceMilliseconds(msg->queued_at, now));
+		/* the last retry goes at the deadline */
+		if (deadline != 0 && TimestampTzPlusMilliseconds(now, delay_ms) > deadline)
+			delay_ms = TimestampDifferenceMilliseconds(now, deadline);
+	}
 	if (retry && coco_parked_available() &&
 		(delay_ms >= COCO_PARK_AFTER_MS || memory_full ||
 		 (in_line && coco_order_waiting() >=
@@ -64,8 +99,20 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
 	}
 	else if (retry)
 		snprintf(next, sizeof(next), ", retrying in %ld ms", delay_ms);
+	else if (out_of_time && !given_up && !r->permanent && r->status != 410)
+		snprintf(next, sizeof(next), ", not retried: its retry_for ended at %s",
+				 timestamptz_to_str(deadline));
 
-	*retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_ms);
+	if (!unlimited)
+		snprintf(attempt, sizeof(attempt), "%d of %d", attempts, spec->max_retries + 1);
+	else if (deadline != 0)
+		snprintf(attempt, sizeof(attempt), "%d (retrying until %s)", attempts,
+				 timestamptz_to_str(deadline));
+	else
+		snprintf(attempt, sizeof(attempt), "%d (retrying until the hook is disabled)",
+				 attempts);
+
+	*retry_at = TimestampTzPlusMilliseconds(now, delay_ms);
 	*error = r->error ? pstrdup(r->error) :
 		psprintf("receiver answered with HTTP status %ld", r->status);
 	ereport(LOG,
@@ -73,8 +120,8 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
 					coco_event_names[msg->event],
 					(int) msg->collection_len, coco_event_collection(msg),
 					(long long) spec->hook_id, *error),
-			 errdetail("Attempt %d of %d%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
-					   attempts, spec->max_retries + 1, next,
+			 errdetail("Attempt %s%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
+					   attempt, next,
 					   (int) spec->url_len, coco_spec_url(spec), webhook_id,
 					   (int) msg->document_id_len, coco_event_document_id(msg))));
 	if (retry && step == COCO_FAILED_FOR_GOOD)

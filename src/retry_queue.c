@@ -101,18 +101,30 @@ coco_retry_count(void)
 }
 
 /*
- * Milliseconds before retry number `attempt` (1 for the first retry): about
- * 1 s doubling each time, with jitter so that the retries of many events do
- * not arrive together, capped by cocohooks.retry_max_backoff.  A
- * Retry-After from the receiver is honoured up to the same cap.
+ * Milliseconds before retry number `attempt` (1 for the first retry) of an
+ * event committed since_commit_ms ago: about 1 s doubling each time, capped
+ * by the larger of cocohooks.retry_max_backoff and a quarter of the time
+ * since the commit (at most COCO_RETRY_CAP_MAX_MS).  So a receiver back
+ * after an outage of T gets its events within about T/4, and a day of
+ * retrying costs a few dozen attempts, not one a minute.
+ *
+ * Jitter spreads the retries of many events: the back-off is taken 0.75 to
+ * 1.25 times, the cap 0.75 to 1 times (so a capped retry is jittered too,
+ * and never later than the cap).  A Retry-After from the receiver is
+ * honoured up to the same cap.  The caller clamps the result to the
+ * hook's retry_for deadline.
  */
 long
-coco_retry_delay_ms(int attempt, long retry_after_s)
+coco_retry_delay_ms(int attempt, long retry_after_s, int64 since_commit_ms)
 {
+	double		r = pg_prng_double(&pg_global_prng_state);
 	double		base = 1000.0 * (double) (1L << Min(attempt - 1, 20));
-	double		delay = base * (0.75 + 0.5 * pg_prng_double(&pg_global_prng_state));
+	double		cap = Max((double) cocohooks_retry_max_backoff,
+						  Min((double) Max(since_commit_ms, 0) / 4.0,
+							  (double) COCO_RETRY_CAP_MAX_MS));
+	double		delay = Min(base * (0.75 + 0.5 * r), cap * (0.75 + 0.25 * r));
 
 	if (retry_after_s > 0)
-		delay = Max(delay, (double) retry_after_s * 1000.0);
-	return (long) Min(delay, (double) cocohooks_retry_max_backoff);
+		delay = Max(delay, Min((double) retry_after_s * 1000.0, cap));
+	return (long) delay;
 }

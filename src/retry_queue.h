@@ -31,6 +31,10 @@ extern void coco_retry_remove(CocoRetry *retry);
 extern CocoRetry *coco_retry_pop_due(TimestampTz now);
 extern long coco_retry_next_ms(void);
 extern int	coco_retry_count(void);
-extern long coco_retry_delay_ms(int attempt, long retry_after_s);
+/* the longest the back-off's cap grows to, however long an event fails */
+#define COCO_RETRY_CAP_MAX_MS	(6L * 3600 * 1000)
+
+extern long coco_retry_delay_ms(int attempt, long retry_after_s,
+								int64 since_commit_ms);
 
 #endif							/* COCOHOOKS_RETRY_QUEUE_H */

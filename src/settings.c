@@ -39,6 +39,7 @@ int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
+int			cocohooks_disable_failing_hooks_after = 5 * 24 * 3600 * 1000;	/* ms */
 int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
 int			cocohooks_durability = COCO_DURABILITY_WAL;
 int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
@@ -175,11 +176,22 @@ define_settings(void)
 
 	DefineCustomIntVariable("cocohooks.retry_max_backoff",
 							"Longest wait before a retry of a failed delivery.",
-							"Retries wait about 1 s, then twice as long each time, up to this; a Retry-After answer is honoured up to it too.",
+							"Retries wait about 1 s, then twice as long each time, up to this or, once the event has failed for longer, up to a quarter of the time since its commit (at most 6 h); a Retry-After answer is honoured up to the same limit.",
 							&cocohooks_retry_max_backoff,
 							60000,
 							1000,
 							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.disable_failing_hooks_after",
+							"Disables a hook when none of its deliveries succeeded for this long.",
+							"Counted from its first failed attempt after its last successful delivery; its waiting deliveries are logged as failed, with their payload. 0 never disables.",
+							&cocohooks_disable_failing_hooks_after,
+							5 * 24 * 3600 * 1000,
+							0,
+							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

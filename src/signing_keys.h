@@ -8,6 +8,9 @@
 #ifndef COCOHOOKS_SIGNING_KEYS_H
 #define COCOHOOKS_SIGNING_KEYS_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
+
 #include "cocohooks.h"
 
 typedef struct CocoSigningKeys
@@ -21,7 +24,9 @@ typedef struct CocoSigningKeys
 } CocoSigningKeys;
 
 extern void coco_signing_keys_note_change(void);
-extern void coco_signing_keys_refresh(void);
+extern void coco_signing_keys_reset(void);
+extern void coco_signing_keys_load_row(int64 id, HeapTuple tup, TupleDesc desc);
+extern void coco_signing_keys_forget(void);
 extern const CocoSigningKeys *coco_signing_keys_for(int64 hook_id);
 
 #endif							/* COCOHOOKS_SIGNING_KEYS_H */

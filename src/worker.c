@@ -68,6 +68,7 @@
 #include "event_ring.h"
 #include "event_store.h"
 #include "extension_installed.h"
+#include "failing_hooks.h"
 #include "parked_retries.h"
 #include "pg_compat.h"
 #include "saved_events.h"
@@ -393,6 +394,7 @@ cocohooks_worker_main(Datum main_arg)
 	}
 	/* after that answer: until CREATE EXTENSION has ended, its tables are locked */
 	coco_parked_init();
+	coco_failing_init();
 
 	wes = coco_create_wait_event_set(3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);

@@ -58,7 +58,8 @@ note('slow hook durations (ms): '
 # --- timeout_ms = 1000 against a 4 s answer
 my $hook_t = $node->safe_psql('postgres', qq{
 	CREATE TABLE tt (id int PRIMARY KEY);
-	SELECT cocohooks.register_hook('tt', 'post_save', '$recv->{url}/slow/4000', timeout_ms => 1000);
+	SELECT cocohooks.register_hook('tt', 'post_save', '$recv->{url}/slow/4000', timeout_ms => 1000,
+		max_retries => 0);
 });
 my $log_offset = -s $node->logfile;
 api_sql($node, 'INSERT INTO tt VALUES (1)');

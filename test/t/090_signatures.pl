@@ -59,7 +59,7 @@ register(
 	secret => "'$secret'",
 	headers => q{'{"X-Custom": "custom value", "Authorization": "Bearer t0k3n"}'});
 register('delete', 'docs', 'post_delete', '/delete', secret => "'$secret'");
-register('wrong', 'docs', 'post_save', '/wrong', secret => "'$wrong_secret'");
+register('wrong', 'docs', 'post_save', '/wrong', secret => "'$wrong_secret'", max_retries => 0);
 register(
 	'retry', 'retried', 'post_save', '/fail-once/retry',
 	secret => "'$secret'",

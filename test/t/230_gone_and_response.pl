@@ -69,9 +69,9 @@ $node->safe_psql('postgres', qq{
 	CREATE TABLE r (id int PRIMARY KEY);
 	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/3000');
 	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/300000');
-	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/300000?status=500');
+	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/300000?status=500', max_retries => 0);
 	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/status/204');
-	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/17?status=422');
+	SELECT cocohooks.register_hook('r', 'post_save', '$recv->{url}/body/17?status=422', max_retries => 0);
 });
 api_sql($node, 'INSERT INTO r VALUES (1)');
 ok(wait_deliveries($node), 'finished');

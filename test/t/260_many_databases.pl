@@ -101,7 +101,8 @@ my ($n_base, $max_base) = latency_of_db2(1000);
 my $slow_recv = start_receiver();
 $node->safe_psql('db1', qq{
 	CREATE TABLE slow (id int PRIMARY KEY, pad text);
-	SELECT cocohooks.register_hook('slow', 'post_save', '$slow_recv->{url}/slow/25000');
+	SELECT cocohooks.register_hook('slow', 'post_save', '$slow_recv->{url}/slow/25000',
+		max_retries => 0);
 });
 api_in('db1', "INSERT INTO slow SELECT g, repeat('x', 500) FROM generate_series(1, 3000) g");
 wait_until('db1 requests in flight', 10,

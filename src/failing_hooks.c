@@ -1,0 +1,339 @@
+/*-------------------------------------------------------------------------
+ *
+ * failing_hooks.c
+ *	  Since when each hook has been failing: the clock that disables a hook
+ *	  nothing is delivered to (cocohooks.disable_failing_hooks_after).
+ *
+ * A hook is failing since its first failed attempt after its last
+ * successful delivery (of any of its events).  The delivery engine tells
+ * us of every attempt's outcome (coco_failing_note_failure, _success) and
+ * disables the hook once it has been failing for the setting's time
+ * (gone_hooks.c does the disabling, as for 410 Gone).
+ *
+ * The clocks must outlive the worker (restarts happen in five days), but
+ * cocohooks.hooks is not the place: a change there invalidates every
+ * backend's hook cache.  They are kept in cocohooks.hook_failing, written
+ * only on a hook's transitions (its first failure: a row; its first
+ * success after it, or its disabling: no row), in the transaction of the
+ * worker's next log rows (delivery_log.c calls coco_failing_write), and
+ * read back when the worker starts.  enable_hook() deletes a hook's row,
+ * so that a hook enabled again starts a fresh clock; the worker notices
+ * it when it reads the hooks again after a change (hook_settings.c calls
+ * coco_failing_reconcile) and forgets its own copy of that clock.
+ *
+ * Runs in: the worker.
+ *
+ * Invariants:
+ *	- a hook's entry is dirty from its transition until the transaction
+ *	  that writes it has committed (coco_failing_written); a failed write
+ *	  leaves it dirty, to be written with the next log rows;
+ *	- at most MAX_FAILING_HOOKS hooks have a clock (hooks are few): past
+ *	  that, a newly failing hook has none, and is not disabled by this
+ *	  rule until another's clock ends, which the server log says once;
+ *	- before ALTER EXTENSION UPDATE to 0.3.0 there is no table: the clocks
+ *	  live in this worker's memory only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "failing_hooks.h"
+#include "sql_array.h"
+
+#define MAX_FAILING_HOOKS	10000
+
+typedef struct FailingHook
+{
+	int64		hook_id;		/* hash key */
+	TimestampTz failing_since;	/* 0: not failing (its row is to go) */
+	bool		dirty;			/* changed since its row was written */
+	bool		persisted;		/* its row is in the table (as far as we know) */
+} FailingHook;
+
+static HTAB *failing = NULL;
+static int	ndirty = 0;
+static bool warned_full = false;
+
+/* In a transaction: cocohooks.hook_failing's oid, InvalidOid if none. */
+static Oid
+failing_table(void)
+{
+	Oid			nsp = get_namespace_oid("cocohooks", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("hook_failing", nsp) : InvalidOid;
+}
+
+static void
+mark_dirty(FailingHook *f)
+{
+	if (!f->dirty)
+		ndirty++;
+	f->dirty = true;
+}
+
+/*
+ * At worker start, outside a transaction: the clocks a previous worker
+ * left.  A failed read is reported; the clocks then start afresh.
+ */
+void
+coco_failing_init(void)
+{
+	HASHCTL		ctl = {0};
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(FailingHook);
+	failing = hash_create("cocohooks failing hooks", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		Oid			relid;
+
+		PushActiveSnapshot(GetTransactionSnapshot());
+		relid = failing_table();
+		if (OidIsValid(relid))
+		{
+			Relation	rel = table_open(relid, AccessShareLock);
+			TupleDesc	desc = RelationGetDescr(rel);
+			TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+			HeapTuple	tup;
+
+			while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)) &&
+				   hash_get_num_entries(failing) < MAX_FAILING_HOOKS)
+			{
+				bool		isnull;
+				int64		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
+				FailingHook *f = hash_search(failing, &id, HASH_ENTER, NULL);
+
+				f->failing_since = DatumGetTimestampTz(heap_getattr(tup, 2, desc, &isnull));
+				f->dirty = false;
+				f->persisted = true;
+			}
+			table_endscan(scan);
+			table_close(rel, AccessShareLock);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * An attempt to deliver to the hook failed at now: since when it has been
+ * failing, or 0 if it has no clock (past MAX_FAILING_HOOKS).
+ */
+TimestampTz
+coco_failing_note_failure(int64 hook_id, TimestampTz now)
+{
+	FailingHook *f;
+	bool		found;
+
+	f = hash_search(failing, &hook_id, HASH_FIND, NULL);
+	if (f == NULL)
+	{
+		if (hash_get_num_entries(failing) >= MAX_FAILING_HOOKS)
+		{
+			if (!warned_full)
+				ereport(LOG,
+						(errmsg("cocohooks keeps no failure clock for hook %lld: %d hooks are failing already",
+								(long long) hook_id, MAX_FAILING_HOOKS),
+						 errdetail("It is not disabled by cocohooks.disable_failing_hooks_after until a failing hook succeeds or is disabled.")));
+			warned_full = true;
+			return 0;
+		}
+		f = hash_search(failing, &hook_id, HASH_ENTER, &found);
+		f->failing_since = 0;
+		f->dirty = false;
+		f->persisted = false;
+	}
+	if (f->failing_since == 0)
+	{
+		f->failing_since = now;
+		mark_dirty(f);
+	}
+	return f->failing_since;
+}
+
+/*
+ * A delivery to the hook succeeded, or the worker disabled it: its clock
+ * stops (and starts afresh at its next failure).
+ */
+void
+coco_failing_note_success(int64 hook_id)
+{
+	FailingHook *f;
+
+	if (hash_get_num_entries(failing) == 0)
+		return;
+	f = hash_search(failing, &hook_id, HASH_FIND, NULL);
+	if (f == NULL || f->failing_since == 0)
+		return;
+	f->failing_since = 0;
+	mark_dirty(f);
+}
+
+/* Whether some clock changed since the last write. */
+bool
+coco_failing_dirty(void)
+{
+	return ndirty > 0;
+}
+
+/*
+ * Writes the changed clocks; in the worker's log transaction, SPI
+ * connected (delivery_log.c).  Also deletes the rows of hooks that no
+ * longer exist.  Raises errors.
+ */
+void
+coco_failing_write(void)
+{
+	HASH_SEQ_STATUS seq;
+	FailingHook *f;
+	Datum	   *ids;
+	Datum	   *since;
+	Datum	   *gone;
+	int			nset = 0;
+	int			ngone = 0;
+	Oid			types[2] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[2];
+
+	if (ndirty == 0 || !OidIsValid(failing_table()))
+		return;
+	ids = palloc(sizeof(Datum) * ndirty);
+	since = palloc(sizeof(Datum) * ndirty);
+	gone = palloc(sizeof(Datum) * ndirty);
+	hash_seq_init(&seq, failing);
+	while ((f = hash_seq_search(&seq)) != NULL)
+	{
+		if (!f->dirty)
+			continue;
+		if (f->failing_since != 0)
+		{
+			ids[nset] = Int64GetDatum(f->hook_id);
+			since[nset++] = TimestampTzGetDatum(f->failing_since);
+		}
+		else
+			gone[ngone++] = Int64GetDatum(f->hook_id);
+	}
+	if (nset > 0)
+	{
+		args[0] = coco_sql_array(ids, NULL, nset, INT8OID);
+		args[1] = coco_sql_array(since, NULL, nset, TIMESTAMPTZOID);
+		if (SPI_execute_with_args("INSERT INTO cocohooks.hook_failing (hook_id, failing_since) "
+								  "SELECT h, s FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS r(h, s) "
+								  "ON CONFLICT (hook_id) DO UPDATE SET failing_since = excluded.failing_since",
+								  2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not insert into cocohooks.hook_failing");
+	}
+	args[0] = coco_sql_array(gone, NULL, ngone, INT8OID);
+	if (SPI_execute_with_args("DELETE FROM cocohooks.hook_failing f "
+							  "WHERE f.hook_id = ANY ($1) OR NOT EXISTS "
+							  "(SELECT FROM cocohooks.hooks h WHERE h.id = f.hook_id)",
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from cocohooks.hook_failing");
+}
+
+/* What coco_failing_write wrote has committed. */
+void
+coco_failing_written(void)
+{
+	HASH_SEQ_STATUS seq;
+	FailingHook *f;
+
+	if (ndirty == 0)
+		return;
+	hash_seq_init(&seq, failing);
+	while ((f = hash_seq_search(&seq)) != NULL)
+	{
+		if (!f->dirty)
+			continue;
+		f->dirty = false;
+		f->persisted = (f->failing_since != 0);
+		if (f->failing_since == 0)
+			hash_search(failing, &f->hook_id, HASH_REMOVE, NULL);
+	}
+	ndirty = 0;
+}
+
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Forgets the clocks whose rows someone else deleted (enable_hook()): the
+ * hook starts a fresh clock at its next failure.  In a transaction with a
+ * snapshot (hook_settings.c's read of the catalog).
+ */
+void
+coco_failing_reconcile(void)
+{
+	Oid			relid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	int64	   *rows;
+	int			nrows = 0;
+	int			maxrows = 64;
+	HASH_SEQ_STATUS seq;
+	FailingHook *f;
+
+	if (failing == NULL || hash_get_num_entries(failing) == 0)
+		return;
+	relid = failing_table();
+	if (!OidIsValid(relid))
+		return;
+	rows = palloc(sizeof(int64) * maxrows);
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		bool		isnull;
+
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc(rows, sizeof(int64) * maxrows);
+		}
+		rows[nrows++] = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(rows, nrows, sizeof(int64), compare_int64);
+
+	hash_seq_init(&seq, failing);
+	while ((f = hash_seq_search(&seq)) != NULL)
+		if (f->persisted && !f->dirty &&
+			bsearch(&f->hook_id, rows, nrows, sizeof(int64), compare_int64) == NULL)
+			hash_search(failing, &f->hook_id, HASH_REMOVE, NULL);
+	pfree(rows);
+}
