@@ -26,7 +26,7 @@
  *	  the catalog, no hook has a retry_for (its retries are bounded by
  *	  max_retries, or by disabling) and requests are signed with the
  *	  messages' own keys;
- *	- a hook missing from the catalog (unregistered) has no retry_for.
+ *	- a hook missing from the catalog (unregistered) retries for a day.
  *
  *-------------------------------------------------------------------------
  */
@@ -51,6 +51,9 @@
 #include "worker_marks.h"
 
 #define MAX_AGE_MS	5000
+
+/* the retry_for of an unregistered hook's last events: register_hook's default */
+#define UNREGISTERED_RETRY_FOR_MS	((int64) 24 * 3600 * 1000)
 
 /* a retry_for longer than this (about 100 years) counts as none */
 #define RETRY_FOR_MAX_MS	((int64) 100 * 365 * 24 * 3600 * 1000)
@@ -178,7 +181,9 @@ coco_hook_settings_refresh(void)
 
 /*
  * The hook's retry_for in milliseconds as of the last refresh; -1 if it
- * has none (NULL, or the hook is not in the catalog).
+ * has none (NULL, or the catalog could not be read).  A hook no longer in
+ * the catalog (unregistered) retries its last events for the default day:
+ * nothing could disable it, and its retries would never end.
  */
 int64
 coco_hook_retry_for_ms(int64 hook_id)
@@ -188,5 +193,5 @@ coco_hook_retry_for_ms(int64 hook_id)
 	if (settings == NULL)
 		return -1;
 	h = hash_search(settings, &hook_id, HASH_FIND, NULL);
-	return h ? h->retry_for_ms : -1;
+	return h ? h->retry_for_ms : UNREGISTERED_RETRY_FOR_MS;
 }
