@@ -56,35 +56,42 @@ static XLogRecPtr marked = InvalidXLogRecPtr;	/* the last one written */
 static bool finished_since_mark = true; /* the first note writes a mark */
 static TimestampTz last_mark = 0;
 
-static void
+/* Writes a mark; returns where its record ends (Invalid if none written). */
+static XLogRecPtr
 write_mark(Oid dboid, XLogRecPtr restart)
 {
 	WalProgressMark mark = {.version = MARK_VERSION,.dboid = dboid,.restart = restart};
 
 	if (RecoveryInProgress())
-		return;
-	(void) coco_log_logical_message(COCO_WAL_PROGRESS_PREFIX, (const char *) &mark,
+		return InvalidXLogRecPtr;
+	return coco_log_logical_message(COCO_WAL_PROGRESS_PREFIX, (const char *) &mark,
 									sizeof(mark), false);
 }
 
 /*
  * The worker's restart point is restart now; events_finished says whether
- * events finished since the last call.
+ * events finished since the last call.  Returns where the mark it wrote
+ * ends, with *start where it begins; Invalid if it wrote none.
  */
-void
-coco_wal_progress_note(XLogRecPtr restart, bool events_finished, TimestampTz now)
+XLogRecPtr
+coco_wal_progress_note(XLogRecPtr restart, bool events_finished, TimestampTz now,
+					   XLogRecPtr *start)
 {
+	XLogRecPtr	end;
+
 	noted = Max(noted, restart);
 	finished_since_mark |= events_finished;
 	if (noted <= marked ||
 		!TimestampDifferenceExceeds(last_mark, now, MARK_INTERVAL_MS))
-		return;
+		return InvalidXLogRecPtr;
 	if (!finished_since_mark && noted - marked < MARK_DISTANCE)
-		return;
-	write_mark(MyDatabaseId, noted);
+		return InvalidXLogRecPtr;
+	end = write_mark(MyDatabaseId, noted);
+	*start = ProcLastRecPtr;
 	marked = noted;
 	finished_since_mark = false;
 	last_mark = now;
+	return end;
 }
 
 /* At the worker's orderly exit: the last restart point noted goes out. */
@@ -93,7 +100,7 @@ coco_wal_progress_flush(void)
 {
 	if (noted > marked)
 	{
-		write_mark(MyDatabaseId, noted);
+		(void) write_mark(MyDatabaseId, noted);
 		marked = noted;
 	}
 }
@@ -102,7 +109,7 @@ coco_wal_progress_flush(void)
 void
 coco_wal_progress_slot_dropped(Oid dboid)
 {
-	write_mark(dboid, InvalidXLogRecPtr);
+	(void) write_mark(dboid, InvalidXLogRecPtr);
 	if (dboid == MyDatabaseId)
 	{
 		noted = marked = InvalidXLogRecPtr;

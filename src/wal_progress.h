@@ -16,8 +16,8 @@
 #include "utils/timestamp.h"
 
 /* the worker: notes its restart point; a mark goes out now and then */
-extern void coco_wal_progress_note(XLogRecPtr restart, bool events_finished,
-								   TimestampTz now);
+extern XLogRecPtr coco_wal_progress_note(XLogRecPtr restart, bool events_finished,
+										TimestampTz now, XLogRecPtr *start);
 extern void coco_wal_progress_flush(void);
 
 /* whoever drops a database's slot: the standby drops its copy too */

@@ -386,6 +386,29 @@ coco_wal_retention_cut(void)
 }
 
 /*
+ * The worker just wrote a progress mark from start to end.  It is flushed
+ * at once, so that the scan (which reads flushed WAL only) is not held
+ * before it until the WAL writer's next flush.  If the scan had read
+ * everything before it, with nothing open or unfinished, the mark is the
+ * next record and holds no event: the scan steps over it and the done mark
+ * moves past it, so that wait_for_deliveries() on an idle database does
+ * not wait for the worker to read its own mark.
+ */
+static void
+step_over_mark(XLogRecPtr start, XLogRecPtr end)
+{
+	WalSourceState *st = &coco_wal_state;
+
+	XLogFlush(end);
+	if (!st->scan_at_end || st->scan_next != start || !dlist_is_empty(&st->jobs) ||
+		coco_wal_scan_oldest_open(start) != start)
+		return;
+	st->scan_next = end;
+	st->scan_positioned = false;
+	coco_marks_set_wal_done(end);
+}
+
+/*
  * Frees finished jobs, reports how far everything is finished, and moves
  * the slot's restart point up to the oldest position still needed.
  */
@@ -395,6 +418,8 @@ coco_wal_source_advance(void)
 	WalSourceState *st = &coco_wal_state;
 	XLogRecPtr	restart;
 	XLogRecPtr	done;
+	XLogRecPtr	mark_start = InvalidXLogRecPtr;
+	XLogRecPtr	mark_end;
 	dlist_mutable_iter miter;
 	TimestampTz now;
 
@@ -437,8 +462,10 @@ coco_wal_source_advance(void)
 	give_up_past_retention(restart);
 	coco_marks_set_wal_restart(restart);
 	coco_wal_slot_move_restart(restart, now);
-	coco_wal_progress_note(restart, jobs_freed, now);
+	mark_end = coco_wal_progress_note(restart, jobs_freed, now, &mark_start);
 	jobs_freed = false;
+	if (!XLogRecPtrIsInvalid(mark_end))
+		step_over_mark(mark_start, mark_end);
 	coco_wal_merge_forget(restart);
 }
 
