@@ -142,7 +142,7 @@ move_held_slot(XLogRecPtr restart)
  * later; held on return.
  */
 static void
-create_slot_at(const char *name, XLogRecPtr restart)
+create_slot_at(const char *name, XLogRecPtr restart, const char *from)
 {
 	XLogRecPtr	oldest = oldest_wal_kept();
 
@@ -161,7 +161,8 @@ create_slot_at(const char *name, XLogRecPtr restart)
 	else
 		ereport(LOG,
 				(errmsg("cocohooks standby made replication slot \"%s\" to keep WAL from %X/%X for a promotion",
-						name, LSN_FORMAT_ARGS(restart))));
+						name, LSN_FORMAT_ARGS(restart)),
+				 errdetail("The position is that of %s.", from)));
 }
 
 /* A progress mark of database dboid: its slot follows. */
@@ -178,7 +179,7 @@ follow_mark(Oid dboid, XLogRecPtr restart)
 		return;
 	}
 	if (SearchNamedReplicationSlot(name, true) == NULL)
-		create_slot_at(name, restart);
+		create_slot_at(name, restart, "a progress mark of the primary");
 	else
 		coco_slot_acquire(name);
 	move_held_slot(restart);
@@ -200,7 +201,7 @@ follow_event(Oid dboid, XLogRecPtr start)
 	coco_wal_slot_name(name, dboid);
 	if (SearchNamedReplicationSlot(name, true) == NULL)
 	{
-		create_slot_at(name, start);
+		create_slot_at(name, start, "the first event of the database replayed here");
 		ReplicationSlotRelease();
 	}
 	set_known(dboid, true);

@@ -179,7 +179,10 @@ sub check_all_arrived
 {
 	my $recv = start_receiver();
 	my ($primary, $standby, $dboid) = setup('fresh', $recv, '/fresh', 0, 1);
-	is(slot_on($standby, $dboid), '', 'fresh: before any event the standby has no slot');
+	# the primary's worker marks its start; on a busy machine the mark may
+	# come after the backup began, and the standby makes the slot from it
+	my $slot_before_events = slot_on($standby, $dboid);
+	note("fresh: standby slot before any event: '$slot_before_events'");
 	stop_receiver($recv);
 	api_sql($primary, "INSERT INTO items SELECT g, 1 FROM generate_series(1, 500) g");
 	api_sql($primary, "INSERT INTO items SELECT g, 2 FROM generate_series(501, 990) g");
@@ -190,7 +193,14 @@ sub check_all_arrived
 	$primary->kill9;
 	usleep(500_000);
 	ok(wait_until('fresh standby slot', 10, sub { slot_on($standby, $dboid) ne '' }),
-		'fresh: the standby made a slot at the first event it replayed');
+		'fresh: the standby has a slot for the database');
+	SKIP:
+	{
+		skip 'the primary\'s start mark reached the standby', 1 if $slot_before_events ne '';
+		like(slurp_file($standby->logfile),
+			qr/cocohooks standby made replication slot "cocohooks_$dboid" to keep WAL from .*\n.*DETAIL:  The position is that of the first event/,
+			'fresh: the standby made it at the first event it replayed');
+	}
 	$standby->promote;
 	$recv = restart_receiver($recv);
 	wait_worker($standby, 60);
