@@ -24,6 +24,13 @@
  * deliveries are parked, parked_retries.c), and one batch of log rows.
  * Everything lives in the engine's own memory context.
  *
+ * WAL is bounded too: an event read from the WAL keeps it (the slot's
+ * restart point) until it is finished, and a delivery waiting to retry in
+ * memory could keep it for as long as its receiver is down.  So a retry
+ * whose event lies more than PARK_WAL_BEHIND bytes behind the end of the
+ * WAL is parked, with the deliveries behind it in its document's line
+ * (park_retries_behind), whatever its next attempt's time.
+ *
  * Runs in: the worker.
  *
  * Invariants: a finished transfer is handled (delivery_done) after
@@ -38,6 +45,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "lib/ilist.h"
 #include "utils/memutils.h"
 
@@ -58,6 +66,10 @@
 #include "worker_marks.h"
 
 #define MAX_LOG_BATCH		1000
+
+/* retries in memory whose event is this far behind the WAL's end are parked */
+#define PARK_WAL_BEHIND		((uint64) 16 * 1024 * 1024)
+#define PARK_WAL_CHECK_MS	200
 
 
 typedef struct WorkerEvent
@@ -99,6 +111,7 @@ static uint64 events_started = 0;
 static uint64 events_released = 0;
 
 static CocoHttp *http = NULL;
+static TimestampTz park_wal_checked = 0;
 static MemoryContext engine_cxt = NULL;
 
 static CocoLogRow log_rows[MAX_LOG_BATCH];
@@ -242,6 +255,66 @@ park_line_at_backlog(void *line)
 	first->waiting_retry = false;
 	active++;
 	park_delivery(first, first->retry.at);
+}
+
+/*
+ * Parks the retries waiting in memory whose event is more than
+ * PARK_WAL_BEHIND bytes behind the end of the WAL, so that the slot's
+ * restart point can pass them: a receiver down for long keeps no more WAL
+ * than that (and than the deliveries in flight).  The live list is in the
+ * order events were started, which is their WAL order for each source;
+ * the walk stops at the first delivery whose event is recent, and looks at
+ * most every PARK_WAL_CHECK_MS, for MAX_LOG_BATCH retries at most.
+ * Outside libcurl and any transaction.
+ */
+static void
+park_retries_behind(void)
+{
+	TimestampTz now;
+	XLogRecPtr	insert;
+	uint64		cutoff;
+	dlist_iter	iter;
+	Delivery  **found;
+	int			nfound = 0;
+
+	if (coco_retry_count() == 0 || !coco_parked_available())
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(park_wal_checked, now, PARK_WAL_CHECK_MS))
+		return;
+	park_wal_checked = now;
+	insert = GetXLogInsertRecPtr();
+	if (insert <= PARK_WAL_BEHIND)
+		return;
+	cutoff = insert - PARK_WAL_BEHIND;
+
+	/*
+	 * First the retries to park, then the parking: parking may write rows
+	 * and free deliveries parked before (never one waiting to retry).
+	 */
+	found = palloc(sizeof(Delivery *) * MAX_LOG_BATCH);
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		if (d->ev->wal_lsn == 0)
+			continue;			/* not in the WAL: parked, saved, memory mode */
+		if (d->ev->wal_lsn > cutoff || nfound == MAX_LOG_BATCH)
+			break;
+		/* in flight, in a line or done: soon finished or parked anyway */
+		if (d->waiting_retry)
+			found[nfound++] = d;
+	}
+	for (int i = 0; i < nfound; i++)
+	{
+		Delivery   *d = found[i];
+
+		coco_retry_remove(&d->retry);
+		d->waiting_retry = false;
+		active++;
+		park_delivery(d, d->retry.at);
+	}
+	pfree(found);
 }
 
 static void
@@ -632,6 +705,7 @@ coco_engine_progress(void)
 
 	coco_signing_keys_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
+	park_retries_behind();
 	start_due_retries();
 	send_ready();
 	coco_http_drive(http);
