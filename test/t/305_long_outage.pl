@@ -224,7 +224,10 @@ ok(wait_until('the other documents\' 1,000 events', 120, sub { (other_docs())[0]
 	'the other documents of the hook got all their events while document 1 failed');
 note(sprintf('the other documents caught up %.1f s after the first write', time() - $t2));
 is((other_docs())[1], 0, 'the other documents\' events arrived in order');
-ok($node->safe_psql('postgres', 'SELECT parked FROM cocohooks.stats') > 0,
+# its first delivery waits in memory until its delays pass 8 s, then its
+# line is parked
+ok(wait_until('document 1 parked', 60,
+		sub { $node->safe_psql('postgres', 'SELECT parked FROM cocohooks.stats') > 0 }),
 	'document 1\'s deliveries are parked');
 
 $doc_recv = restart_receiver($doc_recv);
