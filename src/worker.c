@@ -449,10 +449,16 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		coco_engine_event_counts(&started_before, &released);
 		took = coco_saved_events_start();
-		took |= take_parked();
 		took |= take_events();
 		coco_wal_scan();
 		took |= coco_wal_source_take();
+		/*
+		 * Parked deliveries last, with the room the others left: they hold
+		 * no WAL, while events not read yet keep theirs; with thousands due
+		 * at each back-off (a receiver down for long), taking them first
+		 * left no room to read new events, and the WAL grew.
+		 */
+		took |= take_parked();
 		coco_engine_progress();
 		coco_saved_events_note_finished();
 		coco_wal_source_advance();
