@@ -16,6 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use IO::Socket::INET;
 use JSON::PP;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
@@ -68,7 +69,15 @@ my $hook = $node->safe_psql('postgres',
 my $pid = worker_pid($node);
 my $anon0 = proc_status_kb($pid, 'RssAnon');
 
+# The receiver's port stays bound, without listening, while it is down:
+# connections are refused, and no other process of a busy machine takes
+# the port in two minutes (a receiver could not come back on it).
 stop_receiver($recv);
+my $hold = IO::Socket::INET->new(
+	LocalAddr => '127.0.0.1',
+	LocalPort => $recv->{port},
+	Proto => 'tcp',
+	ReuseAddr => 1) or die "could not hold port $recv->{port}: $!";
 my $t0 = time();
 my $lsn0 = $node->safe_psql('postgres', 'SELECT pg_current_wal_lsn()');
 my (@kept, @retained, @anon, $max_parked);
@@ -149,6 +158,7 @@ cmp_ok($peak2, '<=', $peak1 + 16 * 1024,
 	'the worker\'s memory does not grow with the outage');
 cmp_ok($peak1, '<', 256 * 1024, 'the worker\'s private memory stays under 256 MB');
 
+close($hold);
 $recv = restart_receiver($recv);
 my $t1 = time();
 is($node->safe_psql('postgres', "SELECT cocohooks.wait_for_deliveries('300 s')"), 't',
