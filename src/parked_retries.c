@@ -20,7 +20,13 @@
  * deliveries waiting behind it in its document's line, in order, and
  * every later event of that hook and document is parked behind them while
  * any is parked (coco_parked_holds).  Rows of a document are taken back
- * one at a time, oldest (lowest id) first.
+ * one at a time, oldest (lowest id) first: only a document's first row
+ * has the time of its next attempt, the rows behind it wait with
+ * next_attempt 'infinity', and when the first row is deleted the next one
+ * becomes due, in the same transaction.  So the due rows are only ever
+ * those that may go, and taking them costs the same however many rows a
+ * document has behind its first (with every row due, each take looked at
+ * them all: 3,000 rows of one document drained at 5 a second).
  *
  * Which documents have rows parked is counted in memory for at most
  * PARKED_DOCS_MAX documents.  Past that, the rows of further documents are
@@ -72,6 +78,7 @@
 #define PARK_BATCH			1000
 #define PARK_BATCH_BYTES	(16 * 1024 * 1024)
 #define POLL_INTERVAL_MS	1000
+#define DEFER_MS			10
 
 /*
  * Documents of ordered hooks whose parked rows are counted in memory (about
@@ -241,6 +248,19 @@ load_parked(void)
 	hash_destroy(parked_docs);
 	hash_destroy(untracked);
 	create_counts();
+
+	/*
+	 * Only a document's first row is due: the worker keeps this itself
+	 * (coco_parked_add, promote_next_rows), but a first row may have gone
+	 * without it (deleted by hand).
+	 */
+	if (SPI_execute("UPDATE cocohooks.retry_queue r "
+					"SET next_attempt = CASE WHEN r.next_attempt = 'infinity' THEN now() ELSE 'infinity' END "
+					"WHERE document_key IS NOT NULL "
+					"AND (next_attempt = 'infinity') = NOT EXISTS (SELECT FROM cocohooks.retry_queue o "
+					"WHERE o.hook_id = r.hook_id AND o.document_key = r.document_key AND o.id < r.id)",
+					false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
 	if (SPI_execute("SELECT count(*) FROM cocohooks.retry_queue", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cocohooks.retry_queue");
 	{
@@ -438,12 +458,19 @@ coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec,
 				TimestampTz next_attempt, int64 document_key,
 				const CocoEventSource *source, void *source_arg)
 {
-	PendingRow *row = &pending[npending++];
+	DocKey		doc = {.hook_id = spec->hook_id, .document_key = document_key};
+	PendingRow *row;
 
+	/* behind a row of its document: due once that one is gone */
+	if (document_key != 0 && source != &coco_parked_source &&
+		(hash_search(parked_docs, &doc, HASH_FIND, NULL) != NULL ||
+		 (untracked_of(doc.hook_id) != NULL && untracked_doc_parked(doc))))
+		TIMESTAMP_NOEND(next_attempt);
+
+	row = &pending[npending++];
 	Assert(npending <= PARK_BATCH);
 	row->id = 0;
-	row->doc.hook_id = spec->hook_id;
-	row->doc.document_key = document_key;
+	row->doc = doc;
 	row->attempts = attempts;
 	row->next_attempt = next_attempt;
 	strlcpy(row->webhook_id, webhook_id, sizeof(row->webhook_id));
@@ -537,6 +564,40 @@ write_pending(void)
 }
 
 /*
+ * The deleted rows' documents: each one's first row left is due now.  In
+ * the flush's transaction, SPI connected.
+ */
+static void
+promote_next_rows(void)
+{
+	Datum	   *hook = palloc(sizeof(Datum) * ndeletes);
+	Datum	   *key = palloc(sizeof(Datum) * ndeletes);
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[2];
+	int			n = 0;
+
+	for (int i = 0; i < ndeletes; i++)
+	{
+		if (deletes[i].doc.document_key == 0)
+			continue;
+		hook[n] = Int64GetDatum(deletes[i].doc.hook_id);
+		key[n] = Int64GetDatum(deletes[i].doc.document_key);
+		n++;
+	}
+	if (n == 0)
+		return;
+	args[0] = coco_sql_array(hook, NULL, n, INT8OID);
+	args[1] = coco_sql_array(key, NULL, n, INT8OID);
+	if (SPI_execute_with_args("UPDATE cocohooks.retry_queue q SET next_attempt = now() "
+							  "FROM (SELECT DISTINCT h, k FROM unnest($1, $2) AS d(h, k)) d "
+							  "WHERE q.id = (SELECT min(o.id) FROM cocohooks.retry_queue o "
+							  "WHERE o.hook_id = d.h AND o.document_key = d.k) "
+							  "AND q.next_attempt = 'infinity'",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
+}
+
+/*
  * Writes what was parked, parked again or finished since the last call, in
  * one transaction of its own.  Outside a transaction; can raise an error
  * (the worker then exits: what it parked is not finished for its source,
@@ -565,6 +626,7 @@ coco_parked_flush(void)
 		if (SPI_execute_with_args("DELETE FROM cocohooks.retry_queue WHERE id = ANY ($1)",
 								  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from cocohooks.retry_queue");
+		promote_next_rows();
 	}
 	end_transaction(old);
 
@@ -643,14 +705,11 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 
 		/*
 		 * Due rows not taken yet; of an ordered hook's document only the
-		 * oldest, and only once no older row of it is left.
+		 * oldest is ever due (the others wait with next_attempt infinity).
 		 */
 		if (SPI_execute_with_args("SELECT id, hook_id, coalesce(document_key, 0), message "
-								  "FROM cocohooks.retry_queue r "
+								  "FROM cocohooks.retry_queue "
 								  "WHERE next_attempt <= now() AND id <> ALL ($1) "
-								  "AND (document_key IS NULL OR NOT EXISTS "
-								  "(SELECT FROM cocohooks.retry_queue o WHERE o.hook_id = r.hook_id "
-								  "AND o.document_key = r.document_key AND o.id < r.id)) "
 								  "ORDER BY next_attempt, id LIMIT $2",
 								  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read cocohooks.retry_queue");
@@ -677,6 +736,16 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 	if (n == max)
 		next_poll = now;
 	return n;
+}
+
+/* Looks for due rows again in a few milliseconds at the soonest (no room now). */
+void
+coco_parked_defer(void)
+{
+	TimestampTz soonest = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DEFER_MS);
+
+	if (next_poll < soonest)
+		next_poll = soonest;
 }
 
 /* Whether any parked row is not taken back yet. */

@@ -82,6 +82,7 @@
 #define PRUNE_BATCH			1000
 #define PRUNE_INTERVAL_MS	60000
 #define GATHER_MS			1	/* see the main loop */
+#define PARKED_TAKE_BATCH	256 /* see take_parked() */
 #define GATHER_BUSY_MS		4	/* see keeping_up() */
 #define GATHER_BUSY_RATE	3	/* events per ms */
 #define GATHER_DECAY		0.9 /* weight of the rounds before, per round */
@@ -286,6 +287,17 @@ take_parked(void)
 
 	if (room <= 0 || !coco_parked_waiting())
 		return false;
+
+	/*
+	 * While the engine is busy, wait for room for a batch: each look at the
+	 * table costs about the same for one row as for hundreds.
+	 */
+	if (room < Min(cocohooks_max_concurrent_deliveries / 4, PARKED_TAKE_BATCH) &&
+		coco_engine_in_flight() > 0)
+	{
+		coco_parked_defer();
+		return false;
+	}
 	initStringInfo(&buf);
 	ids = palloc(sizeof(int64) * room);
 	n = coco_parked_take(&buf, ids, room);
