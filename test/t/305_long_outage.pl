@@ -135,7 +135,7 @@ my $outage = time() - $t0;
 my $wal_written = $node->safe_psql('postgres', "SELECT pg_current_wal_lsn() - '$lsn0'");
 my ($max_kept) = sort { $b <=> $a } @kept;
 my ($max_retained) = sort { $b <=> $a } @retained;
-note(sprintf('outage %.0f s, %d MB of WAL written; WAL kept by the slot: at most %.1f MB '
+diag(sprintf('outage %.0f s, %d MB of WAL written; WAL kept by the slot: at most %.1f MB '
 	  . '(stats: %.1f MB), %d samples; at most %d deliveries parked',
 	  $outage, $wal_written / 1048576, $max_kept / 1048576, $max_retained / 1048576,
 	  scalar @kept, $max_parked));
@@ -152,7 +152,7 @@ my @first = map { $_->[1] } grep { $_->[0] < $OUTAGE_S / 2 } @anon;
 my @second = map { $_->[1] } grep { $_->[0] >= $OUTAGE_S / 2 } @anon;
 my ($peak1) = sort { $b <=> $a } @first;
 my ($peak2) = sort { $b <=> $a } @second;
-note(sprintf('worker RssAnon: %.1f MB idle, peak %.1f MB in the first minute, %.1f MB in the second',
+diag(sprintf('worker RssAnon: %.1f MB idle, peak %.1f MB in the first minute, %.1f MB in the second',
 	  $anon0 / 1024, $peak1 / 1024, $peak2 / 1024));
 cmp_ok($peak2, '<=', $peak1 + 16 * 1024,
 	'the worker\'s memory does not grow with the outage');
@@ -163,7 +163,7 @@ $recv = restart_receiver($recv);
 my $t1 = time();
 is($node->safe_psql('postgres', "SELECT cocohooks.wait_for_deliveries('300 s')"), 't',
 	'every delivery finished once the receiver was back');
-note(sprintf('drained %.0f s after the receiver came back', time() - $t1));
+diag(sprintf('drained %.0f s after the receiver came back', time() - $t1));
 my $ids = ids_of($recv, '/events');
 is(scalar keys %$ids, $EVENTS, 'all 100,000 events arrived (distinct webhook-ids)');
 is(failed_rows($hook), '0', 'none failed');
@@ -241,8 +241,10 @@ ok(wait_until('document 1 parked', 60,
 	'document 1\'s deliveries are parked');
 
 $doc_recv = restart_receiver($doc_recv);
+my $t3 = time();
 is($node->safe_psql('postgres', "SELECT cocohooks.wait_for_deliveries('180 s')"), 't',
 	'document 1: finished once the receiver accepts it');
+diag(sprintf('document 1\'s 3,000 events: drained %.1f s after the receiver accepted them', time() - $t3));
 my ($back, %got, $last) = (0);
 for my $r (@{ records($doc_recv, sub { $_[0]{path} eq '/docs' }) })
 {
