@@ -17,7 +17,10 @@
  * sequence order; the finished mark reported to the queue advances over
  * the finished prefix, so an event is only reported once all its
  * deliveries are done and their log rows committed (wait_for_deliveries()
- * waits on that mark).  An event's source is told through the callbacks
+ * waits on that mark).  A finished event behind an unfinished one keeps
+ * only its place: its message is freed at once, and a run of finished
+ * events is one entry (event_finished), so the list is bounded by the
+ * unfinished events however long one of them waits.  An event's source is told through the callbacks
  * it handed in with the event (CocoEventSource, event_source.h); the
  * engine knows no source by name.  HTTP happens only outside transactions.
  *
@@ -26,6 +29,13 @@
  * waiting to retry or in documents' lines (retry_policy.c; past them
  * deliveries are parked, parked_retries.c), and one batch of log rows.
  * Everything lives in the engine's own memory context.
+ *
+ * WAL is bounded too: an event read from the WAL keeps it (the slot's
+ * restart point) until it is finished, and a delivery waiting to retry in
+ * memory could keep it for as long as its receiver is down.  So a retry
+ * whose event lies more than PARK_WAL_BEHIND bytes behind the end of the
+ * WAL is parked, with the deliveries behind it in its document's line
+ * (park_retries_behind), whatever its next attempt's time.
  *
  * Runs in: the worker.
  *
@@ -41,6 +51,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "lib/ilist.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -65,13 +76,21 @@
 
 #define MAX_LOG_BATCH		1000
 
+/* retries in memory whose event is this far behind the WAL's end are parked */
+#define PARK_WAL_BEHIND		((uint64) 16 * 1024 * 1024)
+#define PARK_WAL_CHECK_MS	200
+
 
 typedef struct WorkerEvent
 {
 	dlist_node	node;
-	CocoEventHeader *msg;		/* owned copy of the queued message */
+	CocoEventHeader *msg;		/* owned copy of the queued message; NULL
+								 * once finished */
 	char	   *document_id;	/* for the log: text of the key, or NULL */
 	int			remaining;		/* deliveries not yet finished and logged */
+	uint64		seq;			/* its number in the queue (0: none), or for
+								 * a finished run, its last one's */
+	uint64		count;			/* events it stands for: 1, or a finished run's */
 	uint64		wal_lsn;		/* its WAL record's end, 0 if not in the WAL */
 	const CocoEventSource *source;	/* where it came from (NULL: skipped) */
 	void	   *source_arg;		/* for source's callbacks */
@@ -105,6 +124,7 @@ static uint64 events_started = 0;
 static uint64 events_released = 0;
 
 static CocoHttp *http = NULL;
+static TimestampTz park_wal_checked = 0;
 static MemoryContext engine_cxt = NULL;
 
 static CocoLogRow log_rows[MAX_LOG_BATCH];
@@ -115,16 +135,69 @@ static int	nlog = 0;
 static Delivery *parked_deliveries[MAX_LOG_BATCH];
 static int	nparked = 0;
 
+/*
+ * An event's last delivery finished: its message is freed, and it joins
+ * the finished events before and after it in the list as one entry, which
+ * release_finished_events() counts as that many.  ev may be freed.
+ */
+static void
+event_finished(WorkerEvent *ev)
+{
+	dlist_node *n;
+
+	pfree(ev->msg);
+	ev->msg = NULL;
+	if (ev->document_id)
+		pfree(ev->document_id);
+	ev->document_id = NULL;
+	if (dlist_has_prev(&events, &ev->node))
+	{
+		WorkerEvent *prev = dlist_container(WorkerEvent, node,
+											dlist_prev_node(&events, &ev->node));
+
+		if (prev->remaining == 0 && prev->msg == NULL)
+		{
+			prev->count += ev->count;
+			if (ev->seq > 0)
+				prev->seq = ev->seq;
+			dlist_delete(&ev->node);
+			pfree(ev);
+			ev = prev;
+		}
+	}
+	if (dlist_has_next(&events, &ev->node))
+	{
+		WorkerEvent *next;
+
+		n = dlist_next_node(&events, &ev->node);
+		next = dlist_container(WorkerEvent, node, n);
+		if (next->remaining == 0 && next->msg == NULL)
+		{
+			ev->count += next->count;
+			if (next->seq > 0)
+				ev->seq = next->seq;
+			dlist_delete(n);
+			pfree(next);
+		}
+	}
+}
+
 static void
 finish_delivery(Delivery *d)
 {
+	WorkerEvent *ev = d->ev;
+
 	if (d->headers)
 		pfree(d->headers);
-	if (--d->ev->remaining == 0 && d->ev->source && d->ev->source->finished)
-		d->ev->source->finished(d->ev->wal_lsn, d->ev->source_arg);
 	dlist_delete(&d->live_node);
 	pfree(d);
 	active--;
+	if (--ev->remaining == 0)
+	{
+		if (ev->source && ev->source->finished)
+			ev->source->finished(ev->wal_lsn, ev->source_arg);
+		event_finished(ev);
+	}
 }
 
 static void send_delivery(Delivery *d);
@@ -338,6 +411,66 @@ disable_if_failing_too_long(const Delivery *d)
 	return reason;
 }
 
+/*
+ * Parks the retries waiting in memory whose event is more than
+ * PARK_WAL_BEHIND bytes behind the end of the WAL, so that the slot's
+ * restart point can pass them: a receiver down for long keeps no more WAL
+ * than that (and than the deliveries in flight).  The live list is in the
+ * order events were started, which is their WAL order for each source;
+ * the walk stops at the first delivery whose event is recent, and looks at
+ * most every PARK_WAL_CHECK_MS, for MAX_LOG_BATCH retries at most.
+ * Outside libcurl and any transaction.
+ */
+static void
+park_retries_behind(void)
+{
+	TimestampTz now;
+	XLogRecPtr	insert;
+	uint64		cutoff;
+	dlist_iter	iter;
+	Delivery  **found;
+	int			nfound = 0;
+
+	if (coco_retry_count() == 0 || !coco_parked_available())
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(park_wal_checked, now, PARK_WAL_CHECK_MS))
+		return;
+	park_wal_checked = now;
+	insert = GetXLogInsertRecPtr();
+	if (insert <= PARK_WAL_BEHIND)
+		return;
+	cutoff = insert - PARK_WAL_BEHIND;
+
+	/*
+	 * First the retries to park, then the parking: parking may write rows
+	 * and free deliveries parked before (never one waiting to retry).
+	 */
+	found = palloc(sizeof(Delivery *) * MAX_LOG_BATCH);
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		if (d->ev->wal_lsn == 0)
+			continue;			/* not in the WAL: parked, saved, memory mode */
+		if (d->ev->wal_lsn > cutoff || nfound == MAX_LOG_BATCH)
+			break;
+		/* in flight, in a line or done: soon finished or parked anyway */
+		if (d->waiting_retry)
+			found[nfound++] = d;
+	}
+	for (int i = 0; i < nfound; i++)
+	{
+		Delivery   *d = found[i];
+
+		coco_retry_remove(&d->retry);
+		d->waiting_retry = false;
+		active++;
+		park_delivery(d, d->retry.at);
+	}
+	pfree(found);
+}
+
 static void
 delivery_done(void *arg, const CocoHttpResult *r)
 {
@@ -511,11 +644,12 @@ release_finished_events(void)
 		if (ev->remaining > 0)
 			break;
 		/* events read from the WAL were never in the queue: no number */
-		if (ev->msg->seq > 0)
-			finished = ev->msg->seq;
-		events_released++;
+		if (ev->seq > 0)
+			finished = ev->seq;
+		events_released += ev->count;
 		dlist_delete(&ev->node);
-		pfree(ev->msg);
+		if (ev->msg)
+			pfree(ev->msg);
 		if (ev->document_id)
 			pfree(ev->document_id);
 		pfree(ev);
@@ -633,6 +767,8 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	memcpy(ev->msg, queued, queued->total_len);
 	ev->document_id = coco_event_document_id_text(ev->msg);
 	ev->remaining = ev->msg->nhooks;
+	ev->seq = ev->msg->seq;
+	ev->count = 1;
 	ev->wal_lsn = wal_lsn;
 	ev->source = source;
 	ev->source_arg = source_arg;
@@ -641,7 +777,8 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	events_started++;
 
 	p = coco_event_hooks(ev->msg);
-	for (int i = 0; i < ev->msg->nhooks; i++)
+	/* once its last delivery has finished, ev may be freed */
+	for (int i = 0, nhooks = ev->msg->nhooks; i < nhooks; i++)
 	{
 		const CocoHookSpec *spec = (const CocoHookSpec *) p;
 		Delivery   *d = palloc0(sizeof(Delivery));
@@ -701,12 +838,25 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 void
 coco_engine_note_skipped(const CocoEventHeader *queued)
 {
-	WorkerEvent *ev = MemoryContextAllocZero(engine_cxt, sizeof(WorkerEvent));
+	WorkerEvent *ev;
 
-	ev->msg = MemoryContextAlloc(engine_cxt, sizeof(CocoEventHeader));
-	memcpy(ev->msg, queued, sizeof(CocoEventHeader));
-	dlist_push_tail(&events, &ev->node);
 	events_started++;
+	if (!dlist_is_empty(&events))
+	{
+		ev = dlist_tail_element(WorkerEvent, node, &events);
+		if (ev->remaining == 0 && ev->msg == NULL)
+		{
+			/* one more in the finished run at the end */
+			ev->count++;
+			if (queued->seq > 0)
+				ev->seq = queued->seq;
+			return;
+		}
+	}
+	ev = MemoryContextAllocZero(engine_cxt, sizeof(WorkerEvent));
+	ev->seq = queued->seq;
+	ev->count = 1;
+	dlist_push_tail(&events, &ev->node);
 }
 
 void
@@ -752,6 +902,7 @@ coco_engine_progress(void)
 
 	coco_hook_settings_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
+	park_retries_behind();
 	start_due_retries();
 	send_ready();
 	coco_http_drive(http);

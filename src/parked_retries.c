@@ -20,7 +20,24 @@
  * deliveries waiting behind it in its document's line, in order, and
  * every later event of that hook and document is parked behind them while
  * any is parked (coco_parked_holds).  Rows of a document are taken back
- * one at a time, oldest (lowest id) first.
+ * one at a time, oldest (lowest id) first: only a document's first row
+ * has the time of its next attempt, the rows behind it wait with
+ * next_attempt 'infinity', and when the first row is deleted the next one
+ * becomes due, in the same transaction.  So the due rows are only ever
+ * those that may go, and taking them costs the same however many rows a
+ * document has behind its first (with every row due, each take looked at
+ * them all: 3,000 rows of one document drained at 5 a second).
+ *
+ * Which documents have rows parked is counted in memory for at most
+ * PARKED_DOCS_MAX documents.  Past that, the rows of further documents are
+ * counted per hook only ("untracked"), and while a hook has any, whether
+ * one of its documents outside the count has rows parked is asked of the
+ * table (its index retry_queue_document).  A document enters the count
+ * only while its hook has no untracked row, so a document in the count
+ * has all its rows counted there, and one outside it has all its rows
+ * untracked: the answer is always exact (a wrong "no" would let a later
+ * event pass a parked one, a wrong "yes" would park it ahead of an
+ * earlier event still in memory).
  *
  * Runs in: the worker.  Rows are written in the worker's own short
  * transactions (coco_parked_flush), never inside libcurl.
@@ -32,8 +49,8 @@
  *	  under its webhook-id);
  *	- memory is bounded: at most PARK_BATCH rows (PARK_BATCH_BYTES) wait to
  *	  be written, taken rows are bounded by the engine's room, and the
- *	  table holds the rest; what is kept per parked row is a count per
- *	  document of an ordered hook;
+ *	  table holds the rest; what is kept of parked rows is a count for at
+ *	  most PARKED_DOCS_MAX documents of ordered hooks, and one per hook;
  *	- with a schema older than 0.3.0 (no table yet) nothing is parked.
  *
  *-------------------------------------------------------------------------
@@ -61,6 +78,13 @@
 #define PARK_BATCH			1000
 #define PARK_BATCH_BYTES	(16 * 1024 * 1024)
 #define POLL_INTERVAL_MS	1000
+#define DEFER_MS			10
+
+/*
+ * Documents of ordered hooks whose parked rows are counted in memory (about
+ * 50 bytes each, some 3 MB in all); the rows of others are asked of the table.
+ */
+#define PARKED_DOCS_MAX		65536
 
 typedef struct DocKey
 {
@@ -73,6 +97,13 @@ typedef struct ParkedDoc
 	DocKey		key;			/* hash key */
 	int64		rows;			/* rows parked and not deleted */
 } ParkedDoc;
+
+/* an ordered hook's parked rows of documents outside parked_docs */
+typedef struct UntrackedHook
+{
+	int64		hook_id;		/* hash key */
+	int64		rows;
+} UntrackedHook;
 
 typedef struct TakenRow
 {
@@ -95,6 +126,8 @@ typedef struct PendingRow
 
 static MemoryContext parked_cxt = NULL;
 static HTAB *parked_docs = NULL;
+static HTAB *untracked = NULL;
+static SPIPlanPtr doc_parked_plan = NULL;
 static HTAB *taken = NULL;
 static int	ntaken = 0;
 static PendingRow *pending = NULL;
@@ -107,6 +140,7 @@ static bool available = false;
 static TimestampTz next_poll = 0;
 
 static void parked_finished(uint64 wal_lsn, void *source_arg);
+static void create_counts(void);
 
 const CocoEventSource coco_parked_source = {
 	.name = "parked retries",
@@ -152,46 +186,130 @@ table_exists(void)
 	return OidIsValid(nsp) && OidIsValid(get_relname_relid("retry_queue", nsp));
 }
 
+/* The untracked rows of a hook, NULL if none. */
+static UntrackedHook *
+untracked_of(int64 hook_id)
+{
+	return hash_search(untracked, &hook_id, HASH_FIND, NULL);
+}
+
+/*
+ * Counts delta rows parked (> 0) or deleted (< 0) of a document of an
+ * ordered hook: in parked_docs if the document is there, or may enter it
+ * (there is room and its hook has no untracked row), else as untracked
+ * rows of its hook.
+ */
 static void
 count_doc(DocKey doc, int64 delta)
 {
 	ParkedDoc  *d;
+	UntrackedHook *u;
 	bool		found;
 
 	if (doc.document_key == 0)
 		return;
-	d = hash_search(parked_docs, &doc, delta > 0 ? HASH_ENTER : HASH_FIND, &found);
-	if (d == NULL)
+	d = hash_search(parked_docs, &doc, HASH_FIND, NULL);
+	if (d != NULL)
+	{
+		d->rows += delta;
+		if (d->rows <= 0)
+			hash_search(parked_docs, &doc, HASH_REMOVE, NULL);
 		return;
-	if (!found)
-		d->rows = 0;
-	d->rows += delta;
-	if (d->rows <= 0)
-		hash_search(parked_docs, &doc, HASH_REMOVE, NULL);
+	}
+	u = untracked_of(doc.hook_id);
+	if (delta > 0 && u == NULL && hash_get_num_entries(parked_docs) < PARKED_DOCS_MAX)
+	{
+		d = hash_search(parked_docs, &doc, HASH_ENTER, NULL);
+		d->rows = delta;
+		return;
+	}
+	if (u == NULL)
+	{
+		if (delta < 0)
+			return;
+		u = hash_search(untracked, &doc.hook_id, HASH_ENTER, &found);
+		u->rows = 0;
+	}
+	u->rows += delta;
+	if (u->rows <= 0)
+		hash_search(untracked, &doc.hook_id, HASH_REMOVE, NULL);
 }
 
-/* Reads what is parked already (rows a previous worker left); SPI connected. */
+/*
+ * Reads what is parked already (rows a previous worker left): the count of
+ * rows, and of rows per document of at most PARKED_DOCS_MAX documents; the
+ * rest are untracked rows of their hooks.  SPI connected.
+ */
 static void
 load_parked(void)
 {
-	if (SPI_execute("SELECT hook_id, coalesce(document_key, 0), count(*) "
-					"FROM cocohooks.retry_queue GROUP BY 1, 2", true, 0) != SPI_OK_SELECT)
+	char	   *sql;
+
+	hash_destroy(parked_docs);
+	hash_destroy(untracked);
+	create_counts();
+
+	/*
+	 * Only a document's first row is due: the worker keeps this itself
+	 * (coco_parked_add, promote_next_rows), but a first row may have gone
+	 * without it (deleted by hand).
+	 */
+	if (SPI_execute("UPDATE cocohooks.retry_queue r "
+					"SET next_attempt = CASE WHEN r.next_attempt = 'infinity' THEN now() ELSE 'infinity' END "
+					"WHERE document_key IS NOT NULL "
+					"AND (next_attempt = 'infinity') = NOT EXISTS (SELECT FROM cocohooks.retry_queue o "
+					"WHERE o.hook_id = r.hook_id AND o.document_key = r.document_key AND o.id < r.id)",
+					false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
+	if (SPI_execute("SELECT count(*) FROM cocohooks.retry_queue", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read cocohooks.retry_queue");
-	parked_rows = 0;
+	{
+		bool		isnull;
+
+		parked_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	/*
+	 * Per hook, its rows of documents and the part of them that the counted
+	 * documents hold; the difference is untracked.
+	 */
+	sql = psprintf("WITH d AS (SELECT hook_id, document_key, count(*) AS n "
+				   "FROM cocohooks.retry_queue WHERE document_key IS NOT NULL "
+				   "GROUP BY 1, 2 LIMIT %d) "
+				   "SELECT hook_id, document_key, n FROM d "
+				   "UNION ALL "
+				   "SELECT hook_id, NULL, count(*) - coalesce((SELECT sum(n) FROM d "
+				   "WHERE d.hook_id = q.hook_id), 0) "
+				   "FROM cocohooks.retry_queue q WHERE document_key IS NOT NULL GROUP BY 1",
+				   PARKED_DOCS_MAX);
+	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.retry_queue");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		key_null;
 		bool		isnull;
-		DocKey		doc;
-		int64		n;
+		int64		hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		key = SPI_getbinval(tup, desc, 2, &key_null);
+		int64		n = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 
-		doc.hook_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		doc.document_key = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		n = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		count_doc(doc, n);
-		parked_rows += n;
+		if (!key_null)
+		{
+			DocKey		doc = {.hook_id = hook_id, .document_key = DatumGetInt64(key)};
+			ParkedDoc  *d = hash_search(parked_docs, &doc, HASH_ENTER, NULL);
+
+			d->rows = n;
+		}
+		else if (n > 0)
+		{
+			UntrackedHook *u = hash_search(untracked, &hook_id, HASH_ENTER, NULL);
+
+			u->rows = n;
+		}
 	}
+	pfree(sql);
 }
 
 /* Looks again whether the table exists (ALTER EXTENSION UPDATE made it). */
@@ -207,6 +325,23 @@ check_available(void)
 	coco_marks_set_parked((uint64) parked_rows);
 }
 
+/* The counts of parked rows per document and per hook, empty. */
+static void
+create_counts(void)
+{
+	HASHCTL		ctl = {0};
+
+	ctl.keysize = sizeof(DocKey);
+	ctl.entrysize = sizeof(ParkedDoc);
+	ctl.hcxt = parked_cxt;
+	parked_docs = hash_create("cocohooks parked documents", 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(UntrackedHook);
+	untracked = hash_create("cocohooks hooks with untracked parked rows", 16, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 /* At worker start, outside a transaction. */
 void
 coco_parked_init(void)
@@ -215,11 +350,8 @@ coco_parked_init(void)
 
 	parked_cxt = AllocSetContextCreate(TopMemoryContext, "cocohooks parked retries",
 									   ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = sizeof(DocKey);
-	ctl.entrysize = sizeof(ParkedDoc);
+	create_counts();
 	ctl.hcxt = parked_cxt;
-	parked_docs = hash_create("cocohooks parked documents", 256, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(TakenRow);
 	taken = hash_create("cocohooks taken parked rows", 256, &ctl,
@@ -252,9 +384,50 @@ coco_parked_full(void)
 }
 
 /*
+ * Whether an untracked document has rows parked: rows waiting to be
+ * written, or rows in the table (rows finished but not deleted yet count
+ * too, as in parked_docs).  Outside a transaction.
+ */
+static bool
+untracked_doc_parked(DocKey doc)
+{
+	MemoryContext old;
+	Datum		args[2];
+	bool		parked;
+
+	for (int i = 0; i < npending; i++)
+		if (pending[i].id == 0 && pending[i].doc.hook_id == doc.hook_id &&
+			pending[i].doc.document_key == doc.document_key)
+			return true;
+
+	if (IsTransactionState())
+		elog(ERROR, "cocohooks: parked documents looked up inside a transaction");
+	old = begin_transaction("looking up a document in cocohooks.retry_queue");
+	if (doc_parked_plan == NULL)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+
+		doc_parked_plan = SPI_prepare("SELECT FROM cocohooks.retry_queue "
+									  "WHERE hook_id = $1 AND document_key = $2 LIMIT 1",
+									  2, types);
+		if (doc_parked_plan == NULL)
+			elog(ERROR, "could not prepare a lookup in cocohooks.retry_queue: %s",
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(doc_parked_plan);
+	}
+	args[0] = Int64GetDatum(doc.hook_id);
+	args[1] = Int64GetDatum(doc.document_key);
+	if (SPI_execute_plan(doc_parked_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.retry_queue");
+	parked = SPI_processed > 0;
+	end_transaction(old);
+	return parked;
+}
+
+/*
  * Whether later events of this ordered hook's document must be parked
  * behind those parked already.  Events taken back from the table are not
- * held by themselves.
+ * held by themselves.  Outside a transaction: may look in the table.
  */
 bool
 coco_parked_holds(int64 hook_id, int64 document_key,
@@ -262,11 +435,14 @@ coco_parked_holds(int64 hook_id, int64 document_key,
 {
 	DocKey		doc;
 
-	if (source == &coco_parked_source || hash_get_num_entries(parked_docs) == 0)
+	if (source == &coco_parked_source ||
+		(hash_get_num_entries(parked_docs) == 0 && hash_get_num_entries(untracked) == 0))
 		return false;
 	doc.hook_id = hook_id;
 	doc.document_key = document_key;
-	return hash_search(parked_docs, &doc, HASH_FIND, NULL) != NULL;
+	if (hash_search(parked_docs, &doc, HASH_FIND, NULL) != NULL)
+		return true;
+	return untracked_of(hook_id) != NULL && untracked_doc_parked(doc);
 }
 
 /*
@@ -282,12 +458,19 @@ coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec,
 				TimestampTz next_attempt, int64 document_key,
 				const CocoEventSource *source, void *source_arg)
 {
-	PendingRow *row = &pending[npending++];
+	DocKey		doc = {.hook_id = spec->hook_id, .document_key = document_key};
+	PendingRow *row;
 
+	/* behind a row of its document: due once that one is gone */
+	if (document_key != 0 && source != &coco_parked_source &&
+		(hash_search(parked_docs, &doc, HASH_FIND, NULL) != NULL ||
+		 (untracked_of(doc.hook_id) != NULL && untracked_doc_parked(doc))))
+		TIMESTAMP_NOEND(next_attempt);
+
+	row = &pending[npending++];
 	Assert(npending <= PARK_BATCH);
 	row->id = 0;
-	row->doc.hook_id = spec->hook_id;
-	row->doc.document_key = document_key;
+	row->doc = doc;
 	row->attempts = attempts;
 	row->next_attempt = next_attempt;
 	strlcpy(row->webhook_id, webhook_id, sizeof(row->webhook_id));
@@ -381,6 +564,40 @@ write_pending(void)
 }
 
 /*
+ * The deleted rows' documents: each one's first row left is due now.  In
+ * the flush's transaction, SPI connected.
+ */
+static void
+promote_next_rows(void)
+{
+	Datum	   *hook = palloc(sizeof(Datum) * ndeletes);
+	Datum	   *key = palloc(sizeof(Datum) * ndeletes);
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[2];
+	int			n = 0;
+
+	for (int i = 0; i < ndeletes; i++)
+	{
+		if (deletes[i].doc.document_key == 0)
+			continue;
+		hook[n] = Int64GetDatum(deletes[i].doc.hook_id);
+		key[n] = Int64GetDatum(deletes[i].doc.document_key);
+		n++;
+	}
+	if (n == 0)
+		return;
+	args[0] = coco_sql_array(hook, NULL, n, INT8OID);
+	args[1] = coco_sql_array(key, NULL, n, INT8OID);
+	if (SPI_execute_with_args("UPDATE cocohooks.retry_queue q SET next_attempt = now() "
+							  "FROM (SELECT DISTINCT h, k FROM unnest($1, $2) AS d(h, k)) d "
+							  "WHERE q.id = (SELECT min(o.id) FROM cocohooks.retry_queue o "
+							  "WHERE o.hook_id = d.h AND o.document_key = d.k) "
+							  "AND q.next_attempt = 'infinity'",
+							  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
+}
+
+/*
  * Writes what was parked, parked again or finished since the last call, in
  * one transaction of its own.  Outside a transaction; can raise an error
  * (the worker then exits: what it parked is not finished for its source,
@@ -409,6 +626,7 @@ coco_parked_flush(void)
 		if (SPI_execute_with_args("DELETE FROM cocohooks.retry_queue WHERE id = ANY ($1)",
 								  1, &type, &arg, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from cocohooks.retry_queue");
+		promote_next_rows();
 	}
 	end_transaction(old);
 
@@ -487,14 +705,11 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 
 		/*
 		 * Due rows not taken yet; of an ordered hook's document only the
-		 * oldest, and only once no older row of it is left.
+		 * oldest is ever due (the others wait with next_attempt infinity).
 		 */
 		if (SPI_execute_with_args("SELECT id, hook_id, coalesce(document_key, 0), message "
-								  "FROM cocohooks.retry_queue r "
+								  "FROM cocohooks.retry_queue "
 								  "WHERE next_attempt <= now() AND id <> ALL ($1) "
-								  "AND (document_key IS NULL OR NOT EXISTS "
-								  "(SELECT FROM cocohooks.retry_queue o WHERE o.hook_id = r.hook_id "
-								  "AND o.document_key = r.document_key AND o.id < r.id)) "
 								  "ORDER BY next_attempt, id LIMIT $2",
 								  2, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read cocohooks.retry_queue");
@@ -521,6 +736,16 @@ coco_parked_take(StringInfo out, int64 *ids, int max)
 	if (n == max)
 		next_poll = now;
 	return n;
+}
+
+/* Looks for due rows again in a few milliseconds at the soonest (no room now). */
+void
+coco_parked_defer(void)
+{
+	TimestampTz soonest = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DEFER_MS);
+
+	if (next_poll < soonest)
+		next_poll = soonest;
 }
 
 /* Whether any parked row is not taken back yet. */

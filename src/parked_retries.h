@@ -31,6 +31,7 @@ extern void coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec
 							const CocoEventSource *source, void *source_arg);
 extern void coco_parked_flush(void);
 extern int	coco_parked_take(StringInfo out, int64 *ids, int max);
+extern void coco_parked_defer(void);
 extern bool coco_parked_waiting(void);
 extern long coco_parked_timeout_ms(void);
 

@@ -83,6 +83,7 @@
 #define PRUNE_BATCH			1000
 #define PRUNE_INTERVAL_MS	60000
 #define GATHER_MS			1	/* see the main loop */
+#define PARKED_TAKE_BATCH	256 /* see take_parked() */
 #define GATHER_BUSY_MS		4	/* see keeping_up() */
 #define GATHER_BUSY_RATE	3	/* events per ms */
 #define GATHER_DECAY		0.9 /* weight of the rounds before, per round */
@@ -287,6 +288,17 @@ take_parked(void)
 
 	if (room <= 0 || !coco_parked_waiting())
 		return false;
+
+	/*
+	 * While the engine is busy, wait for room for a batch: each look at the
+	 * table costs about the same for one row as for hundreds.
+	 */
+	if (room < Min(cocohooks_max_concurrent_deliveries / 4, PARKED_TAKE_BATCH) &&
+		coco_engine_in_flight() > 0)
+	{
+		coco_parked_defer();
+		return false;
+	}
 	initStringInfo(&buf);
 	ids = palloc(sizeof(int64) * room);
 	n = coco_parked_take(&buf, ids, room);
@@ -451,10 +463,16 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		coco_engine_event_counts(&started_before, &released);
 		took = coco_saved_events_start();
-		took |= take_parked();
 		took |= take_events();
 		coco_wal_scan();
 		took |= coco_wal_source_take();
+		/*
+		 * Parked deliveries last, with the room the others left: they hold
+		 * no WAL, while events not read yet keep theirs; with thousands due
+		 * at each back-off (a receiver down for long), taking them first
+		 * left no room to read new events, and the WAL grew.
+		 */
+		took |= take_parked();
 		coco_engine_progress();
 		coco_saved_events_note_finished();
 		coco_wal_source_advance();

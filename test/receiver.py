@@ -19,9 +19,12 @@ finished its record is on disk.  The path chooses the answer:
     /body/<n>          answer 200 with a body of <n> bytes: "0123456789" over
                        and over; ?status=<code> answers with that status
 
+With --fail-if TEXT, a request whose body contains TEXT is answered 503,
+whatever its path (a receiver that fails for one document only).
+
 Only listens on 127.0.0.1.  With --tls-cert and --tls-key it speaks HTTPS
 (TLS 1.2 or later) with that certificate.  Usage:
-    receiver.py --log FILE [--port N] [--port-file FILE]
+    receiver.py --log FILE [--port N] [--port-file FILE] [--fail-if TEXT]
                 [--tls-cert PEM --tls-key PEM]
 """
 import argparse
@@ -43,6 +46,7 @@ class Handler(BaseHTTPRequestHandler):
     # for the client's delayed ACK (40 ms per request, in sequence)
     disable_nagle_algorithm = True
     log_path = None
+    fail_if = None
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
@@ -86,7 +90,9 @@ class Handler(BaseHTTPRequestHandler):
         self._record(body)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
-        if parts[:1] == ["status"] and len(parts) > 1:
+        if self.fail_if is not None and self.fail_if in body:
+            self._answer(503)
+        elif parts[:1] == ["status"] and len(parts) > 1:
             extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else None
             self._answer(int(parts[1]), extra)
         elif parts[:1] == ["slow"] and len(parts) > 1:
@@ -133,8 +139,11 @@ def main():
     ap.add_argument("--port-file")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--fail-if")
     args = ap.parse_args()
     Handler.log_path = args.log
+    if args.fail_if is not None:
+        Handler.fail_if = args.fail_if.encode()
     open(args.log, "a").close()
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 1024

@@ -143,7 +143,8 @@ sub wait_until
 # Starts test/receiver.py on 127.0.0.1, on a free port unless port => N;
 # it records requests to a new file unless log => FILE (appended to).
 # With tls_cert => PEM, tls_key => PEM it speaks HTTPS, and its url is
-# https://localhost:PORT.
+# https://localhost:PORT.  With fail_if => TEXT it answers 503 to every
+# request whose body contains TEXT (restart_receiver starts it without).
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -156,7 +157,8 @@ sub start_receiver
 		[
 			'python3', $receiver_script, '--log', $log, '--port', $listen_port,
 			'--port-file', $port_file,
-			($opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ())
+			($opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ()),
+			(defined $opts{fail_if} ? ('--fail-if', $opts{fail_if}) : ())
 		],
 		'<', \undef, '>', \$out, '2>', \$err);
 	my $ok = wait_until('receiver port file', 15, sub { -s $port_file });
