@@ -20,9 +20,10 @@
  * waits on that mark).  A finished event behind an unfinished one keeps
  * only its place: its message is freed at once, and a run of finished
  * events is one entry (event_finished), so the list is bounded by the
- * unfinished events however long one of them waits.  An event's source is told through the callbacks
- * it handed in with the event (CocoEventSource, event_source.h); the
- * engine knows no source by name.  HTTP happens only outside transactions.
+ * unfinished events however long one of them waits.  An event's source is
+ * told through the callbacks it handed in with the event (CocoEventSource,
+ * event_source.h); the engine knows no source by name.  HTTP happens only
+ * outside transactions.
  *
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
