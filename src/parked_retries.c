@@ -248,6 +248,16 @@ load_parked(void)
 	hash_destroy(parked_docs);
 	hash_destroy(untracked);
 	create_counts();
+	if (SPI_execute("SELECT count(*) FROM cocohooks.retry_queue", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.retry_queue");
+	{
+		bool		isnull;
+
+		parked_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (parked_rows == 0)
+		return;
 
 	/*
 	 * Only a document's first row is due: the worker keeps this itself
@@ -261,14 +271,6 @@ load_parked(void)
 					"WHERE o.hook_id = r.hook_id AND o.document_key = r.document_key AND o.id < r.id)",
 					false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update cocohooks.retry_queue");
-	if (SPI_execute("SELECT count(*) FROM cocohooks.retry_queue", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read cocohooks.retry_queue");
-	{
-		bool		isnull;
-
-		parked_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												  SPI_tuptable->tupdesc, 1, &isnull));
-	}
 
 	/*
 	 * Per hook, its rows of documents and the part of them that the counted
