@@ -76,7 +76,10 @@ my $pid4 = wait_worker($node, 10, $pid3);
 ok(defined $pid4, 'worker restarted after SIGTERM');
 ok($node->log_contains(qr/cocohooks worker saved 1 undelivered events for the next worker/, $log_offset),
 	'the event held by the worker is saved when it stops');
-ok($node->log_contains(qr/cocohooks worker delivers 1 undelivered events/, $log_offset),
+# the new worker says so as it takes the saved events, a moment after it
+# appears in pg_stat_activity
+ok(wait_until('the saved events are taken', 10,
+		sub { $node->log_contains(qr/cocohooks worker delivers 1 undelivered events/, $log_offset) }),
 	'the next worker delivers it');
 ok(wait_deliveries($node), 'the saved event is delivered by the next worker');
 my $slow_recs = records($recv, sub { $_[0]{path} eq '/slow/4000' });
