@@ -87,6 +87,8 @@ coco_wal_hash_create(const char *name, long nelem, Size keysize, Size entrysize)
 
 /* wal_scan.c */
 extern XLogReaderState *coco_wal_reader_allocate(ReadLocalXLogPageNoWaitPrivate *private);
+extern const char *coco_wal_event_message(XLogReaderState *r, Oid *dboid, Size *len,
+										  bool *transactional, bool *batch);
 extern const char *coco_wal_our_message(XLogReaderState *r, Size *len,
 										bool *transactional, bool *batch);
 extern void coco_wal_scan_begin(XLogRecPtr start);

@@ -133,11 +133,12 @@ coco_wal_scan_oldest_open(XLogRecPtr bound)
 }
 
 /*
- * The payload of a record if it is one of our messages in this database,
- * else NULL.
+ * The payload of a record if it is one of our event messages, of any
+ * database (*dboid says which), else NULL.
  */
 const char *
-coco_wal_our_message(XLogReaderState *r, Size *len, bool *transactional, bool *batch)
+coco_wal_event_message(XLogReaderState *r, Oid *dboid, Size *len,
+					   bool *transactional, bool *batch)
 {
 	xl_logical_message *m;
 
@@ -145,8 +146,6 @@ coco_wal_our_message(XLogReaderState *r, Size *len, bool *transactional, bool *b
 		(XLogRecGetInfo(r) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
 		return NULL;
 	m = (xl_logical_message *) XLogRecGetData(r);
-	if (m->dbId != MyDatabaseId)
-		return NULL;
 	if (m->prefix_size == sizeof(COCO_WAL_PREFIX) && strcmp(m->message, COCO_WAL_PREFIX) == 0)
 		*batch = false;
 	else if (m->prefix_size == sizeof(COCO_WAL_BATCH_PREFIX) &&
@@ -154,9 +153,23 @@ coco_wal_our_message(XLogReaderState *r, Size *len, bool *transactional, bool *b
 		*batch = true;
 	else
 		return NULL;
+	*dboid = m->dbId;
 	*len = m->message_size;
 	*transactional = m->transactional;
 	return m->message + m->prefix_size;
+}
+
+/*
+ * The payload of a record if it is one of our messages in this database,
+ * else NULL.
+ */
+const char *
+coco_wal_our_message(XLogReaderState *r, Size *len, bool *transactional, bool *batch)
+{
+	Oid			dboid;
+	const char *payload = coco_wal_event_message(r, &dboid, len, transactional, batch);
+
+	return payload != NULL && dboid == MyDatabaseId ? payload : NULL;
 }
 
 /*

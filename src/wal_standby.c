@@ -40,7 +40,6 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "replication/message.h"
 #include "replication/slot.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -48,7 +47,6 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "cocohooks.h"
 #include "pg_compat.h"
 #include "settings.h"
 #include "wal_internal.h"
@@ -207,36 +205,18 @@ follow_event(Oid dboid, XLogRecPtr start)
 	set_known(dboid, true);
 }
 
-/* Whether r is one of our events' messages; if so, sets *dboid. */
-static bool
-event_of(XLogReaderState *r, Oid *dboid)
-{
-	xl_logical_message *m;
-
-	if (XLogRecGetRmid(r) != RM_LOGICALMSG_ID ||
-		(XLogRecGetInfo(r) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
-		return false;
-	m = (xl_logical_message *) XLogRecGetData(r);
-	if ((m->prefix_size == sizeof(COCO_WAL_PREFIX) &&
-		 strcmp(m->message, COCO_WAL_PREFIX) == 0) ||
-		(m->prefix_size == sizeof(COCO_WAL_BATCH_PREFIX) &&
-		 strcmp(m->message, COCO_WAL_BATCH_PREFIX) == 0))
-	{
-		*dboid = m->dbId;
-		return true;
-	}
-	return false;
-}
-
 static void
 follow_record(XLogReaderState *r)
 {
 	Oid			dboid;
 	XLogRecPtr	restart;
+	Size		len;
+	bool		transactional;
+	bool		batch;
 
 	if (coco_wal_progress_read(r, &dboid, &restart))
 		follow_mark(dboid, restart);
-	else if (event_of(r, &dboid))
+	else if (coco_wal_event_message(r, &dboid, &len, &transactional, &batch) != NULL)
 		follow_event(dboid, r->ReadRecPtr);
 	else if (XLogRecGetRmid(r) == RM_DBASE_ID &&
 			 (XLogRecGetInfo(r) & ~XLR_INFO_MASK) == XLOG_DBASE_DROP)
