@@ -27,7 +27,7 @@ use Time::HiRes qw(time usleep);
 our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
   records wait_until wait_records wait_deliveries stats worker_pid
   wait_worker api_sql body_of restart_receiver by_webhook_id
-  proc_status_kb start_verifier try_psql wait_server);
+  proc_status_kb start_verifier try_psql wait_server wal_messages);
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -327,6 +327,22 @@ END
 {
 	local $?;
 	eval { $_->kill_kill(grace => 2) } for @verifiers;
+}
+
+# How many logical messages with exactly this prefix the node's pg_wal holds
+# (pg_waldump from its oldest segment to the end of valid WAL).
+sub wal_messages
+{
+	my ($node, $prefix) = @_;
+	my $dir = $node->data_dir . '/pg_wal';
+	opendir(my $dh, $dir) or die "cannot open $dir: $!";
+	my @segments = sort grep { /^[0-9A-F]{24}$/ } readdir($dh);
+	closedir($dh);
+	return 0 unless @segments;
+	# it stops with an error at the end of valid WAL: only its output counts
+	my $out = `pg_waldump --rmgr=LogicalMessage --path=$dir $segments[0] 2>/dev/null`;
+	my $n = () = $out =~ /prefix "\Q$prefix\E"/g;
+	return $n;
 }
 
 1;
