@@ -38,7 +38,11 @@ sub setup
 {
 	my ($name, $recv, $path, $sync, $no_first_event) = @_;
 	my $primary = PostgreSQL::Test::Cluster->new("${name}_primary");
-	$primary->init(allows_streaming => 1);
+	# without a first event, no mark may follow the start mark: the backup's
+	# switch to a new WAL segment must not move the WAL by a mark's distance
+	# (16 MB), so segments are 1 MB
+	$primary->init(allows_streaming => 1,
+		$no_first_event ? (extra => ['--wal-segsize=1']) : ());
 	$primary->append_conf('postgresql.conf', $conf);
 	$primary->start;
 	$primary->safe_psql('postgres', 'CREATE EXTENSION cocohooks');
