@@ -41,6 +41,8 @@ OBJS = \
 	src/signing_keys.o \
 	src/failing_hooks.o \
 	src/hook_settings.o \
+	src/settings_retirement.o \
+	src/own_transaction.o \
 	src/gone_hooks.o \
 	src/http_client.o \
 	src/request_headers.o \

@@ -82,3 +82,98 @@ CREATE POLICY hook_failing_of_visible_hooks ON cocohooks.hook_failing FOR SELECT
     USING (EXISTS (SELECT 1 FROM cocohooks.hooks h WHERE h.id = hook_id));
 REVOKE ALL ON cocohooks.hook_failing FROM PUBLIC;
 GRANT SELECT ON cocohooks.hook_failing TO PUBLIC;
+
+-- No secret in the WAL (issue 21): events name their hooks' settings
+-- versions; a hook's settings before a change, or before it was
+-- unregistered, are kept in cocohooks.hook_versions while events may name
+-- them.  Messages 0.2 wrote carry their hooks' settings and are still read.
+ALTER TABLE cocohooks.hooks ADD COLUMN settings_version integer NOT NULL DEFAULT 1;
+
+-- A hook's settings as they were before a change, or before the hook was
+-- unregistered.  Events name their hooks' settings versions, not the
+-- settings (nor the secrets), so the events written before the change are
+-- delivered as they were written: the worker reads a version here until
+-- no event can still name it, then deletes the row.  Holds the secrets of
+-- unregistered hooks (their last events are signed with them): nobody but
+-- the extension's owner reads it.  The worker's state, not user data: not
+-- dumped.
+CREATE TABLE cocohooks.hook_versions (
+    hook_id          bigint      NOT NULL,
+    settings_version integer     NOT NULL,
+    url              text        NOT NULL,
+    headers          jsonb       NOT NULL,
+    timeout_ms       integer     NOT NULL,
+    max_retries      integer,
+    ordering         text        NOT NULL,
+    retry_for        interval,
+    -- the hook was unregistered: these are its last settings
+    unregistered     boolean     NOT NULL,
+    -- an unregistered hook's secrets, which still sign its last events
+    secret           text,
+    previous_secret  text,
+    previous_secret_until timestamptz,
+    retired_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (hook_id, settings_version)
+);
+ALTER TABLE cocohooks.hook_versions ENABLE ROW LEVEL SECURITY;
+
+CREATE FUNCTION cocohooks.keep_hook_settings() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.url IS NOT DISTINCT FROM OLD.url
+           AND NEW.headers IS NOT DISTINCT FROM OLD.headers
+           AND NEW.timeout_ms IS NOT DISTINCT FROM OLD.timeout_ms
+           AND NEW.max_retries IS NOT DISTINCT FROM OLD.max_retries
+           AND NEW.ordering IS NOT DISTINCT FROM OLD.ordering
+           AND NEW.retry_for IS NOT DISTINCT FROM OLD.retry_for
+           AND NEW.settings_version = OLD.settings_version THEN
+            RETURN NEW;
+        END IF;
+        NEW.settings_version := OLD.settings_version + 1;
+    END IF;
+    INSERT INTO cocohooks.hook_versions
+        (hook_id, settings_version, url, headers, timeout_ms, max_retries,
+         ordering, retry_for, unregistered, secret, previous_secret,
+         previous_secret_until)
+    VALUES (OLD.id, OLD.settings_version, OLD.url, OLD.headers, OLD.timeout_ms,
+            OLD.max_retries, OLD.ordering, OLD.retry_for, TG_OP = 'DELETE',
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.secret END,
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret END,
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret_until END)
+    ON CONFLICT (hook_id, settings_version) DO NOTHING;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION cocohooks.keep_hook_settings() FROM PUBLIC;
+CREATE TRIGGER keep_hook_settings
+    BEFORE UPDATE OR DELETE ON cocohooks.hooks
+    FOR EACH ROW EXECUTE FUNCTION cocohooks.keep_hook_settings();
+
+CREATE FUNCTION cocohooks.keep_truncated_hook_settings() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    INSERT INTO cocohooks.hook_versions
+        (hook_id, settings_version, url, headers, timeout_ms, max_retries,
+         ordering, retry_for, unregistered, secret, previous_secret,
+         previous_secret_until)
+    SELECT id, settings_version, url, headers, timeout_ms, max_retries,
+           ordering, retry_for, true, secret, previous_secret,
+           previous_secret_until
+      FROM cocohooks.hooks
+    ON CONFLICT (hook_id, settings_version) DO NOTHING;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION cocohooks.keep_truncated_hook_settings() FROM PUBLIC;
+CREATE TRIGGER keep_truncated_hook_settings
+    BEFORE TRUNCATE ON cocohooks.hooks
+    FOR EACH STATEMENT EXECUTE FUNCTION cocohooks.keep_truncated_hook_settings();
+REVOKE ALL ON cocohooks.hook_versions FROM PUBLIC;

@@ -40,7 +40,7 @@ extern int	coco_event_from_name(const char *name);
  * queue (all parts 8-byte aligned via total_len):
  *
  *	CocoEventHeader
- *	hooks blob		nhooks CocoHookSpec, each followed by its strings
+ *	hooks blob		nhooks CocoHookRef (0.3) or CocoHookSpec (0.1, 0.2)
  *	collection		collection_len bytes (no terminator)
  *	document_id		document_id_len bytes (JSON text: a string or null)
  *	event_id		event_id_len bytes, or none
@@ -80,7 +80,31 @@ typedef struct CocoEventHeader
 #define COCO_WAL_ID_LEN			20
 
 /*
- * One target hook, as copied into every message.  Followed by url_len bytes
+ * One target hook, by reference: the worker takes its URL, headers,
+ * timeout, retries and ordering from the catalog, as they were in settings
+ * version settings_version (cocohooks.hooks, or cocohooks.hook_versions
+ * once changed or unregistered; hook_settings.c), and signs with its
+ * secrets as of the attempt.  So no secret and no header value is ever in
+ * a message, in the WAL or in the queue.  spec_len is
+ * sizeof(CocoHookRef), which no CocoHookSpec is, and hook_id is where a
+ * CocoHookSpec has it.
+ */
+typedef struct CocoHookRef
+{
+	uint32		spec_len;
+	uint32		settings_version;	/* | COCO_REF_UNORDERED */
+	int64		hook_id;
+} CocoHookRef;
+
+#define COCO_REF_VERSION_MASK	0x7FFFFFFF
+/* sent outside its document's order (redeliver()), whatever the hook's ordering */
+#define COCO_REF_UNORDERED		0x80000000
+
+/*
+ * One target hook, as 0.1 and 0.2 copied it into every message (the
+ * hook's settings, secret included), still read from the WAL they wrote;
+ * and as a message is built before ALTER EXTENSION UPDATE has added
+ * settings versions to the catalog.  Followed by url_len bytes
  * of URL, headers_len bytes of "Name: value\0" lines and key_len bytes of the
  * decoded signing key; the whole spec is padded to 8 bytes (spec_len).
  */
@@ -138,6 +162,12 @@ static inline const char *
 coco_event_body(const CocoEventHeader *h)
 {
 	return coco_event_id(h) + h->event_id_len;
+}
+
+static inline bool
+coco_spec_is_ref(const CocoHookSpec *s)
+{
+	return s->spec_len == sizeof(CocoHookRef);
 }
 
 static inline const char *

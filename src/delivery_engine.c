@@ -101,7 +101,8 @@ typedef struct WorkerEvent
 typedef struct Delivery
 {
 	WorkerEvent *ev;
-	const CocoHookSpec *spec;	/* inside ev->msg */
+	const CocoHookSpec *spec;	/* inside ev->msg: what it carries */
+	const CocoHookTarget *target;	/* the settings it names (hook_settings.c) */
 	CocoOrigin *origin;			/* the receiver, for admission */
 	dlist_node	wait_node;		/* in origin's queue while waiting */
 	bool		sent;			/* holds one of its origin's turns */
@@ -190,6 +191,7 @@ finish_delivery(Delivery *d)
 
 	if (d->headers)
 		pfree(d->headers);
+	coco_hook_target_release(d->target);
 	dlist_delete(&d->live_node);
 	pfree(d);
 	active--;
@@ -342,7 +344,7 @@ disable_hook(int64 hook_id, const char *reason, const char *not_sent)
 	{
 		Delivery   *w = dlist_container(Delivery, live_node, iter.cur);
 
-		if (w->waiting_retry && w->spec->hook_id == hook_id && w->retry.at > now)
+		if (w->waiting_retry && w->target->hook_id == hook_id && w->retry.at > now)
 		{
 			coco_retry_remove(&w->retry);
 			coco_retry_add(&w->retry, now);
@@ -362,12 +364,12 @@ disable_gone(const Delivery *d)
 	char	   *not_sent = psprintf("not sent: the receiver answered 410 Gone at %s and the hook was disabled",
 									now);
 
-	disable_hook(d->spec->hook_id, reason, not_sent);
+	disable_hook(d->target->hook_id, reason, not_sent);
 	ereport(LOG,
 			(errmsg("cocohooks disabled hook %lld: its receiver answered 410 Gone",
-					(long long) d->spec->hook_id),
+					(long long) d->target->hook_id),
 			 errdetail("URL: %.*s. Its events written before this answer are not sent; enable_hook() enables it again.",
-					   (int) d->spec->url_len, coco_spec_url(d->spec))));
+					   d->target->url_len, d->target->url)));
 	pfree(now);
 	pfree(reason);
 	pfree(not_sent);
@@ -383,7 +385,7 @@ static char *
 disable_if_failing_too_long(const Delivery *d)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz since = coco_failing_note_failure(d->spec->hook_id, now);
+	TimestampTz since = coco_failing_note_failure(d->target->hook_id, now);
 	char	   *since_text;
 	char	   *reason;
 	char	   *not_sent;
@@ -398,13 +400,13 @@ disable_if_failing_too_long(const Delivery *d)
 					  GetConfigOptionByName("cocohooks.disable_failing_hooks_after", NULL, false));
 	not_sent = psprintf("not sent: the hook was disabled at %s: %s",
 						timestamptz_to_str(now), reason);
-	disable_hook(d->spec->hook_id, reason, not_sent);
+	disable_hook(d->target->hook_id, reason, not_sent);
 	ereport(WARNING,
 			(errcode(ERRCODE_WARNING),
 			 errmsg("cocohooks disabled hook %lld: no delivery to it succeeded since %s",
-					(long long) d->spec->hook_id, since_text),
+					(long long) d->target->hook_id, since_text),
 			 errdetail("URL: %.*s. Its events written before now are not sent and are logged as failed in cocohooks.deliveries, with their payload.",
-					   (int) d->spec->url_len, coco_spec_url(d->spec)),
+					   d->target->url_len, d->target->url),
 			 errhint("Once the receiver works, enable_hook() enables the hook again and redeliver() sends the logged deliveries. \"%s\" sets how long a hook may fail.",
 					 "cocohooks.disable_failing_hooks_after")));
 	pfree(since_text);
@@ -483,12 +485,12 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	bool		held_back = false;
 
 	if (success)
-		coco_failing_note_success(d->spec->hook_id);
+		coco_failing_note_success(d->target->hook_id);
 	else if (!d->given_up && r->status == 410)
 		disable_gone(d);
 	else if (!d->given_up)
 	{
-		char	   *held = coco_gone_skips(d->spec->hook_id, msg->queued_at);
+		char	   *held = coco_gone_skips(d->target->hook_id, msg->queued_at);
 
 		/* sent before its hook was disabled: no retry, and no new clock */
 		if (held)
@@ -518,7 +520,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	{
 		TimestampTz retry_at;
 
-		switch (coco_failure_step(msg, d->spec, d->webhook_id, d->attempts,
+		switch (coco_failure_step(msg, d->target, d->webhook_id, d->attempts,
 								  d->given_up || disabled != NULL || held_back, d->line != NULL,
 								  r, &retry_at, &error))
 		{
@@ -566,7 +568,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 			coco_engine_flush_log();
 		row = &log_rows[nlog];
 
-		row->hook_id = d->spec->hook_id;
+		row->hook_id = d->target->hook_id;
 		row->event = coco_event_names[msg->event];
 		row->collection = pnstrdup(coco_event_collection(msg), msg->collection_len);
 		row->document_id = d->ev->document_id;
@@ -668,7 +670,7 @@ release_finished_events(void)
 static char *
 reason_not_to_send(const Delivery *d)
 {
-	char	   *disabled = coco_gone_skips(d->spec->hook_id, d->ev->msg->queued_at);
+	char	   *disabled = coco_gone_skips(d->target->hook_id, d->ev->msg->queued_at);
 
 	if (disabled)
 		return disabled;
@@ -707,13 +709,13 @@ send_delivery(Delivery *d)
 
 	{
 		const CocoEventHeader *msg = d->ev->msg;
-		char	   *url = pnstrdup(coco_spec_url(d->spec), d->spec->url_len);
+		char	   *url = pnstrdup(d->target->url, d->target->url_len);
 
 		d->sent = true;
-		d->headers = coco_request_headers(msg, d->spec, d->webhook_id,
-										  coco_signing_keys_for(d->spec->hook_id));
+		d->headers = coco_request_headers(msg, d->target, d->webhook_id,
+										  coco_signing_keys_for(d->target->hook_id));
 		if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
-							msg->body_len, d->spec->timeout_ms, d))
+							msg->body_len, d->target->timeout_ms, d))
 		{
 			CocoHttpResult r = {0};
 
@@ -723,6 +725,25 @@ send_delivery(Delivery *d)
 		}
 		pfree(url);
 	}
+}
+
+/*
+ * Whether a delivery to the hook is unfinished in memory (its settings
+ * may not be forgotten yet: settings_retirement.c).
+ */
+bool
+coco_engine_uses_hook(int64 hook_id)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		if (d->target->hook_id == hook_id)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -749,6 +770,14 @@ coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
 						  const char *error)
 {
 	start_or_give_up(msg, wal_lsn, source, source_arg, error);
+}
+
+/* Why d is not sent: the settings its event names are gone (palloc'd). */
+static char *
+missing_settings(const Delivery *d)
+{
+	return psprintf("not sent: settings version %u of hook %lld is not in the catalog",
+					d->target->settings_version, (long long) d->target->hook_id);
 }
 
 static void
@@ -787,36 +816,43 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 		p += spec->spec_len;
 		d->ev = ev;
 		d->spec = spec;
+		d->target = coco_hook_target_get(spec);
 		d->attempts = ev->msg->attempts + 1;
 		snprintf(d->webhook_id, sizeof(d->webhook_id), "%s_%lld",
 				 ev->event_id, (long long) spec->hook_id);
-		d->origin = coco_origin_for_url(coco_spec_url(spec), spec->url_len);
+		d->origin = coco_origin_for_url(d->target->url, d->target->url_len);
 		dlist_push_tail(&live, &d->live_node);
-		if (give_up_error)
+		if (give_up_error || d->target->missing)
 		{
 			CocoHttpResult r = {0};
+			char	   *missing = NULL;
 
 			/* not sent: no place in its document's line */
 			active++;
 			d->given_up = true;
 			d->attempts = ev->msg->attempts;
-			r.error = give_up_error;
+			if (give_up_error)
+				r.error = give_up_error;
+			else
+				r.error = missing = missing_settings(d);
 			delivery_done(d, &r);
+			if (missing)
+				pfree(missing);
 			continue;
 		}
-		if ((spec->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0)
+		if ((d->target->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0)
 		{
 			int64		key = coco_order_document_key(coco_event_document_id(ev->msg),
 													  ev->msg->document_id_len);
 
-			if (coco_parked_holds(spec->hook_id, key, source))
+			if (coco_parked_holds(d->target->hook_id, key, source))
 			{
 				/* an earlier event of its document is parked: behind it */
 				active++;
 				park_one(d, ev->msg->attempts, GetCurrentTimestamp(), key);
 				continue;
 			}
-			if (!coco_order_enter(spec->hook_id, coco_event_document_id(ev->msg),
+			if (!coco_order_enter(d->target->hook_id, coco_event_document_id(ev->msg),
 								  ev->msg->document_id_len, &d->line_node, &d->line))
 			{
 				/* waits for an earlier event of its document */

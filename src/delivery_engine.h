@@ -47,6 +47,8 @@ extern long coco_engine_timeout_ms(void);
 extern int	coco_engine_in_flight(void);
 extern void coco_engine_event_counts(uint64 *started, uint64 *released);
 
+extern bool coco_engine_uses_hook(int64 hook_id);
+
 /* appends every unfinished delivery as a carried message; returns how many */
 extern uint64 coco_engine_save_unfinished(StringInfo buf);
 

@@ -61,38 +61,6 @@ pad_to_8(StringInfo buf)
 }
 
 /*
- * One "Name: value\0" line; a value that is not a string is left empty.
- * An empty value (or blanks only, which HTTP trims) is written "Name;",
- * libcurl's way to send a header with no value: "Name:" would remove it.
- */
-static void
-append_header_line(const char *name, int name_len, JsonbValue *value, void *arg)
-{
-	StringInfo	out = (StringInfo) arg;
-	bool		empty = true;
-
-	if (value->type == jbvString)
-		for (int i = 0; i < value->val.string.len && empty; i++)
-			empty = (value->val.string.val[i] == ' ' || value->val.string.val[i] == '\t');
-	appendBinaryStringInfo(out, name, name_len);
-	if (empty)
-		appendStringInfoChar(out, ';');
-	else
-	{
-		appendStringInfoString(out, ": ");
-		appendBinaryStringInfo(out, value->val.string.val, value->val.string.len);
-	}
-	appendStringInfoChar(out, '\0');
-}
-
-/* "Name: value\0" lines from the hook's headers object */
-static void
-headers_to_lines(Jsonb *headers, StringInfo out)
-{
-	(void) coco_headers_walk(headers, append_header_line, out);
-}
-
-/*
  * The signing key of a secret 'whsec_<base64>', written to key (at least
  * COCO_MAX_KEY_LEN bytes).  Returns its length, or -1 when the secret is not
  * of that form or its key is not 1 to COCO_MAX_KEY_LEN bytes long.  The one
@@ -121,8 +89,31 @@ coco_secret_decode(const char *secret, char *key)
 }
 
 /*
+ * Appends a reference to one hook's settings version (cocohooks.h);
+ * unordered sends it outside its document's order.
+ */
+void
+coco_hook_ref_append(StringInfo buf, int64 hook_id, uint32 settings_version,
+					 bool unordered)
+{
+	CocoHookRef ref;
+
+	/* read through a CocoHookSpec pointer: hook_id must be where it has it */
+	StaticAssertStmt(offsetof(CocoHookRef, hook_id) == offsetof(CocoHookSpec, hook_id),
+					 "a reference's hook_id is where a spec has it");
+	StaticAssertStmt(sizeof(CocoHookRef) < sizeof(CocoHookSpec),
+					 "no spec is as short as a reference");
+	ref.spec_len = sizeof(CocoHookRef);
+	ref.settings_version = (settings_version & COCO_REF_VERSION_MASK) |
+		(unordered ? COCO_REF_UNORDERED : 0);
+	ref.hook_id = hook_id;
+	appendBinaryStringInfo(buf, (const char *) &ref, sizeof(ref));
+}
+
+/*
  * Appends the spec of one hook, from its catalog columns (headers and
- * secret may be NULL).
+ * secret may be NULL): the form of 0.1 and 0.2, for a catalog that has no
+ * settings versions yet (before ALTER EXTENSION UPDATE).
  */
 void
 coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
@@ -136,7 +127,7 @@ coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 
 	initStringInfo(&lines);
 	if (headers)
-		headers_to_lines(headers, &lines);
+		coco_headers_to_lines(headers, &lines);
 
 	spec.hook_id = hook_id;
 	spec.timeout_ms = timeout_ms;

@@ -43,6 +43,8 @@ extern char *coco_event_document_id_text(const CocoEventHeader *msg);
 extern void coco_message_set_wal_id(CocoEventHeader *msg, uint64 lsn);
 extern uint64 coco_message_wal_lsn(const CocoEventHeader *msg);
 
+extern void coco_hook_ref_append(StringInfo buf, int64 hook_id,
+								 uint32 settings_version, bool unordered);
 extern void coco_hook_spec_append(StringInfo buf, int64 hook_id,
 								  const char *url, Jsonb *headers,
 								  const char *secret, int32 timeout_ms,

@@ -325,3 +325,21 @@ coco_ring_is_empty(void)
 	return empty;
 }
 
+/*
+ * The ring's logical positions: bytes pushed (*head) and popped (*tail)
+ * since its dbslot was set up.  Whatever was pushed before a moment has
+ * been popped once tail reaches the head of that moment.
+ */
+void
+coco_ring_positions(uint64 *head, uint64 *tail)
+{
+	CocoDbSlot *slot = coco_dbslot_mine(false);
+
+	*head = *tail = 0;
+	if (slot == NULL)
+		return;
+	LWLockAcquire(slot->lock, LW_SHARED);
+	*head = slot->head;
+	*tail = slot->tail;
+	LWLockRelease(slot->lock);
+}

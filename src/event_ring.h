@@ -18,5 +18,6 @@ extern void coco_ring_count_dropped(uint64 n);
 extern Size coco_ring_pop(char *dst, Size dst_size, int max_messages,
 						  int *nmessages, Size *needed);
 extern bool coco_ring_is_empty(void);
+extern void coco_ring_positions(uint64 *head, uint64 *tail);
 
 #endif							/* COCOHOOKS_EVENT_RING_H */

@@ -51,3 +51,38 @@ coco_headers_walk(Jsonb *headers, CocoHeaderFn fn, void *arg)
 	}
 	return true;
 }
+
+/*
+ * One "Name: value\0" line; a value that is not a string is left empty.
+ * An empty value (or blanks only, which HTTP trims) is written "Name;",
+ * libcurl's way to send a header with no value: "Name:" would remove it.
+ */
+static void
+append_header_line(const char *name, int name_len, JsonbValue *value, void *arg)
+{
+	StringInfo	out = (StringInfo) arg;
+	bool		empty = true;
+
+	if (value->type == jbvString)
+		for (int i = 0; i < value->val.string.len && empty; i++)
+			empty = (value->val.string.val[i] == ' ' || value->val.string.val[i] == '\t');
+	appendBinaryStringInfo(out, name, name_len);
+	if (empty)
+		appendStringInfoChar(out, ';');
+	else
+	{
+		appendStringInfoString(out, ": ");
+		appendBinaryStringInfo(out, value->val.string.val, value->val.string.len);
+	}
+	appendStringInfoChar(out, '\0');
+}
+
+/*
+ * Appends the "Name: value\0" lines of a headers object to out, as
+ * requests carry them (request_headers.c).
+ */
+void
+coco_headers_to_lines(Jsonb *headers, StringInfo out)
+{
+	(void) coco_headers_walk(headers, append_header_line, out);
+}

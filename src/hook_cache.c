@@ -248,6 +248,8 @@ typedef struct HookRow
 	int			spec_len;
 	int32		max_retries;
 	uint32		spec_flags;		/* COCO_SPEC_ORDERED */
+	bool		versioned;		/* the catalog has settings versions */
+	uint32		settings_version;
 } HookRow;
 
 /*
@@ -367,6 +369,9 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		value = coco_hooks_attr(tup, desc, Anum_hooks_ordering, &isnull);
 		row->spec_flags = (!isnull && strcmp(TextDatumGetCString(value), "document") == 0) ?
 			COCO_SPEC_ORDERED : 0;
+		value = coco_hooks_attr(tup, desc, Anum_hooks_settings_version, &isnull);
+		row->versioned = !isnull;
+		row->settings_version = isnull ? 0 : (uint32) DatumGetInt32(value);
 	}
 	systable_endscan(scan);
 	table_close(hooksrel, AccessShareLock);
@@ -386,9 +391,12 @@ load_hooks(CocoTableHooks *th, Relation rel)
 			continue;
 		}
 		row->spec_off = specs[row->event].len;
-		coco_hook_spec_append(&specs[row->event], row->id, row->url,
-							  row->headers, row->secret,
-							  row->timeout_ms, row->max_retries, row->spec_flags);
+		if (row->versioned)
+			coco_hook_ref_append(&specs[row->event], row->id, row->settings_version, false);
+		else
+			coco_hook_spec_append(&specs[row->event], row->id, row->url,
+								  row->headers, row->secret,
+								  row->timeout_ms, row->max_retries, row->spec_flags);
 		row->spec_len = specs[row->event].len - row->spec_off;
 		th->nhooks[row->event]++;
 	}

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hooks_catalog.h
- *	  Column numbers of the hook catalog, cocohooks.hooks.
+ *	  Column numbers of the hook catalog, cocohooks.hooks, and of its
+ *	  settings history, cocohooks.hook_versions.
  *
  * The install script of every version and the upgrade scripts create these
  * columns at these positions; new columns are only ever appended, so the
@@ -35,8 +36,27 @@
 #define Anum_hooks_ordering		16
 /* 0.3.0 */
 #define Anum_hooks_retry_for	17
+#define Anum_hooks_settings_version	18	/* what messages name (cocohooks.h) */
 
-#define Natts_hooks				17
+#define Natts_hooks				18
+
+/*
+ * cocohooks.hook_versions (0.3.0): a hook's settings as they were before a
+ * change, or before it was unregistered, kept while events may name them.
+ */
+#define Anum_versions_hook_id		1
+#define Anum_versions_settings_version	2
+#define Anum_versions_url			3
+#define Anum_versions_headers		4
+#define Anum_versions_timeout_ms	5
+#define Anum_versions_max_retries	6
+#define Anum_versions_ordering		7
+#define Anum_versions_retry_for		8
+#define Anum_versions_unregistered	9
+#define Anum_versions_secret		10
+#define Anum_versions_previous_secret	11
+#define Anum_versions_previous_secret_until	12
+#define Anum_versions_retired_at	13
 
 #include "postgres.h"
 

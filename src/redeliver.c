@@ -17,8 +17,9 @@
  *	  caller must own the hook's collection, as for the hook itself;
  *	- the event keeps its id (the webhook-id less its "_<hook id>") and its
  *	  body text, built again from the stored jsonb (payload.c);
- *	- it is sent outside any document order (no COCO_SPEC_ORDERED), and
- *	  only if the calling transaction commits (event_emit.c).
+ *	- it is sent outside any document order (COCO_REF_UNORDERED), and
+ *	  only if the calling transaction commits (event_emit.c);
+ *	- it names the hook's current settings version, as new events do.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,7 +44,7 @@ enum
 {
 	COL_HOOK_ID = 1, COL_EVENT, COL_COLLECTION, COL_DOCUMENT_ID, COL_PAYLOAD,
 	COL_WEBHOOK_ID, COL_HOOK_EXISTS, COL_URL, COL_HEADERS, COL_SECRET,
-	COL_TIMEOUT, COL_RETRIES, COL_COLLECTION_OID
+	COL_TIMEOUT, COL_RETRIES, COL_COLLECTION_OID, COL_SETTINGS_VERSION
 };
 
 static char *
@@ -92,7 +93,9 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("SELECT d.hook_id, d.event, d.collection, d.document_id, "
 							  "       d.payload, d.webhook_id, h.id IS NOT NULL, "
 							  "       h.url, h.headers, h.secret, h.timeout_ms, h.max_retries, "
-							  "       h.collection::pg_catalog.oid "
+							  "       h.collection::pg_catalog.oid, "
+							  /* NULL before ALTER EXTENSION UPDATE to 0.3.0 */
+							  "       (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'settings_version')::pg_catalog.int4 "
 							  "FROM cocohooks.deliveries d "
 							  "LEFT JOIN cocohooks.hooks h ON h.id = d.hook_id "
 							  "WHERE d.id = $1",
@@ -138,23 +141,32 @@ cocohooks_redeliver(PG_FUNCTION_ARGS)
 
 	initStringInfo(&spec);
 	{
-		bool		hnull;
-		bool		snull;
-		Datum		headers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											COL_HEADERS, &hnull);
-		char	   *secret = text_col(COL_SECRET, &snull);
-		bool		retries_null;
-		Datum		retries = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-											COL_RETRIES, &retries_null);
+		bool		vnull;
+		Datum		version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											COL_SETTINGS_VERSION, &vnull);
 
-		coco_hook_spec_append(&spec, hook_id, text_col(COL_URL, &isnull),
-							  hnull ? NULL : DatumGetJsonbPCopy(headers), secret,
-							  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-														  SPI_tuptable->tupdesc,
-														  COL_TIMEOUT, &isnull)),
-							  retries_null ? COCO_RETRIES_UNLIMITED : DatumGetInt32(retries),
 		/* sent when asked: an old state has no place in a document's order */
-							  0);
+		if (!vnull)
+			coco_hook_ref_append(&spec, hook_id, (uint32) DatumGetInt32(version), true);
+		else
+		{
+			bool		hnull;
+			bool		snull;
+			Datum		headers = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												COL_HEADERS, &hnull);
+			char	   *secret = text_col(COL_SECRET, &snull);
+			bool		retries_null;
+			Datum		retries = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												COL_RETRIES, &retries_null);
+
+			coco_hook_spec_append(&spec, hook_id, text_col(COL_URL, &isnull),
+								  hnull ? NULL : DatumGetJsonbPCopy(headers), secret,
+								  DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc,
+															  COL_TIMEOUT, &isnull)),
+								  retries_null ? COCO_RETRIES_UNLIMITED : DatumGetInt32(retries),
+								  0);
+		}
 	}
 
 	/*

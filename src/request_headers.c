@@ -9,7 +9,7 @@
  * keyed with the decoded secret, computed with PostgreSQL's own HMAC code;
  * then come the hook's own headers.  The secret is the hook's as of now
  * (signing_keys.c; two signatures during a rotation's overlap), or, when
- * the worker has none for the hook, the key the message carries.
+ * the worker has none for the hook, the key a 0.1/0.2 message carries.
  *
  * Runs in: the worker, outside any transaction.
  *
@@ -19,7 +19,7 @@
  *	- the HMAC contexts belong to a resource owner of this file's own, as
  *	  no transaction's is there to track them;
  *	- an attempt's header list is one palloc'd chunk, freed with pfree; it
- *	  points into the hook's spec and must not outlive it.
+ *	  points into the hook's target and must not outlive it.
  *
  *-------------------------------------------------------------------------
  */
@@ -96,13 +96,14 @@ sign(const char *key, int key_len, const char *webhook_id, const char *timestamp
  * The request headers of one attempt: ours, the signature when the hook
  * has a key, then the hook's own.  keys are the hook's secrets as of now
  * (signing_keys.c): during a rotation's overlap the request carries two
- * signatures, the new secret's first; NULL signs with the message's key.  webhook-timestamp is the time of the
- * attempt.  The list is one palloc'd chunk (libcurl only reads it), so an
- * attempt costs one allocation: free it with pfree.  The hook's header
- * lines are not copied: the list must not outlive spec.
+ * signatures, the new secret's first; NULL signs with a 0.1/0.2 message's
+ * own key, if it has one.  webhook-timestamp is the time of the attempt.
+ * The list is one palloc'd chunk (libcurl only reads it), so an attempt
+ * costs one allocation: free it with pfree.  The hook's header lines are
+ * not copied: the list must not outlive target.
  */
 struct curl_slist *
-coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
+coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 					 const char *webhook_id, const CocoSigningKeys *keys)
 {
 	enum
@@ -116,9 +117,9 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
 	char	   *lines;
 	char		timestamp[32];
 	const char *p;
-	const char *end = coco_spec_headers(spec) + spec->headers_len;
+	const char *end = target->headers + target->headers_len;
 
-	for (p = coco_spec_headers(spec); p < end; p += strlen(p) + 1)
+	for (p = target->headers; p < end; p += strlen(p) + 1)
 		nhook++;
 	nnodes = 3 + NLINES + nhook;
 	nodes = palloc(sizeof(struct curl_slist) * nnodes + NLINES * COCO_HEADER_LINE_LEN);
@@ -143,8 +144,8 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
 		initStringInfo(&sigs);
 		if (keys == NULL)
 		{
-			if (spec->key_len > 0)
-				sign(coco_spec_key(spec), spec->key_len, webhook_id, timestamp,
+			if (target->key_len > 0)
+				sign(target->key, target->key_len, webhook_id, timestamp,
 					 coco_event_body(msg), msg->body_len, &sigs);
 		}
 		else
@@ -164,7 +165,7 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookSpec *spec,
 		}
 		pfree(sigs.data);
 	}
-	for (p = coco_spec_headers(spec); p < end; p += strlen(p) + 1)
+	for (p = target->headers; p < end; p += strlen(p) + 1)
 		ADD(p);
 	/* no "Expect: 100-continue" round trip for large bodies */
 	ADD("Expect:");

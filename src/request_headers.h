@@ -13,13 +13,14 @@
 #include <curl/curl.h>
 
 #include "cocohooks.h"
+#include "hook_settings.h"
 #include "signing_keys.h"
 
 /* the longest line we build (an id, two signatures) */
 #define COCO_HEADER_LINE_LEN	160
 
 extern struct curl_slist *coco_request_headers(const CocoEventHeader *msg,
-											   const CocoHookSpec *spec,
+											   const CocoHookTarget *target,
 											   const char *webhook_id,
 											   const CocoSigningKeys *keys);
 

@@ -8,8 +8,8 @@
  * network guard, 410 Gone, a hook disabled) is retried after the back-off
  * (coco_retry_delay_ms).  Retries are left while both limits allow: the
  * hook's max_retries (COCO_RETRIES_UNLIMITED: none), and its retry_for
- * after the event's commit (read from the catalog by hook_settings.c, as
- * a message has no room for it; NULL: none); the last retry is clamped to
+ * after the event's commit (both read from the catalog by hook_settings.c;
+ * NULL: none); the last retry is clamped to
  * that deadline.  It waits in the worker's memory (retry_queue.c)
  * when its retry is near and memory holds fewer than the bound; otherwise
  * it is parked in cocohooks.retry_queue (parked_retries.c), and so is a
@@ -37,36 +37,36 @@
 #include "settings.h"
 
 /*
- * When the retries of the delivery of msg to spec stop: its retry_for
+ * When the retries of the delivery of msg to target stop: its retry_for
  * after the event's commit (0: no time limit).
  */
 static TimestampTz
-retry_deadline(const CocoEventHeader *msg, const CocoHookSpec *spec)
+retry_deadline(const CocoEventHeader *msg, const CocoHookTarget *target)
 {
-	int64		retry_for_ms = coco_hook_retry_for_ms(spec->hook_id);
+	int64		retry_for_ms = coco_hook_retry_for_ms(target->hook_id);
 
 	return retry_for_ms < 0 ? 0 :
 		TimestampTzPlusMilliseconds(msg->queued_at, retry_for_ms);
 }
 
 /*
- * A failed attempt (number attempts) of the delivery of msg to spec: what
+ * A failed attempt (number attempts) of the delivery of msg to target: what
  * comes next, when (*retry_at, for a retry), and the error for its log row
  * (*error, palloc'd).  Retries stop at whichever comes first: max_retries
  * (unless COCO_RETRIES_UNLIMITED) or the hook's retry_for after the
  * event's commit; the last retry is due at that deadline at the latest.
  */
 CocoFailureStep
-coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
+coco_failure_step(const CocoEventHeader *msg, const CocoHookTarget *target,
 				  const char *webhook_id, int attempts, bool given_up,
 				  bool in_line, const CocoHttpResult *r,
 				  TimestampTz *retry_at, char **error)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz deadline = retry_deadline(msg, spec);
-	bool		unlimited = spec->max_retries == COCO_RETRIES_UNLIMITED;
+	TimestampTz deadline = retry_deadline(msg, target);
+	bool		unlimited = target->max_retries == COCO_RETRIES_UNLIMITED;
 	bool		out_of_time = deadline != 0 && now >= deadline;
-	bool		retry = (unlimited || attempts <= spec->max_retries) && !out_of_time &&
+	bool		retry = (unlimited || attempts <= target->max_retries) && !out_of_time &&
 		!given_up && !r->permanent && r->status != 410;
 	bool		memory_full = coco_retry_count() >=
 		cocohooks_max_concurrent_deliveries * COCO_RETRY_BACKLOG_FACTOR;
@@ -104,7 +104,7 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
 				 timestamptz_to_str(deadline));
 
 	if (!unlimited)
-		snprintf(attempt, sizeof(attempt), "%d of %d", attempts, spec->max_retries + 1);
+		snprintf(attempt, sizeof(attempt), "%d of %d", attempts, target->max_retries + 1);
 	else if (deadline != 0)
 		snprintf(attempt, sizeof(attempt), "%d (retrying until %s)", attempts,
 				 timestamptz_to_str(deadline));
@@ -119,10 +119,10 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookSpec *spec,
 			(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
 					coco_event_names[msg->event],
 					(int) msg->collection_len, coco_event_collection(msg),
-					(long long) spec->hook_id, *error),
+					(long long) target->hook_id, *error),
 			 errdetail("Attempt %s%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
 					   attempt, next,
-					   (int) spec->url_len, coco_spec_url(spec), webhook_id,
+					   target->url_len, target->url, webhook_id,
 					   (int) msg->document_id_len, coco_event_document_id(msg))));
 	if (retry && step == COCO_FAILED_FOR_GOOD)
 	{

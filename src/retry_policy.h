@@ -14,6 +14,7 @@
 #include "utils/timestamp.h"
 
 #include "cocohooks.h"
+#include "hook_settings.h"
 #include "http_client.h"
 
 /*
@@ -33,7 +34,7 @@ typedef enum CocoFailureStep
 } CocoFailureStep;
 
 extern CocoFailureStep coco_failure_step(const CocoEventHeader *msg,
-										 const CocoHookSpec *spec,
+										 const CocoHookTarget *target,
 										 const char *webhook_id, int attempts,
 										 bool given_up, bool in_line,
 										 const CocoHttpResult *r,

@@ -8,8 +8,7 @@
 #ifndef COCOHOOKS_SIGNING_KEYS_H
 #define COCOHOOKS_SIGNING_KEYS_H
 
-#include "access/htup.h"
-#include "access/tupdesc.h"
+#include "utils/timestamp.h"
 
 #include "cocohooks.h"
 
@@ -24,9 +23,11 @@ typedef struct CocoSigningKeys
 } CocoSigningKeys;
 
 extern void coco_signing_keys_note_change(void);
-extern void coco_signing_keys_reset(void);
-extern void coco_signing_keys_load_row(int64 id, HeapTuple tup, TupleDesc desc);
-extern void coco_signing_keys_forget(void);
+extern void coco_signing_keys_begin(void);
+extern void coco_signing_keys_load(int64 id, const char *secret,
+								   const char *previous,
+								   TimestampTz previous_until);
+extern void coco_signing_keys_end(bool succeeded);
 extern const CocoSigningKeys *coco_signing_keys_for(int64 hook_id);
 
 #endif							/* COCOHOOKS_SIGNING_KEYS_H */

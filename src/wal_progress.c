@@ -55,6 +55,7 @@ static XLogRecPtr noted = InvalidXLogRecPtr;	/* the last restart point noted */
 static XLogRecPtr marked = InvalidXLogRecPtr;	/* the last one written */
 static bool finished_since_mark = true; /* the first note writes a mark */
 static TimestampTz last_mark = 0;
+static XLogRecPtr wanted = InvalidXLogRecPtr;	/* coco_wal_progress_want */
 
 /* Writes a mark; returns where its record ends (Invalid if none written). */
 static XLogRecPtr
@@ -84,7 +85,8 @@ coco_wal_progress_note(XLogRecPtr restart, bool events_finished, TimestampTz now
 	if (noted <= marked ||
 		!TimestampDifferenceExceeds(last_mark, now, MARK_INTERVAL_MS))
 		return InvalidXLogRecPtr;
-	if (!finished_since_mark && noted - marked < MARK_DISTANCE)
+	if (!finished_since_mark && noted - marked < MARK_DISTANCE &&
+		!(wanted > marked && noted >= wanted))
 		return InvalidXLogRecPtr;
 	end = write_mark(MyDatabaseId, noted);
 	*start = ProcLastRecPtr;
@@ -103,6 +105,23 @@ coco_wal_progress_flush(void)
 		(void) write_mark(MyDatabaseId, noted);
 		marked = noted;
 	}
+}
+
+/* The restart point of the last mark written: where a promoted standby reads from. */
+XLogRecPtr
+coco_wal_progress_marked(void)
+{
+	return marked;
+}
+
+/*
+ * Someone waits for a mark at lsn or past it (settings_retirement.c): the
+ * next note past it writes one, even with no event finished since the last.
+ */
+void
+coco_wal_progress_want(XLogRecPtr lsn)
+{
+	wanted = Max(wanted, lsn);
 }
 
 /* The slot of database dboid was dropped: so should the standby's be. */

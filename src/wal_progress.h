@@ -19,6 +19,8 @@
 extern XLogRecPtr coco_wal_progress_note(XLogRecPtr restart, bool events_finished,
 										TimestampTz now, XLogRecPtr *start);
 extern void coco_wal_progress_flush(void);
+extern XLogRecPtr coco_wal_progress_marked(void);
+extern void coco_wal_progress_want(XLogRecPtr lsn);
 
 /* whoever drops a database's slot: the standby drops its copy too */
 extern void coco_wal_progress_slot_dropped(Oid dboid);

@@ -44,6 +44,7 @@
 #define SLOT_SAVE_INTERVAL_MS	1000
 
 static TimestampTz last_slot_save = 0;
+static XLogRecPtr saved_restart = InvalidXLogRecPtr;	/* on disk */
 
 void
 coco_wal_slot_name(char *buf, Oid dboid)
@@ -197,6 +198,7 @@ coco_wal_slot_take(void)
 		restart = my_slot_restart();
 	}
 	last_slot_save = GetCurrentTimestamp();
+	saved_restart = restart;
 	return restart;
 }
 
@@ -223,6 +225,7 @@ coco_wal_slot_move_restart(XLogRecPtr restart, TimestampTz now)
 		{
 			ReplicationSlotSave();
 			last_slot_save = now;
+			saved_restart = my_slot_restart();
 		}
 	}
 }
@@ -235,7 +238,18 @@ coco_wal_slot_save(void)
 	{
 		ReplicationSlotMarkDirty();
 		ReplicationSlotSave();
+		saved_restart = my_slot_restart();
 	}
+}
+
+/*
+ * For the worker: the restart point of its slot as last saved to disk,
+ * where a worker after a crash reads again from.
+ */
+XLogRecPtr
+coco_wal_slot_saved_restart(void)
+{
+	return saved_restart;
 }
 
 /* For the worker: lets go of the slot it holds and drops it. */

@@ -22,6 +22,7 @@ extern bool coco_wal_slot_parse_name(const char *name, Oid *dboid);
 extern XLogRecPtr coco_wal_slot_take(void);
 extern void coco_wal_slot_move_restart(XLogRecPtr restart, TimestampTz now);
 extern void coco_wal_slot_save(void);
+extern XLogRecPtr coco_wal_slot_saved_restart(void);
 extern void coco_wal_slot_release_and_drop(const char *why);
 extern void coco_wal_slot_drop_own(void);
 

@@ -484,6 +484,26 @@ coco_wal_source_timeout_ms(void)
 	return IDLE_POLL_MS;
 }
 
+/*
+ * Whether no event in the WAL before lsn can be read again: a worker
+ * after a crash, or a promoted standby, reads from past it (both the
+ * slot's restart point on disk and the last progress mark are).  True
+ * when the WAL is not read.
+ */
+bool
+coco_wal_source_read_for_good(uint64 lsn)
+{
+	if (!coco_wal_state.active)
+		return true;
+	if (coco_wal_progress_marked() < lsn)
+	{
+		/* an idle worker marks its progress only when asked */
+		coco_wal_progress_want(lsn);
+		return false;
+	}
+	return coco_wal_slot_saved_restart() >= lsn;
+}
+
 /* At an orderly exit: the slot's restart point goes to disk. */
 void
 coco_wal_source_exit(void)

@@ -18,6 +18,7 @@ extern void coco_wal_source_advance(void);
 extern long coco_wal_source_timeout_ms(void);
 extern bool coco_wal_source_behind(void);
 extern void coco_wal_source_exit(void);
+extern bool coco_wal_source_read_for_good(uint64 lsn);
 extern uint64 coco_wal_retention_cut(void);
 
 #endif							/* COCOHOOKS_WAL_SOURCE_H */

@@ -72,6 +72,7 @@
 #include "parked_retries.h"
 #include "pg_compat.h"
 #include "saved_events.h"
+#include "settings_retirement.h"
 #include "settings.h"
 #include "wal_merge.h"
 #include "wal_scan.h"
@@ -427,6 +428,7 @@ cocohooks_worker_main(Datum main_arg)
 		long		timeout;
 		long		wal_ms;
 		long		parked_ms;
+		long		retire_ms;
 		bool		took;
 		uint32		check_request;
 		uint64		started_before;
@@ -476,6 +478,7 @@ cocohooks_worker_main(Datum main_arg)
 		coco_engine_progress();
 		coco_saved_events_note_finished();
 		coco_wal_source_advance();
+		coco_settings_retirement_step(parked_off < parked_len);
 		prune_log();
 		coco_marks_set_in_flight(coco_engine_in_flight());
 
@@ -501,6 +504,9 @@ cocohooks_worker_main(Datum main_arg)
 		parked_ms = coco_parked_timeout_ms();
 		if (parked_ms >= 0 && (timeout < 0 || parked_ms < timeout))
 			timeout = parked_ms;
+		retire_ms = coco_settings_retirement_timeout_ms();
+		if (retire_ms >= 0 && (timeout < 0 || retire_ms < timeout))
+			timeout = retire_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
