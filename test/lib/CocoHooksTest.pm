@@ -329,18 +329,14 @@ END
 	eval { $_->kill_kill(grace => 2) } for @verifiers;
 }
 
-# How many logical messages with exactly this prefix the node's pg_wal holds
-# (pg_waldump from its oldest segment to the end of valid WAL).
+# How many logical messages with exactly this prefix the node's WAL holds
+# from the position $from on (pg_waldump, to the end of valid WAL).
 sub wal_messages
 {
-	my ($node, $prefix) = @_;
+	my ($node, $prefix, $from) = @_;
 	my $dir = $node->data_dir . '/pg_wal';
-	opendir(my $dh, $dir) or die "cannot open $dir: $!";
-	my @segments = sort grep { /^[0-9A-F]{24}$/ } readdir($dh);
-	closedir($dh);
-	return 0 unless @segments;
 	# it stops with an error at the end of valid WAL: only its output counts
-	my $out = `pg_waldump --rmgr=LogicalMessage --path=$dir $segments[0] 2>/dev/null`;
+	my $out = `pg_waldump --rmgr=LogicalMessage --path=$dir --start=$from 2>/dev/null`;
 	my $n = () = $out =~ /prefix "\Q$prefix\E"/g;
 	return $n;
 }

@@ -45,6 +45,7 @@ sub setup
 		$no_first_event ? (extra => ['--wal-segsize=1']) : ());
 	$primary->append_conf('postgresql.conf', $conf);
 	$primary->start;
+	my $before_worker = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 	$primary->safe_psql('postgres', 'CREATE EXTENSION cocohooks');
 	wait_worker($primary, 30);
 	$primary->safe_psql('postgres', qq{
@@ -53,7 +54,7 @@ sub setup
 	});
 	# without a first event, the worker's start mark goes before the backup
 	# (its checkpoint): the standby then has no mark before the first event
-	ok( wait_until("$name start mark", 30, sub { wal_messages($primary, 'cocohooks.progress') > 0 }),
+	ok( wait_until("$name start mark", 30, sub { wal_messages($primary, 'cocohooks.progress', $before_worker) > 0 }),
 		"$name: the primary's worker marks its start")
 	  if $no_first_event;
 	$primary->backup('b');
