@@ -173,7 +173,6 @@ note_version(int64 hook_id, uint32 version, HeapTuple tup, TupleDesc desc,
 	if (!found)
 	{
 		CocoHookTarget *t = &e->target;
-		MemoryContext old = MemoryContextSwitchTo(targets_cxt);
 		const char *url = text_attr(tup, desc, url_att);
 		const char *ordering = text_attr(tup, desc, ordering_att);
 		StringInfoData lines;
@@ -184,20 +183,21 @@ note_version(int64 hook_id, uint32 version, HeapTuple tup, TupleDesc desc,
 		e->refs = 0;
 		t->hook_id = hook_id;
 		t->settings_version = version;
-		t->url = url ? url : pstrdup("");
+		/* only what the target keeps goes into targets_cxt */
+		t->url = MemoryContextStrdup(targets_cxt, url ? url : "");
 		t->url_len = strlen(t->url);
 		initStringInfo(&lines);
 		value = coco_hooks_attr(tup, desc, headers_att, &isnull);
 		if (!isnull)
 			coco_headers_to_lines(DatumGetJsonbP(value), &lines);
-		t->headers = lines.data;
+		t->headers = MemoryContextAlloc(targets_cxt, lines.len + 1);
+		memcpy((char *) t->headers, lines.data, lines.len + 1);
 		t->headers_len = lines.len;
 		value = coco_hooks_attr(tup, desc, timeout_att, &isnull);
 		t->timeout_ms = isnull ? 15000 : DatumGetInt32(value);
 		value = coco_hooks_attr(tup, desc, retries_att, &isnull);
 		t->max_retries = isnull ? COCO_RETRIES_UNLIMITED : DatumGetInt32(value);
 		t->flags = (ordering && strcmp(ordering, "document") == 0) ? COCO_SPEC_ORDERED : 0;
-		MemoryContextSwitchTo(old);
 	}
 }
 
