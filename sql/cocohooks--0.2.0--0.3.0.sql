@@ -62,7 +62,10 @@ CREATE FUNCTION cocohooks.register_hook(
     columns         text[]  DEFAULT NULL,
     exclude_columns text[]  DEFAULT NULL,
     ordering        text    DEFAULT 'document',
-    retry_for       interval DEFAULT '1 day'
+    retry_for       interval DEFAULT '1 day',
+    filter          text    DEFAULT NULL,
+    max_per_second  real    DEFAULT NULL,
+    max_concurrent  integer DEFAULT NULL
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 
@@ -177,3 +180,9 @@ CREATE TRIGGER keep_truncated_hook_settings
     BEFORE TRUNCATE ON cocohooks.hooks
     FOR EACH STATEMENT EXECUTE FUNCTION cocohooks.keep_truncated_hook_settings();
 REVOKE ALL ON cocohooks.hook_versions FROM PUBLIC;
+
+-- Row filters and per-hook pace (issue 22).
+ALTER TABLE cocohooks.hooks ADD COLUMN filter text;
+ALTER TABLE cocohooks.hooks ADD COLUMN filter_tree text;
+ALTER TABLE cocohooks.hooks ADD COLUMN max_per_second real CHECK (max_per_second > 0);
+ALTER TABLE cocohooks.hooks ADD COLUMN max_concurrent integer CHECK (max_concurrent >= 1);

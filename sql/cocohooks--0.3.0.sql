@@ -40,7 +40,16 @@ CREATE TABLE cocohooks.hooks (
     retry_for   interval    DEFAULT '1 day' CHECK (retry_for > '0'),
     -- what events name: bumped by every change of url, headers, timeout_ms,
     -- max_retries, ordering or retry_for (cocohooks.hook_versions)
-    settings_version integer NOT NULL DEFAULT 1
+    settings_version integer NOT NULL DEFAULT 1,
+    -- fires only on rows for which this is true (NULL: every row), as
+    -- normalized text; filter_tree is its compiled form, which the row
+    -- trigger evaluates (written by the compile_hook_filter trigger)
+    filter      text,
+    filter_tree text,
+    -- the hook's pace: requests started per second, requests in flight
+    -- (NULL: no limit of its own)
+    max_per_second real    CHECK (max_per_second > 0),
+    max_concurrent integer CHECK (max_concurrent >= 1)
 );
 ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
 CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
@@ -192,7 +201,10 @@ CREATE FUNCTION cocohooks.register_hook(
     columns         text[]  DEFAULT NULL,
     exclude_columns text[]  DEFAULT NULL,
     ordering        text    DEFAULT 'document',
-    retry_for       interval DEFAULT '1 day'
+    retry_for       interval DEFAULT '1 day',
+    filter          text    DEFAULT NULL,
+    max_per_second  real    DEFAULT NULL,
+    max_concurrent  integer DEFAULT NULL
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 

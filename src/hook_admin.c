@@ -81,10 +81,10 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	CocoAsOwner st;
 	int64		id;
 	bool		isnull;
-	Datum		args[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID};
+	Datum		args[14];
+	char		nulls[14] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[14] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, FLOAT4OID, INT4OID};
 
 	/*
 	 * The SQL function of an older schema, until ALTER EXTENSION UPDATE, has
@@ -92,8 +92,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	 * retry_for and needs a max_retries).
 	 */
 	bool		v02 = PG_NARGS() >= 10;
-	bool		v03 = PG_NARGS() >= 11;
-	int			nargs = v03 ? 11 : v02 ? 10 : 7;
+	bool		v03 = PG_NARGS() >= 14;
+	int			nargs = v03 ? 14 : v02 ? 10 : 7;
 	ArrayType  *columns = NULL;
 	ArrayType  *exclude = NULL;
 	char	   *ordering = "document";
@@ -128,6 +128,14 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	}
 	if (v03 && !PG_ARGISNULL(10))
 		retry_for = PG_GETARG_INTERVAL_P(10);
+	if (v03 && !PG_ARGISNULL(11))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("filter is not supported yet")));
+	if (v03 && !PG_ARGISNULL(12))
+		coco_check_max_per_second(PG_GETARG_FLOAT4(12));
+	if (v03 && !PG_ARGISNULL(13))
+		coco_check_range("max_concurrent", PG_GETARG_INT32(13), 1, MAX_CONCURRENT);
 
 	coco_check_event(event);
 	coco_check_url(url);
@@ -163,6 +171,11 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	args[9] = CStringGetTextDatum(ordering);
 	args[10] = retry_for ? IntervalPGetDatum(retry_for) : (Datum) 0;
 	nulls[10] = retry_for ? ' ' : 'n';
+	for (int i = 11; i < 14; i++)
+	{
+		args[i] = v03 ? PG_GETARG_DATUM(i) : (Datum) 0;
+		nulls[i] = v03 && !PG_ARGISNULL(i) ? ' ' : 'n';
+	}
 
 	coco_begin_as_owner(&st);
 	coco_check_partition_family(relid);
@@ -170,8 +183,10 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args(v03 ?
 							  "INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
-							  "columns, exclude_columns, ordering, retry_for) "
-							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+							  "columns, exclude_columns, ordering, retry_for, filter, "
+							  "max_per_second, max_concurrent) "
+							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+							  "$12, $13, $14) "
 							  "RETURNING id" :
 							  v02 ?
 							  "INSERT INTO cocohooks.hooks "

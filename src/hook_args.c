@@ -21,6 +21,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include <curl/curl.h>
 
 #include "access/table.h"
@@ -271,6 +273,18 @@ coco_check_range(const char *name, int value, int min, int max)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s %d is out of range", name, value),
 				 errdetail("%s must be between %d and %d.", name, min, max)));
+}
+
+/* max_per_second: a rate above zero, fractions allowed (0.5: one every 2 s). */
+void
+coco_check_max_per_second(float4 value)
+{
+	if (isnan(value) || value <= 0 || value > MAX_PER_SECOND)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_per_second %g is out of range", value),
+				 errdetail("max_per_second must be greater than 0 and at most %g.",
+						   MAX_PER_SECOND)));
 }
 
 /*

@@ -37,8 +37,12 @@
 /* 0.3.0 */
 #define Anum_hooks_retry_for	17
 #define Anum_hooks_settings_version	18	/* what messages name (cocohooks.h) */
+#define Anum_hooks_filter		19	/* the row filter's text */
+#define Anum_hooks_filter_tree	20	/* ... compiled: nodeToString() */
+#define Anum_hooks_max_per_second	21
+#define Anum_hooks_max_concurrent	22
 
-#define Natts_hooks				18
+#define Natts_hooks				22
 
 /*
  * cocohooks.hook_versions (0.3.0): a hook's settings as they were before a
