@@ -18,6 +18,7 @@ OBJS = \
 	src/wal_slot.o \
 	src/extension_installed.o \
 	src/row_json.o \
+	src/row_filter.o \
 	src/hook_filters.o \
 	src/hook_cache.o \
 	src/payload.o \
@@ -29,6 +30,7 @@ OBJS = \
 	src/header_object.o \
 	src/network_guard.o \
 	src/hook_args.o \
+	src/filter_compile.o \
 	src/hook_triggers.o \
 	src/hook_admin.o \
 	src/column_renames.o \
@@ -82,7 +84,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input network_guard payloads filters commit_semantics api_session delivery
+REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

@@ -186,3 +186,13 @@ ALTER TABLE cocohooks.hooks ADD COLUMN filter text;
 ALTER TABLE cocohooks.hooks ADD COLUMN filter_tree text;
 ALTER TABLE cocohooks.hooks ADD COLUMN max_per_second real CHECK (max_per_second > 0);
 ALTER TABLE cocohooks.hooks ADD COLUMN max_concurrent integer CHECK (max_concurrent >= 1);
+
+-- A hook's filter is compiled from its text into filter_tree on every
+-- insert (a restore's too: column numbers and oids change) and on every
+-- change of the text (alter_hook, a column rename).
+CREATE FUNCTION cocohooks.compile_hook_filter() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_compile_hook_filter';
+REVOKE ALL ON FUNCTION cocohooks.compile_hook_filter() FROM PUBLIC;
+CREATE TRIGGER compile_hook_filter
+    BEFORE INSERT OR UPDATE OF filter, collection, event ON cocohooks.hooks
+    FOR EACH ROW EXECUTE FUNCTION cocohooks.compile_hook_filter();

@@ -73,6 +73,16 @@ CREATE TRIGGER hooks_changed
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cocohooks.hooks
     FOR EACH STATEMENT EXECUTE FUNCTION cocohooks.hooks_changed();
 
+-- A hook's filter is compiled from its text into filter_tree on every
+-- insert (a restore's too: column numbers and oids change) and on every
+-- change of the text (alter_hook, a column rename).
+CREATE FUNCTION cocohooks.compile_hook_filter() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'cocohooks_compile_hook_filter';
+REVOKE ALL ON FUNCTION cocohooks.compile_hook_filter() FROM PUBLIC;
+CREATE TRIGGER compile_hook_filter
+    BEFORE INSERT OR UPDATE OF filter, collection, event ON cocohooks.hooks
+    FOR EACH ROW EXECUTE FUNCTION cocohooks.compile_hook_filter();
+
 -- A hook's settings as they were before a change, or before the hook was
 -- unregistered.  Events name their hooks' settings versions, not the
 -- settings (nor the secrets), so the events written before the change are

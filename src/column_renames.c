@@ -9,8 +9,10 @@
  * name, and a column filter would stop matching.  An event trigger on
  * ddl_command_end replaces the old name by the new one in the hooks of the
  * renamed table and of every table that inherits the column (partitions
- * included), in the same transaction as the rename.  Catalog changes
- * refresh every backend's hook cache (hooks_changed).
+ * included), in the same transaction as the rename.  A row filter's tree
+ * numbers its columns and needs no change, but its text, which a dump
+ * keeps, is written again from the tree (filter_compile.c).  Catalog
+ * changes refresh every backend's hook cache (hooks_changed).
  *
  * Runs in: backends (the ddl_command_end event trigger on ALTER TABLE).
  *
@@ -32,10 +34,57 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "as_owner.h"
+#include "filter_compile.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_follow_column_renames);
+
+/*
+ * A filter's tree names columns by number and follows the rename by itself;
+ * its text, which a dump keeps, is written again from the tree (the
+ * catalog's trigger then compiles the new text, to the same tree).
+ */
+static void
+rewrite_filter_texts(Datum relids)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Oid			relids_type = OIDARRAYOID;
+	SPITupleTable *found;
+	uint64		n;
+
+	/* a catalog not yet updated to 0.3.0 has no filters */
+	if (get_attnum(coco_hooks_catalog(), "filter_tree") == InvalidAttrNumber)
+		return;
+	if (SPI_execute_with_args("SELECT id, collection::pg_catalog.oid, filter_tree, filter "
+							  "FROM cocohooks.hooks "
+							  "WHERE collection::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1) "
+							  "AND filter_tree IS NOT NULL",
+							  1, &relids_type, &relids, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the filters of renamed columns' hooks");
+	found = SPI_tuptable;
+	n = SPI_processed;
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = found->vals[i];
+		bool		isnull;
+		Datum		args[2];
+		char	   *source;
+
+		args[0] = SPI_getbinval(tup, found->tupdesc, 1, &isnull);
+		source = coco_filter_source(SPI_getvalue(tup, found->tupdesc, 3),
+									DatumGetObjectId(SPI_getbinval(tup, found->tupdesc, 2, &isnull)));
+		if (source == NULL || strcmp(source, SPI_getvalue(tup, found->tupdesc, 4)) == 0)
+			continue;
+		args[1] = CStringGetTextDatum(source);
+		if (SPI_execute_with_args("UPDATE cocohooks.hooks SET filter = $2 "
+								  "WHERE id OPERATOR(pg_catalog.=) $1",
+								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not rewrite the filter of hook %lld",
+				 (long long) DatumGetInt64(args[0]));
+	}
+}
 
 Datum
 cocohooks_follow_column_renames(PG_FUNCTION_ARGS)
@@ -84,6 +133,7 @@ cocohooks_follow_column_renames(PG_FUNCTION_ARGS)
 							  "OR $2 OPERATOR(pg_catalog.=) ANY (exclude_columns))",
 							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not rename a column in the hooks of table %u", relid);
+	rewrite_filter_texts(args[0]);
 	coco_end_as_owner(&st);
 	PG_RETURN_VOID();
 }

@@ -53,6 +53,7 @@
 
 #include "as_owner.h"
 #include "extension_watch.h"
+#include "filter_compile.h"
 #include "hook_admin.h"
 #include "hook_args.h"
 #include "hook_triggers.h"
@@ -98,6 +99,7 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	ArrayType  *exclude = NULL;
 	char	   *ordering = "document";
 	Interval   *retry_for = NULL;
+	Node	   *filter = NULL;
 
 	coco_require_preload();
 	coco_require_arg(fcinfo, 0, "collection");
@@ -128,10 +130,6 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	}
 	if (v03 && !PG_ARGISNULL(10))
 		retry_for = PG_GETARG_INTERVAL_P(10);
-	if (v03 && !PG_ARGISNULL(11))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("filter is not supported yet")));
 	if (v03 && !PG_ARGISNULL(12))
 		coco_check_max_per_second(PG_GETARG_FLOAT4(12));
 	if (v03 && !PG_ARGISNULL(13))
@@ -153,6 +151,10 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		coco_check_column_list(relid, columns, "columns", false);
 	if (exclude)
 		coco_check_column_list(relid, exclude, "exclude_columns", true);
+	/* with the caller's search_path: a filter names what the caller sees */
+	if (v03 && !PG_ARGISNULL(11))
+		filter = coco_filter_compile(relid, coco_event_from_name(event),
+									 text_to_cstring(PG_GETARG_TEXT_PP(11)));
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = PG_GETARG_DATUM(1);
@@ -171,13 +173,16 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	args[9] = CStringGetTextDatum(ordering);
 	args[10] = retry_for ? IntervalPGetDatum(retry_for) : (Datum) 0;
 	nulls[10] = retry_for ? ' ' : 'n';
-	for (int i = 11; i < 14; i++)
+	for (int i = 12; i < 14; i++)
 	{
 		args[i] = v03 ? PG_GETARG_DATUM(i) : (Datum) 0;
 		nulls[i] = v03 && !PG_ARGISNULL(i) ? ' ' : 'n';
 	}
 
 	coco_begin_as_owner(&st);
+	/* stored with every name outside pg_catalog qualified (filter_compile.c) */
+	args[11] = filter ? CStringGetTextDatum(coco_filter_deparse(filter, relid)) : (Datum) 0;
+	nulls[11] = filter ? ' ' : 'n';
 	coco_check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
 	if (SPI_execute_with_args(v03 ?

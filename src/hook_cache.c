@@ -244,6 +244,7 @@ typedef struct HookRow
 	int32		timeout_ms;
 	ArrayType  *columns;		/* NULL: fires on any update */
 	ArrayType  *exclude;		/* NULL: the whole row */
+	char	   *filter_tree;	/* NULL: no filter */
 	int			spec_off;		/* where its spec went in th->hooks[event] */
 	int			spec_len;
 	int32		max_retries;
@@ -365,6 +366,8 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		row->columns = isnull ? NULL : DatumGetArrayTypePCopy(value);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_exclude_columns, &isnull);
 		row->exclude = isnull ? NULL : DatumGetArrayTypePCopy(value);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_filter_tree, &isnull);
+		row->filter_tree = isnull ? NULL : TextDatumGetCString(value);
 		/* no column (0.1's catalog, before the update): no order, as in 0.1 */
 		value = coco_hooks_attr(tup, desc, Anum_hooks_ordering, &isnull);
 		row->spec_flags = (!isnull && strcmp(TextDatumGetCString(value), "document") == 0) ?
@@ -406,12 +409,12 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		th->hooks_len[e] = specs[e].len;
 	}
 
-	/* events with a hook that filters by column or leaves columns out */
+	/* events with a hook that filters or leaves columns out */
 	for (int i = 0; i < nrows; i++)
 	{
 		HookRow    *row = &rows[i];
 
-		if ((row->columns || row->exclude) && row->spec_len > 0 &&
+		if ((row->columns || row->exclude || row->filter_tree) && row->spec_len > 0 &&
 			th->filters[row->event] == NULL)
 			th->filters[row->event] = palloc0(sizeof(CocoHookFilter) * th->nhooks[row->event]);
 	}
@@ -427,7 +430,8 @@ load_hooks(CocoTableHooks *th, Relation rel)
 			if (th->filters[row->event])
 				coco_hook_filter_load(th, rel, row->event, index[row->event],
 									  row->spec_off, row->spec_len,
-									  row->columns, row->exclude);
+									  row->columns, row->exclude,
+									  row->id, row->filter_tree);
 			index[row->event]++;
 		}
 	}

@@ -30,6 +30,9 @@ typedef struct CocoExclusion
 	Datum		names;			/* text[] of their names, for the to_jsonb path */
 } CocoExclusion;
 
+struct CocoRowFilter;
+struct CocoRowFilterRows;
+
 /* A hook of an event whose table has filtered or excluding hooks. */
 typedef struct CocoHookFilter
 {
@@ -42,6 +45,7 @@ typedef struct CocoHookFilter
 	int16	   *typlens;
 	bool	   *typbyvals;
 	bool		filtered;		/* registered with columns */
+	struct CocoRowFilter *row_filter;	/* its filter, or NULL (row_filter.c) */
 	int			exclusion;		/* index into CocoTableHooks.exclusions, or -1 */
 } CocoHookFilter;
 
@@ -67,12 +71,14 @@ typedef struct CocoTableHooks
 	 */
 	int16		pre_in_after;
 	/*
-	 * Per event: NULL when none of its hooks has columns or exclude_columns
-	 * (every hook fires, one body); else one entry per hook (hook_filters.c).
+	 * Per event: NULL when none of its hooks has columns, exclude_columns or
+	 * a filter (every hook fires, one body); else one entry per hook
+	 * (hook_filters.c).
 	 */
 	CocoHookFilter *filters[COCO_NUM_EVENTS];
 	CocoExclusion *exclusions;
 	int			nexclusions;
+	struct CocoRowFilterRows *filter_rows;	/* NULL: no hook has a filter */
 } CocoTableHooks;
 
 extern void coco_hook_cache_init(void);

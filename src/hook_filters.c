@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * hook_filters.c
- *	  Hooks that fire only when chosen columns change (columns), and hooks
- *	  that leave columns out of their payloads (exclude_columns).
+ *	  Hooks that fire only when chosen columns change (columns) or on rows
+ *	  their filter passes (filter), and hooks that leave columns out of
+ *	  their payloads (exclude_columns).
  *
  * Everything is worked out once, when the hook cache loads a table's hooks
  * (coco_hook_filter_load): the columns' numbers in the relation the
@@ -11,7 +12,9 @@
  * columns, one per distinct set.  Per row, an update fires a filtered hook
  * only if one of its columns IS DISTINCT FROM its old value, compared with
  * the type's equality as IS DISTINCT FROM does (bytes, for a type without
- * one); creates and deletes fire it always.
+ * one); creates and deletes fire it always.  A hook with a filter fires
+ * only if the filter passes too, checked after the columns, which cost
+ * less (row_filter.c).
  *
  * Renames are followed in the catalog (column_renames.c).  A name that no
  * longer names a column (dropped since the hook was registered) is ignored:
@@ -41,6 +44,7 @@
 
 #include "hook_cache.h"
 #include "hook_filters.h"
+#include "row_filter.h"
 
 /* The attribute numbers, in rel, of the names in a text[] (missing ones left out). */
 static int
@@ -125,14 +129,15 @@ exclusion_for(CocoTableHooks *th, Relation rel, ArrayType *names)
 
 /*
  * Fills th->filters[event][index] (allocated by the hook cache, which calls
- * this for every hook of an event that has a hook with either) for the hook
+ * this for every hook of an event that has a hook with any) for the hook
  * whose spec is spec_len bytes at spec_off of th->hooks[event], with its
- * columns and exclude_columns (either may be NULL).  In the cache's memory
- * context.
+ * columns, exclude_columns and filter (any may be NULL).  In the cache's
+ * memory context.
  */
 void
 coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
-					  int spec_off, int spec_len, ArrayType *columns, ArrayType *exclude)
+					  int spec_off, int spec_len, ArrayType *columns, ArrayType *exclude,
+					  int64 hook_id, const char *filter_tree)
 {
 	CocoHookFilter *f;
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -142,6 +147,12 @@ coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
 	f->spec_len = spec_len;
 	f->exclusion = exclude ? exclusion_for(th, rel, exclude) : -1;
 	f->filtered = (columns != NULL);
+	if (filter_tree)
+	{
+		if (th->filter_rows == NULL)
+			th->filter_rows = coco_row_filter_rows_create(rel);
+		f->row_filter = coco_row_filter_load(rel, th->collection_relid, hook_id, filter_tree);
+	}
 	if (columns)
 	{
 		f->ncolumns = resolve_columns(rel, columns, &f->columns, NULL);
@@ -165,13 +176,9 @@ coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
 	}
 }
 
-/*
- * Whether a hook fires for this row: always, unless it has columns and
- * the row is an update (old_row given) in which none of them changed.
- */
-bool
-coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
-					   HeapTuple document, HeapTuple old_row)
+/* Whether a hook's columns let this row through (see the top). */
+static bool
+columns_changed(const CocoHookFilter *f, Relation rel, HeapTuple document, HeapTuple old_row)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 
@@ -200,4 +207,24 @@ coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Whether a hook fires for this row: unless it has columns and the row is
+ * an update (old_row given) in which none of them changed, if its filter
+ * passes.  A delete's row is OLD to the filter.
+ */
+bool
+coco_hook_filter_fires(CocoTableHooks *th, CocoHookFilter *f, Relation rel,
+					   CocoEventKind event, HeapTuple document, HeapTuple old_row)
+{
+	bool		is_delete = (event == COCO_PRE_DELETE || event == COCO_POST_DELETE);
+
+	if (!columns_changed(f, rel, document, old_row))
+		return false;
+	if (f->row_filter == NULL)
+		return true;
+	return coco_row_filter_passes(f->row_filter, th->filter_rows,
+								  is_delete ? NULL : document,
+								  is_delete ? document : old_row);
 }

@@ -18,8 +18,10 @@
 
 extern void coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event,
 								  int index, int spec_off, int spec_len,
-								  ArrayType *columns, ArrayType *exclude);
-extern bool coco_hook_filter_fires(const CocoHookFilter *f, Relation rel,
+								  ArrayType *columns, ArrayType *exclude,
+								  int64 hook_id, const char *filter_tree);
+extern bool coco_hook_filter_fires(CocoTableHooks *th, CocoHookFilter *f,
+								   Relation rel, CocoEventKind event,
 								   HeapTuple document, HeapTuple old_row);
 
 #endif							/* COCOHOOKS_HOOK_FILTERS_H */

@@ -55,6 +55,18 @@ guc_malloc(int elevel, size_t size)
 #endif
 
 /*
+ * 16 added missing_ok to build_attrmap_by_name(); a partition has every
+ * column of its parent, so none is missing.
+ */
+#if PG_VERSION_NUM >= 160000
+#define coco_build_attrmap_by_name(indesc, outdesc) \
+	build_attrmap_by_name((indesc), (outdesc), false)
+#else
+#define coco_build_attrmap_by_name(indesc, outdesc) \
+	build_attrmap_by_name((indesc), (outdesc))
+#endif
+
+/*
  * 17 added infinite intervals.
  */
 #if PG_VERSION_NUM < 170000

@@ -89,15 +89,15 @@ append_filtered_messages(StringInfo out, TriggerData *td, CocoTableHooks *th,
 						 CocoEventKind event, HeapTuple document,
 						 HeapTuple old_row, const char *document_id)
 {
-	const CocoHookFilter *filters = th->filters[event];
+	CocoHookFilter *filters = th->filters[event];
 	int			n = th->nhooks[event];
 	bool	   *fires = palloc(sizeof(bool) * n);
 	int			nfire = 0;
 	StringInfoData specs;
 
 	for (int i = 0; i < n; i++)
-		nfire += (fires[i] = coco_hook_filter_fires(&filters[i], td->tg_relation,
-													 document, old_row));
+		nfire += (fires[i] = coco_hook_filter_fires(th, &filters[i], td->tg_relation,
+													 event, document, old_row));
 	if (nfire == 0)
 		return;
 	if (nfire == n && th->nexclusions == 0)
