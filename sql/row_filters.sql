@@ -124,6 +124,13 @@ SELECT b->'document'->>'id' AS id, b->'document'->>'tier' AS tier, b->'document'
   FROM rf_req WHERE path = '/rf/upgraded' ORDER BY n;
 DROP TABLE rf_users;
 
+-- a filter the catalog's trigger cannot compile (a restore into a database
+-- without the function it calls) keeps the hook, disabled, with the reason
+INSERT INTO cocohooks.hooks (collection, event, url, filter)
+  VALUES ('rf_posts', 'post_save', recv_url('/rf/x'), 'public.no_such_function(new.n)')
+  RETURNING enabled, disabled_reason, filter_tree IS NULL AS no_tree;
+DELETE FROM cocohooks.hooks WHERE url = recv_url('/rf/x');
+
 -- bad filters: an ERROR that names the problem, nothing registered
 SELECT count(*) AS hooks_before FROM cocohooks.hooks WHERE collection = 'rf_posts'::regclass;
 SELECT cocohooks.register_hook('rf_posts', 'post_save', recv_url('/rf/x'), filter => 'NEW.status = ');
