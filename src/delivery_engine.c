@@ -658,7 +658,14 @@ release_finished_events(void)
 		pfree(ev);
 	}
 	if (finished > 0)
+	{
+		/*
+		 * The mark wakes wait_for_deliveries(): cocohooks.stats must show
+		 * the deliveries in flight as they are once it returns.
+		 */
+		coco_marks_set_in_flight(coco_engine_in_flight());
 		coco_marks_finish_upto(finished);
+	}
 }
 
 /*

@@ -476,13 +476,13 @@ cocohooks_worker_main(Datum main_arg)
 		 */
 		took |= take_parked();
 		coco_engine_progress();
-		coco_saved_events_note_finished();
-		coco_wal_source_advance();
 		/*
-		 * Before the steps that run transactions: wait_for_deliveries() may
-		 * have woken, and cocohooks.stats should show what it saw.
+		 * Before the marks that wake wait_for_deliveries() (the engine sets
+		 * it before its own): cocohooks.stats should show what it saw.
 		 */
 		coco_marks_set_in_flight(coco_engine_in_flight());
+		coco_saved_events_note_finished();
+		coco_wal_source_advance();
 		coco_settings_retirement_step(parked_off < parked_len);
 		prune_log();
 
