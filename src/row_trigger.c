@@ -80,26 +80,20 @@ append_message(StringInfo out, TriggerData *td, CocoTableHooks *th,
 }
 
 /*
- * The messages of an event whose hooks filter by column or leave columns
+ * The messages of an event whose hooks filter rows or leave columns
  * out: one per set of excluded columns, carrying the hooks of that set
  * that fire for this row (hook_filters.c).
  */
 static void
 append_filtered_messages(StringInfo out, TriggerData *td, CocoTableHooks *th,
 						 CocoEventKind event, HeapTuple document,
-						 HeapTuple old_row, const char *document_id)
+						 HeapTuple old_row, const char *document_id,
+						 const bool *fires, int nfire)
 {
 	CocoHookFilter *filters = th->filters[event];
 	int			n = th->nhooks[event];
-	bool	   *fires = palloc(sizeof(bool) * n);
-	int			nfire = 0;
 	StringInfoData specs;
 
-	for (int i = 0; i < n; i++)
-		nfire += (fires[i] = coco_hook_filter_fires(th, &filters[i], td->tg_relation,
-													 event, document, old_row));
-	if (nfire == 0)
-		return;
 	if (nfire == n && th->nexclusions == 0)
 	{
 		/* every hook fires with the whole row: the prebuilt list will do */
@@ -128,7 +122,6 @@ append_filtered_messages(StringInfo out, TriggerData *td, CocoTableHooks *th,
 						   g < 0 ? NULL : &th->exclusions[g]);
 	}
 	pfree(specs.data);
-	pfree(fires);
 }
 
 /*
@@ -142,22 +135,35 @@ fire_event(TriggerData *td, CocoTableHooks *th, CocoEventKind event,
 {
 	char	   *document_id;
 	StringInfoData messages;
+	bool	   *fires = NULL;
+	int			nfire = 0;
 
 	if (th->nhooks[event] == 0)
 		return;
 	if (before && event == COCO_PRE_SAVE && is_update)
 		coco_upsert_conflict(td->tg_relation);
 
+	/* which hooks want the row, before any work on it (hook_filters.c) */
+	if (th->filters[event] != NULL)
+	{
+		fires = palloc(sizeof(bool) * th->nhooks[event]);
+		for (int i = 0; i < th->nhooks[event]; i++)
+			nfire += (fires[i] = coco_hook_filter_fires(th, &th->filters[event][i],
+														 td->tg_relation, event,
+														 document, old_row));
+		if (nfire == 0)
+			return;				/* no hook wants this row */
+	}
+
 	document_id = coco_document_id_json(th, td->tg_relation, document);
 
 	initStringInfo(&messages);
-	if (th->filters[event] == NULL)
+	if (fires == NULL)
 		append_message(&messages, td, th, event, th->hooks[event], th->hooks_len[event],
 					   th->nhooks[event], document, old_row, document_id, NULL);
 	else
-		append_filtered_messages(&messages, td, th, event, document, old_row, document_id);
-	if (messages.len == 0)
-		return;					/* no hook wants this update */
+		append_filtered_messages(&messages, td, th, event, document, old_row, document_id,
+								 fires, nfire);
 
 	if (event == COCO_PRE_SAVE || event == COCO_PRE_DELETE)
 	{
