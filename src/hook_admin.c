@@ -73,8 +73,6 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	char	   *event;
-	char	   *url;
-	Jsonb	   *headers;
 	char	   *secret = NULL;
 	int32		timeout_ms;
 	bool		retries_limited;
@@ -112,8 +110,6 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 
 	relid = PG_GETARG_OID(0);
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	url = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	headers = PG_GETARG_JSONB_P(3);
 	if (!PG_ARGISNULL(4))
 		secret = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	timeout_ms = PG_GETARG_INT32(5);
@@ -128,31 +124,12 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	}
 	if (v03 && !PG_ARGISNULL(10))
 		retry_for = PG_GETARG_INTERVAL_P(10);
-	if (v03 && !PG_ARGISNULL(11))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("filter is not supported yet")));
-	if (v03 && !PG_ARGISNULL(12))
-		coco_check_max_per_second(PG_GETARG_FLOAT4(12));
-	if (v03 && !PG_ARGISNULL(13))
-		coco_check_range("max_concurrent", PG_GETARG_INT32(13), 1, MAX_CONCURRENT);
 
+	/* the settings are arguments 2 on, in alter_hook's order (hook_args.h) */
 	coco_check_event(event);
-	coco_check_url(url);
-	coco_check_headers(headers);
-	if (secret)
-		coco_check_secret(secret, "secret", true);
-	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
-	if (retries_limited)
-		coco_check_range("max_retries", PG_GETARG_INT32(6), 0, MAX_RETRIES);
-	if (retry_for)
-		coco_check_retry_for(retry_for);
-	coco_check_ordering(ordering);
+	coco_check_settings(fcinfo, 2, COCO_NONE_BY_NULL);
 	coco_check_collection(relid);
-	if (columns)
-		coco_check_column_list(relid, columns, "columns", false);
-	if (exclude)
-		coco_check_column_list(relid, exclude, "exclude_columns", true);
+	coco_check_column_settings(fcinfo, 2, relid, COCO_NONE_BY_NULL);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = PG_GETARG_DATUM(1);
