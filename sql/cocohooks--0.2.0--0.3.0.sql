@@ -186,3 +186,10 @@ ALTER TABLE cocohooks.hooks ADD COLUMN filter text;
 ALTER TABLE cocohooks.hooks ADD COLUMN filter_tree text;
 ALTER TABLE cocohooks.hooks ADD COLUMN max_per_second real CHECK (max_per_second > 0);
 ALTER TABLE cocohooks.hooks ADD COLUMN max_concurrent integer CHECK (max_concurrent >= 1);
+
+-- Every event whose delivery to the hook failed for good (finished_at) in
+-- [since, until] sent again, as redeliver() sends one.
+CREATE FUNCTION cocohooks.redeliver_failed(hook_id bigint, since timestamptz,
+                                           until timestamptz DEFAULT pg_catalog.now())
+    RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver_failed';

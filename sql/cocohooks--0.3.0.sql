@@ -225,6 +225,13 @@ CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
 CREATE FUNCTION cocohooks.redeliver(delivery_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver';
 
+-- Every event whose delivery to the hook failed for good (finished_at) in
+-- [since, until] sent again, as redeliver() sends one.
+CREATE FUNCTION cocohooks.redeliver_failed(hook_id bigint, since timestamptz,
+                                           until timestamptz DEFAULT pg_catalog.now())
+    RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver_failed';
+
 CREATE FUNCTION cocohooks.wait_for_deliveries(timeout interval DEFAULT '30 seconds')
     RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_wait_for_deliveries';
