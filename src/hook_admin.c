@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * hook_admin.c
- *	  The SQL functions that manage hooks: register_hook, unregister_hook,
- *	  enable_hook, disable_hook and rotate_secret; the check run by CREATE
- *	  EXTENSION; and the statement trigger that tells every backend's hook
- *	  cache, and the worker's signing keys, when cocohooks.hooks changes.
+ *	  The SQL functions that manage hooks: register_hook, alter_hook,
+ *	  unregister_hook, enable_hook, disable_hook and rotate_secret; the
+ *	  check run by CREATE EXTENSION; and the statement trigger that tells
+ *	  every backend's hook cache, and the worker's signing keys, when
+ *	  cocohooks.hooks changes.
  *
  * Callers need only own the collection.  The catalog itself is writable by
  * the extension's owner alone, so after validating every argument
@@ -64,6 +65,7 @@ PG_FUNCTION_INFO_V1(cocohooks_register_hook);
 PG_FUNCTION_INFO_V1(cocohooks_unregister_hook);
 PG_FUNCTION_INFO_V1(cocohooks_enable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_rotate_secret);
+PG_FUNCTION_INFO_V1(cocohooks_alter_hook);
 PG_FUNCTION_INFO_V1(cocohooks_disable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_hooks_changed);
 PG_FUNCTION_INFO_V1(cocohooks_check_install);
@@ -346,6 +348,153 @@ cocohooks_rotate_secret(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not update cocohooks.hooks");
 	coco_end_as_owner(&st);
 	PG_RETURN_BOOL(OidIsValid(relid));
+}
+
+/* alter_hook's arguments: hook_id, the settings (hook_args.h), clear */
+#define ALTER_FIRST_SETTING	1
+#define ALTER_CLEAR_ARG		(ALTER_FIRST_SETTING + COCO_NUM_SETTINGS)
+
+/*
+ * The settings alter_hook's clear names, in cleared[]: nullable ones only,
+ * none also given a value.
+ */
+static void
+read_clear(FunctionCallInfo fcinfo, bool *cleared)
+{
+	ArrayType  *names;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	StringInfoData nullable;
+
+	memset(cleared, 0, sizeof(bool) * COCO_NUM_SETTINGS);
+	if (PG_ARGISNULL(ALTER_CLEAR_ARG))
+		return;
+	names = PG_GETARG_ARRAYTYPE_P(ALTER_CLEAR_ARG);
+	if (ARR_NDIM(names) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("clear must be a one-dimensional array of setting names")));
+
+	initStringInfo(&nullable);
+	for (int s = 0; s < COCO_NUM_SETTINGS; s++)
+		if (coco_settings[s].nullable)
+			appendStringInfo(&nullable, "%s%s", nullable.len > 0 ? ", " : "",
+							 coco_settings[s].name);
+
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		int			s;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("clear must not contain NULL")));
+		name = TextDatumGetCString(elems[i]);
+		for (s = 0; s < COCO_NUM_SETTINGS; s++)
+			if (strcmp(name, coco_settings[s].name) == 0)
+				break;
+		if (s == COCO_NUM_SETTINGS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown setting \"%s\" in clear", name),
+					 errdetail("clear may name %s.", nullable.data)));
+		if (!coco_settings[s].nullable)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s cannot be cleared", name),
+					 errdetail("clear may name only the settings that can be NULL: %s.",
+							   nullable.data)));
+		if (!PG_ARGISNULL(ALTER_FIRST_SETTING + s))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s is both given and cleared", name),
+					 errhint("Give %s a value, or name it in clear for none, not both.", name)));
+		cleared[s] = true;
+	}
+}
+
+/*
+ * alter_hook(hook_id, <settings>..., clear): changes the settings given
+ * (not NULL) and sets those named in clear to NULL, in one UPDATE; the rest
+ * stay.  Every value is checked as register_hook checks it.  The catalog's
+ * trigger keeps the settings events already written name
+ * (keep_hook_settings); the collection's triggers depend on the hooks'
+ * events only, which do not change.  A secret given or cleared takes
+ * effect at once and ends a rotation's overlap, as rotate_secret with
+ * overlap '0' does.  False if there is no such hook.
+ */
+Datum
+cocohooks_alter_hook(PG_FUNCTION_ARGS)
+{
+	int64		hook_id = hook_id_arg(fcinfo);
+	bool		cleared[COCO_NUM_SETTINGS];
+	CocoAsOwner st;
+	Oid			relid;
+	StringInfoData sql;
+	Datum		args[COCO_NUM_SETTINGS + 1];
+	Oid			types[COCO_NUM_SETTINGS + 1];
+	char		nulls[COCO_NUM_SETTINGS + 1];
+	int			nargs = 1;
+	int			secret_arg = 0;
+
+	read_clear(fcinfo, cleared);
+	coco_check_settings(fcinfo, ALTER_FIRST_SETTING, COCO_NONE_BY_CLEAR);
+
+	/* the hook's row stays locked (FOR UPDATE) until the transaction ends */
+	coco_begin_as_owner(&st);
+	relid = coco_hook_collection_for_change(hook_id, &st);
+	coco_end_as_owner(&st);
+	if (!OidIsValid(relid))
+		PG_RETURN_BOOL(false);
+	/* as the caller; the columns named must stay until we commit */
+	if (!PG_ARGISNULL(ALTER_FIRST_SETTING + COCO_SETTING_COLUMNS) ||
+		!PG_ARGISNULL(ALTER_FIRST_SETTING + COCO_SETTING_EXCLUDE_COLUMNS))
+	{
+		LockRelationOid(relid, AccessShareLock);
+		coco_check_column_settings(fcinfo, ALTER_FIRST_SETTING, relid, COCO_NONE_BY_CLEAR);
+	}
+
+	args[0] = Int64GetDatum(hook_id);
+	types[0] = INT8OID;
+	nulls[0] = ' ';
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "UPDATE cocohooks.hooks SET ");
+	for (int s = 0; s < COCO_NUM_SETTINGS; s++)
+	{
+		bool		given = !PG_ARGISNULL(ALTER_FIRST_SETTING + s);
+
+		if (!given && !cleared[s])
+			continue;
+		args[nargs] = given ? PG_GETARG_DATUM(ALTER_FIRST_SETTING + s) : (Datum) 0;
+		types[nargs] = coco_settings[s].type;
+		nulls[nargs] = given ? ' ' : 'n';
+		nargs++;
+		appendStringInfo(&sql, "%s%s = $%d", nargs > 2 ? ", " : "",
+						 quote_identifier(coco_settings[s].name), nargs);
+		if (s == COCO_SETTING_SECRET)
+			secret_arg = nargs;
+	}
+	if (nargs == 1)
+		PG_RETURN_BOOL(true);	/* nothing to change */
+	if (secret_arg > 0)
+		appendStringInfo(&sql,
+						 ", previous_secret = CASE WHEN secret IS DISTINCT FROM $%d "
+						 "THEN NULL ELSE previous_secret END"
+						 ", previous_secret_until = CASE WHEN secret IS DISTINCT FROM $%d "
+						 "THEN NULL ELSE previous_secret_until END",
+						 secret_arg, secret_arg);
+	appendStringInfoString(&sql, " WHERE id = $1");
+
+	coco_begin_as_owner(&st);
+	/* no row limit: a limited UPDATE would not fire its statement trigger */
+	if (SPI_execute_with_args(sql.data, nargs, types, args, nulls, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not update cocohooks.hooks");
+	coco_end_as_owner(&st);
+	PG_RETURN_BOOL(true);
 }
 
 Datum
