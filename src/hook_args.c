@@ -5,6 +5,10 @@
  *
  * Every wrong argument is an ERROR that names the argument and says what
  * is allowed (docs/guarantees.md §6), raised before anything changes.
+ * register_hook and alter_hook take a hook's settings in the same order
+ * (CocoSetting), and coco_check_settings() checks them for both, so a
+ * value is refused alike by each; only the hints differ, which say how
+ * to ask for no value (NULL to one, clear to the other).
  *
  * Runs in: backends (the hook functions, hook_admin.c).
  *
