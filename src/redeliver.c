@@ -110,8 +110,8 @@ open_hook(int64 hook_id, CocoAsOwner *st, RedeliveryHook *hook)
 	hook->hook_id = hook_id;
 	snprintf(hook->suffix, sizeof(hook->suffix), "_%lld", (long long) hook_id);
 
+	/* settings_version is NULL before ALTER EXTENSION UPDATE to 0.3.0 */
 	if (SPI_execute_with_args("SELECT h.url, h.headers, h.secret, h.timeout_ms, h.max_retries, "
-	/* NULL before ALTER EXTENSION UPDATE to 0.3.0 */
 							  "       (pg_catalog.to_jsonb(h) OPERATOR(pg_catalog.->>) 'settings_version')::pg_catalog.int4 "
 							  "FROM cocohooks.hooks h WHERE h.id = $1",
 							  1, types, args, NULL, false, 1) != SPI_OK_SELECT ||
