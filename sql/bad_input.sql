@@ -188,6 +188,28 @@ SELECT cocohooks.wait_for_deliveries(NULL);
 SELECT cocohooks.wait_for_deliveries('-1 second');
 SELECT bi_unchanged();
 
+-- alter_hook: each value checked as register_hook checks it (the hints say
+-- how to ask for none here: clear), clear's own errors, NULL hook_id
+SELECT cocohooks.alter_hook(:ok_hook, timeout_ms => 0);
+SELECT cocohooks.alter_hook(:ok_hook, secret => 'whsec_');
+SELECT cocohooks.alter_hook(:ok_hook, retry_for => '0 s');
+SELECT cocohooks.alter_hook(:ok_hook, columns => '{}');
+SELECT cocohooks.alter_hook(:ok_hook, filter => 'v = 1');
+SELECT cocohooks.alter_hook(:ok_hook, max_retries => 3, clear => '{max_retries}');
+SELECT cocohooks.alter_hook(:ok_hook, clear => '{headers}');
+SELECT cocohooks.alter_hook(:ok_hook, clear => '{nope}');
+SELECT cocohooks.alter_hook(:ok_hook, clear => '{secret,NULL}');
+SELECT cocohooks.alter_hook(:ok_hook, clear => '{{secret}}');
+SELECT cocohooks.alter_hook(NULL, timeout_ms => 5);
+SELECT bi_unchanged();
+-- redeliver_failed: NULLs, a range backwards, an unknown hook
+SELECT cocohooks.redeliver_failed(NULL, now());
+SELECT cocohooks.redeliver_failed(:ok_hook, NULL);
+SELECT cocohooks.redeliver_failed(:ok_hook, '2025-01-02 10:00+00', NULL);
+SELECT cocohooks.redeliver_failed(:ok_hook, '2025-01-02 10:00+00', '2025-01-02 09:00+00');
+SELECT cocohooks.redeliver_failed(-1, '2025-01-02 09:00+00', '2025-01-02 10:00+00');
+SELECT bi_unchanged();
+
 -- the first bad argument is reported even when a later one is bad too, and a
 -- failed call inside a transaction leaves it aborted, not half-done
 BEGIN;

@@ -227,6 +227,27 @@ CREATE FUNCTION cocohooks.enable_hook(hook_id bigint) RETURNS boolean
 CREATE FUNCTION cocohooks.disable_hook(hook_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_disable_hook';
 
+-- A hook's settings changed in place: its id, its waiting events and
+-- whatever is not given stay; clear names settings to set to NULL (none,
+-- no limit, unsigned), since NULL arguments mean "not given".
+CREATE FUNCTION cocohooks.alter_hook(
+    hook_id         bigint,
+    url             text     DEFAULT NULL,
+    headers         jsonb    DEFAULT NULL,
+    secret          text     DEFAULT NULL,
+    timeout_ms      integer  DEFAULT NULL,
+    max_retries     integer  DEFAULT NULL,
+    columns         text[]   DEFAULT NULL,
+    exclude_columns text[]   DEFAULT NULL,
+    ordering        text     DEFAULT NULL,
+    retry_for       interval DEFAULT NULL,
+    filter          text     DEFAULT NULL,
+    max_per_second  real     DEFAULT NULL,
+    max_concurrent  integer  DEFAULT NULL,
+    clear           text[]   DEFAULT NULL
+) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_alter_hook';
+
 CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
                                         overlap interval DEFAULT '24 hours')
     RETURNS boolean
@@ -234,6 +255,13 @@ CREATE FUNCTION cocohooks.rotate_secret(hook_id bigint, new_secret text,
 
 CREATE FUNCTION cocohooks.redeliver(delivery_id bigint) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver';
+
+-- Every event whose delivery to the hook failed for good (finished_at) in
+-- [since, until] sent again, as redeliver() sends one.
+CREATE FUNCTION cocohooks.redeliver_failed(hook_id bigint, since timestamptz,
+                                           until timestamptz DEFAULT pg_catalog.now())
+    RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver_failed';
 
 CREATE FUNCTION cocohooks.wait_for_deliveries(timeout interval DEFAULT '30 seconds')
     RETURNS boolean

@@ -66,6 +66,24 @@ SELECT cocohooks.wait_for_deliveries('20 s');
 SELECT b->'document'->>'id' AS id, b->'document'->>'d' AS d
   FROM rf_req WHERE path = '/rf/ratio' ORDER BY (b->'document'->>'id')::int;
 
+-- alter_hook: another filter for the same hook, then none
+SELECT id AS ratio_id FROM cocohooks.hooks WHERE url = recv_url('/rf/ratio') \gset
+SELECT cocohooks.alter_hook(:ratio_id, filter => 'NEW.n / 0');   -- checked as register_hook checks it
+SELECT cocohooks.alter_hook(:ratio_id, filter => 'NEW.n >= 100 AND NEW.title <> ''skip''') AS altered;
+SELECT filter, filter_tree IS NOT NULL AS compiled FROM cocohooks.hooks WHERE id = :ratio_id;
+SET cocohooks.api_session = on;
+INSERT INTO rf_posts VALUES (20, 'small', 'x', 50, 1), (21, 'big', 'x', 150, 1), (22, 'skip', 'x', 150, 1);
+RESET cocohooks.api_session;
+SELECT cocohooks.alter_hook(:ratio_id, clear => '{filter}') AS cleared;
+SELECT filter IS NULL AS no_filter, filter_tree IS NULL AS no_tree FROM cocohooks.hooks WHERE id = :ratio_id;
+SET cocohooks.api_session = on;
+INSERT INTO rf_posts VALUES (23, 'small again', 'x', 50, 1);
+RESET cocohooks.api_session;
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT b->'document'->>'id' AS id, b->'document'->>'title' AS title
+  FROM rf_req WHERE path = '/rf/ratio' AND (b->'document'->>'id')::int >= 20
+ ORDER BY (b->'document'->>'id')::int;
+
 -- a filter that calls a function that is not built in runs in a
 -- subtransaction: its failure is caught the same way
 CREATE FUNCTION rf_strict_positive(v int) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$

@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * hook_admin.c
- *	  The SQL functions that manage hooks: register_hook, unregister_hook,
- *	  enable_hook, disable_hook and rotate_secret; the check run by CREATE
- *	  EXTENSION; and the statement trigger that tells every backend's hook
- *	  cache, and the worker's signing keys, when cocohooks.hooks changes.
+ *	  The SQL functions that manage hooks: register_hook, alter_hook,
+ *	  unregister_hook, enable_hook, disable_hook and rotate_secret; the
+ *	  check run by CREATE EXTENSION; and the statement trigger that tells
+ *	  every backend's hook cache, and the worker's signing keys, when
+ *	  cocohooks.hooks changes.
  *
  * Callers need only own the collection.  The catalog itself is writable by
  * the extension's owner alone, so after validating every argument
@@ -65,6 +66,7 @@ PG_FUNCTION_INFO_V1(cocohooks_register_hook);
 PG_FUNCTION_INFO_V1(cocohooks_unregister_hook);
 PG_FUNCTION_INFO_V1(cocohooks_enable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_rotate_secret);
+PG_FUNCTION_INFO_V1(cocohooks_alter_hook);
 PG_FUNCTION_INFO_V1(cocohooks_disable_hook);
 PG_FUNCTION_INFO_V1(cocohooks_hooks_changed);
 PG_FUNCTION_INFO_V1(cocohooks_check_install);
@@ -74,8 +76,6 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	char	   *event;
-	char	   *url;
-	Jsonb	   *headers;
 	char	   *secret = NULL;
 	int32		timeout_ms;
 	bool		retries_limited;
@@ -114,8 +114,6 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 
 	relid = PG_GETARG_OID(0);
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	url = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	headers = PG_GETARG_JSONB_P(3);
 	if (!PG_ARGISNULL(4))
 		secret = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	timeout_ms = PG_GETARG_INT32(5);
@@ -130,31 +128,14 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	}
 	if (v03 && !PG_ARGISNULL(10))
 		retry_for = PG_GETARG_INTERVAL_P(10);
-	if (v03 && !PG_ARGISNULL(12))
-		coco_check_max_per_second(PG_GETARG_FLOAT4(12));
-	if (v03 && !PG_ARGISNULL(13))
-		coco_check_range("max_concurrent", PG_GETARG_INT32(13), 1, MAX_CONCURRENT);
 
+	/* the settings are arguments 2 on, in alter_hook's order (hook_args.h) */
 	coco_check_event(event);
-	coco_check_url(url);
-	coco_check_headers(headers);
-	if (secret)
-		coco_check_secret(secret, "secret", true);
-	coco_check_range("timeout_ms", timeout_ms, 1, MAX_TIMEOUT_MS);
-	if (retries_limited)
-		coco_check_range("max_retries", PG_GETARG_INT32(6), 0, MAX_RETRIES);
-	if (retry_for)
-		coco_check_retry_for(retry_for);
-	coco_check_ordering(ordering);
+	coco_check_settings(fcinfo, 2, COCO_NONE_BY_NULL);
 	coco_check_collection(relid);
-	if (columns)
-		coco_check_column_list(relid, columns, "columns", false);
-	if (exclude)
-		coco_check_column_list(relid, exclude, "exclude_columns", true);
-	/* with the caller's search_path: a filter names what the caller sees */
-	if (v03 && !PG_ARGISNULL(11))
-		filter = coco_filter_compile(relid, coco_event_from_name(event),
-									 text_to_cstring(PG_GETARG_TEXT_PP(11)));
+	/* the filter with the caller's search_path: it names what the caller sees */
+	filter = coco_check_collection_settings(fcinfo, 2, relid, coco_event_from_name(event),
+											COCO_NONE_BY_NULL);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = PG_GETARG_DATUM(1);
@@ -234,6 +215,23 @@ coco_hook_collection_for_change(int64 hook_id, CocoAsOwner *st)
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
 					   get_rel_name(relid));
 	return relid;
+}
+
+/* The event of a hook coco_hook_collection_for_change() found, as the owner. */
+static CocoEventKind
+hook_event(int64 hook_id)
+{
+	Datum		args[1] = {Int64GetDatum(hook_id)};
+	Oid			types[1] = {INT8OID};
+	bool		isnull;
+
+	if (SPI_execute_with_args("SELECT event FROM cocohooks.hooks WHERE id = $1",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the event of hook %lld", (long long) hook_id);
+	return coco_event_from_name(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+																  SPI_tuptable->tupdesc,
+																  1, &isnull)));
 }
 
 static int64
@@ -374,6 +372,168 @@ cocohooks_rotate_secret(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not update cocohooks.hooks");
 	coco_end_as_owner(&st);
 	PG_RETURN_BOOL(OidIsValid(relid));
+}
+
+/* alter_hook's arguments: hook_id, the settings (hook_args.h), clear */
+#define ALTER_FIRST_SETTING	1
+#define ALTER_CLEAR_ARG		(ALTER_FIRST_SETTING + COCO_NUM_SETTINGS)
+
+/*
+ * The settings alter_hook's clear names, in cleared[]: nullable ones only,
+ * none also given a value.
+ */
+static void
+read_clear(FunctionCallInfo fcinfo, bool *cleared)
+{
+	ArrayType  *names;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	StringInfoData nullable;
+
+	memset(cleared, 0, sizeof(bool) * COCO_NUM_SETTINGS);
+	if (PG_ARGISNULL(ALTER_CLEAR_ARG))
+		return;
+	names = PG_GETARG_ARRAYTYPE_P(ALTER_CLEAR_ARG);
+	if (ARR_NDIM(names) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("clear must be a one-dimensional array of setting names")));
+
+	initStringInfo(&nullable);
+	for (int s = 0; s < COCO_NUM_SETTINGS; s++)
+		if (coco_settings[s].nullable)
+			appendStringInfo(&nullable, "%s%s", nullable.len > 0 ? ", " : "",
+							 coco_settings[s].name);
+
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name;
+		int			s;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("clear must not contain NULL")));
+		name = TextDatumGetCString(elems[i]);
+		for (s = 0; s < COCO_NUM_SETTINGS; s++)
+			if (strcmp(name, coco_settings[s].name) == 0)
+				break;
+		if (s == COCO_NUM_SETTINGS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown setting \"%s\" in clear", name),
+					 errdetail("clear may name %s.", nullable.data)));
+		if (!coco_settings[s].nullable)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s cannot be cleared", name),
+					 errdetail("clear may name only the settings that can be NULL: %s.",
+							   nullable.data)));
+		if (!PG_ARGISNULL(ALTER_FIRST_SETTING + s))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s is both given and cleared", name),
+					 errhint("Give %s a value, or name it in clear for none, not both.", name)));
+		cleared[s] = true;
+	}
+}
+
+/*
+ * alter_hook(hook_id, <settings>..., clear): changes the settings given
+ * (not NULL) and sets those named in clear to NULL, in one UPDATE; the rest
+ * stay.  Every value is checked as register_hook checks it.  The catalog's
+ * trigger keeps the settings events already written name
+ * (keep_hook_settings); the collection's triggers depend on the hooks'
+ * events only, which do not change.  A secret given or cleared takes
+ * effect at once and ends a rotation's overlap, as rotate_secret with
+ * overlap '0' does.  False if there is no such hook.
+ */
+Datum
+cocohooks_alter_hook(PG_FUNCTION_ARGS)
+{
+	int64		hook_id = hook_id_arg(fcinfo);
+	bool		cleared[COCO_NUM_SETTINGS];
+	CocoAsOwner st;
+	Oid			relid;
+	StringInfoData sql;
+	Datum		args[COCO_NUM_SETTINGS + 1];
+	Oid			types[COCO_NUM_SETTINGS + 1];
+	char		nulls[COCO_NUM_SETTINGS + 1];
+	int			nargs = 1;
+	int			secret_arg = 0;
+	CocoEventKind event = COCO_POST_SAVE;
+	Node	   *filter = NULL;
+
+	read_clear(fcinfo, cleared);
+	coco_check_settings(fcinfo, ALTER_FIRST_SETTING, COCO_NONE_BY_CLEAR);
+
+	/* the hook's row stays locked (FOR UPDATE) until the transaction ends */
+	coco_begin_as_owner(&st);
+	relid = coco_hook_collection_for_change(hook_id, &st);
+	if (OidIsValid(relid))
+		event = hook_event(hook_id);
+	coco_end_as_owner(&st);
+	if (!OidIsValid(relid))
+		PG_RETURN_BOOL(false);
+	/*
+	 * As the caller, with the caller's search_path (a filter names what the
+	 * caller sees); the columns named must stay until we commit.
+	 */
+	if (!PG_ARGISNULL(ALTER_FIRST_SETTING + COCO_SETTING_COLUMNS) ||
+		!PG_ARGISNULL(ALTER_FIRST_SETTING + COCO_SETTING_EXCLUDE_COLUMNS) ||
+		!PG_ARGISNULL(ALTER_FIRST_SETTING + COCO_SETTING_FILTER))
+	{
+		LockRelationOid(relid, AccessShareLock);
+		filter = coco_check_collection_settings(fcinfo, ALTER_FIRST_SETTING, relid, event,
+												COCO_NONE_BY_CLEAR);
+	}
+	coco_begin_as_owner(&st);
+
+	args[0] = Int64GetDatum(hook_id);
+	types[0] = INT8OID;
+	nulls[0] = ' ';
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "UPDATE cocohooks.hooks SET ");
+	for (int s = 0; s < COCO_NUM_SETTINGS; s++)
+	{
+		bool		given = !PG_ARGISNULL(ALTER_FIRST_SETTING + s);
+
+		if (!given && !cleared[s])
+			continue;
+		args[nargs] = given ? PG_GETARG_DATUM(ALTER_FIRST_SETTING + s) : (Datum) 0;
+		/* stored with every name outside pg_catalog qualified (filter_compile.c) */
+		if (s == COCO_SETTING_FILTER && given)
+			args[nargs] = CStringGetTextDatum(coco_filter_deparse(filter, relid));
+		types[nargs] = coco_settings[s].type;
+		nulls[nargs] = given ? ' ' : 'n';
+		nargs++;
+		appendStringInfo(&sql, "%s%s = $%d", nargs > 2 ? ", " : "",
+						 quote_identifier(coco_settings[s].name), nargs);
+		if (s == COCO_SETTING_SECRET)
+			secret_arg = nargs;
+	}
+	if (nargs == 1)
+	{
+		coco_end_as_owner(&st);
+		PG_RETURN_BOOL(true);	/* nothing to change */
+	}
+	if (secret_arg > 0)
+		appendStringInfo(&sql,
+						 ", previous_secret = CASE WHEN secret IS DISTINCT FROM $%d "
+						 "THEN NULL ELSE previous_secret END"
+						 ", previous_secret_until = CASE WHEN secret IS DISTINCT FROM $%d "
+						 "THEN NULL ELSE previous_secret_until END",
+						 secret_arg, secret_arg);
+	appendStringInfoString(&sql, " WHERE id = $1");
+
+	/* no row limit: a limited UPDATE would not fire its statement trigger */
+	if (SPI_execute_with_args(sql.data, nargs, types, args, nulls, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not update cocohooks.hooks");
+	coco_end_as_owner(&st);
+	PG_RETURN_BOOL(true);
 }
 
 Datum

@@ -5,6 +5,10 @@
  *
  * Every wrong argument is an ERROR that names the argument and says what
  * is allowed (docs/guarantees.md §6), raised before anything changes.
+ * register_hook and alter_hook take a hook's settings in the same order
+ * (CocoSetting), and coco_check_settings() checks them for both, so a
+ * value is refused alike by each; only the hints differ, which say how
+ * to ask for no value (NULL to one, clear to the other).
  *
  * Runs in: backends (the hook functions, hook_admin.c).
  *
@@ -42,6 +46,7 @@
 
 #include "cocohooks.h"
 #include "event_message.h"
+#include "filter_compile.h"
 #include "header_object.h"
 #include "hook_args.h"
 #include "network_guard.h"
@@ -292,7 +297,7 @@ coco_check_max_per_second(float4 value)
  * is not checked here).
  */
 void
-coco_check_retry_for(Interval *retry_for)
+coco_check_retry_for(Interval *retry_for, CocoNoneBy none_by)
 {
 	Interval	zero = {0};
 
@@ -305,6 +310,8 @@ coco_check_retry_for(Interval *retry_for)
 						DatumGetCString(DirectFunctionCall1(interval_out,
 															IntervalPGetDatum(retry_for)))),
 				 errdetail("retry_for must be a finite interval greater than zero."),
+				 none_by == COCO_NONE_BY_CLEAR ?
+				 errhint("Name retry_for in clear to retry with no time limit.") :
 				 errhint("Pass NULL to retry with no time limit.")));
 }
 
@@ -387,7 +394,7 @@ coco_check_partition_family(Oid relid)
  */
 void
 coco_check_column_list(Oid relid, ArrayType *names, const char *argname,
-					   bool exclude)
+					   bool exclude, CocoNoneBy none_by)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -410,6 +417,9 @@ coco_check_column_list(Oid relid, ArrayType *names, const char *argname,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must name at least one column", argname),
+				 none_by == COCO_NONE_BY_CLEAR ?
+				 errhint("Name %s in clear for %s.", argname,
+						 exclude ? "no exclusion" : "a hook that fires on any update") :
 				 errhint("Pass NULL (the default) for %s.",
 						 exclude ? "no exclusion" : "hooks that fire on any update")));
 	for (int i = 0; i < n; i++)
@@ -452,4 +462,87 @@ coco_check_ordering(const char *ordering)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ordering \"%s\"", ordering),
 				 errdetail("ordering must be 'document' (a document's events one at a time, in commit order) or 'none'.")));
+}
+
+const CocoSettingInfo coco_settings[COCO_NUM_SETTINGS] = {
+	[COCO_SETTING_URL] = {"url", TEXTOID, false},
+	[COCO_SETTING_HEADERS] = {"headers", JSONBOID, false},
+	[COCO_SETTING_SECRET] = {"secret", TEXTOID, true},
+	[COCO_SETTING_TIMEOUT_MS] = {"timeout_ms", INT4OID, false},
+	[COCO_SETTING_MAX_RETRIES] = {"max_retries", INT4OID, true},
+	[COCO_SETTING_COLUMNS] = {"columns", TEXTARRAYOID, true},
+	[COCO_SETTING_EXCLUDE_COLUMNS] = {"exclude_columns", TEXTARRAYOID, true},
+	[COCO_SETTING_ORDERING] = {"ordering", TEXTOID, false},
+	[COCO_SETTING_RETRY_FOR] = {"retry_for", INTERVALOID, true},
+	[COCO_SETTING_FILTER] = {"filter", TEXTOID, true},
+	[COCO_SETTING_MAX_PER_SECOND] = {"max_per_second", FLOAT4OID, true},
+	[COCO_SETTING_MAX_CONCURRENT] = {"max_concurrent", INT4OID, true},
+};
+
+/*
+ * Whether setting s is given (not NULL) among fcinfo's arguments, the
+ * settings being those from first on; its value in *value if so.
+ */
+static bool
+setting_given(FunctionCallInfo fcinfo, int first, CocoSetting s, Datum *value)
+{
+	int			argno = first + (int) s;
+
+	if (argno >= PG_NARGS() || PG_ARGISNULL(argno))
+		return false;
+	*value = PG_GETARG_DATUM(argno);
+	return true;
+}
+
+/*
+ * Checks every setting argument given (not NULL) but the column lists, in
+ * argument order; the settings are fcinfo's arguments from first on, as
+ * many as the SQL function has (fewer for an older schema's).  Which may
+ * be NULL is the caller's business.
+ */
+void
+coco_check_settings(FunctionCallInfo fcinfo, int first, CocoNoneBy none_by)
+{
+	Datum		v;
+
+	if (setting_given(fcinfo, first, COCO_SETTING_URL, &v))
+		coco_check_url(TextDatumGetCString(v));
+	if (setting_given(fcinfo, first, COCO_SETTING_HEADERS, &v))
+		coco_check_headers(DatumGetJsonbP(v));
+	if (setting_given(fcinfo, first, COCO_SETTING_SECRET, &v))
+		coco_check_secret(TextDatumGetCString(v), "secret", none_by == COCO_NONE_BY_NULL);
+	if (setting_given(fcinfo, first, COCO_SETTING_TIMEOUT_MS, &v))
+		coco_check_range("timeout_ms", DatumGetInt32(v), 1, MAX_TIMEOUT_MS);
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_RETRIES, &v))
+		coco_check_range("max_retries", DatumGetInt32(v), 0, MAX_RETRIES);
+	if (setting_given(fcinfo, first, COCO_SETTING_ORDERING, &v))
+		coco_check_ordering(TextDatumGetCString(v));
+	if (setting_given(fcinfo, first, COCO_SETTING_RETRY_FOR, &v))
+		coco_check_retry_for(DatumGetIntervalP(v), none_by);
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_PER_SECOND, &v))
+		coco_check_max_per_second(DatumGetFloat4(v));
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_CONCURRENT, &v))
+		coco_check_range("max_concurrent", DatumGetInt32(v), 1, MAX_CONCURRENT);
+}
+
+/*
+ * The settings checked against the collection: columns and exclude_columns
+ * name its columns; the filter (filter_compile.c), compiled with the
+ * caller's search_path, is returned for the caller to store, NULL if none
+ * was given.
+ */
+Node *
+coco_check_collection_settings(FunctionCallInfo fcinfo, int first, Oid relid,
+							   CocoEventKind event, CocoNoneBy none_by)
+{
+	Datum		v;
+
+	if (setting_given(fcinfo, first, COCO_SETTING_COLUMNS, &v))
+		coco_check_column_list(relid, DatumGetArrayTypeP(v), "columns", false, none_by);
+	if (setting_given(fcinfo, first, COCO_SETTING_EXCLUDE_COLUMNS, &v))
+		coco_check_column_list(relid, DatumGetArrayTypeP(v), "exclude_columns", true,
+							   none_by);
+	if (setting_given(fcinfo, first, COCO_SETTING_FILTER, &v))
+		return coco_filter_compile(relid, event, TextDatumGetCString(v));
+	return NULL;
 }
