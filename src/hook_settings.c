@@ -19,9 +19,9 @@
  * its retries stop), its pace (max_per_second and max_concurrent, which
  * hook_pace.c keeps, for waiting deliveries too), and its secrets (handed
  * to signing_keys.c); those of an unregistered hook from its last settings
- * (which hold no pace: its last events go at none of their own).  One read of the catalog
- * serves them all, and the clocks of failing hooks are checked against
- * cocohooks.hook_failing in the same transaction (failing_hooks.c).
+ * (which hold no pace: hook_pace.c keeps the one it had).  One read of the
+ * catalog serves them all, and the clocks of failing hooks are checked
+ * against cocohooks.hook_failing in the same transaction (failing_hooks.c).
  *
  * A transaction that changes cocohooks.hooks bumps the hooks generation
  * (signing_keys.c's commit callback, worker_marks.c); the next refresh
@@ -86,6 +86,7 @@ typedef struct HookSettings
 	int64		retry_for_ms;	/* -1: no time limit */
 	double		max_per_second; /* 0: no limit */
 	int32		max_concurrent; /* 0: no limit */
+	bool		registered;		/* in cocohooks.hooks, not only in its history */
 } HookSettings;
 
 /* a version's target, shared */
@@ -241,6 +242,7 @@ read_hooks(Oid relid)
 		h->max_per_second = isnull ? 0 : Max((double) DatumGetFloat4(value), 0);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_max_concurrent, &isnull);
 		h->max_concurrent = isnull ? 0 : Max(DatumGetInt32(value), 0);
+		h->registered = true;
 		value = coco_hooks_attr(tup, desc, Anum_hooks_previous_secret_until, &isnull);
 		until = isnull ? 0 : DatumGetTimestampTz(value);
 		coco_signing_keys_load(id, text_attr(tup, desc, Anum_hooks_secret),
@@ -305,6 +307,7 @@ read_versions(Oid relid)
 				h->retry_for_ms = isnull ? -1 : interval_ms(DatumGetIntervalP(value));
 				h->max_per_second = 0;
 				h->max_concurrent = 0;
+				h->registered = false;
 			}
 			value = coco_hooks_attr(tup, desc, Anum_versions_previous_secret_until, &isnull);
 			until = isnull ? 0 : DatumGetTimestampTz(value);
@@ -429,16 +432,20 @@ coco_hook_retry_for_ms(int64 hook_id)
 
 /*
  * The hook's pace as of the last read: requests started per second and
- * requests in flight, each 0 when it has no limit (NULL, or the catalog
- * has no such hook or was never read).
+ * requests in flight, each 0 when it has no limit.  Returns false, with
+ * no limits, if cocohooks.hooks has no such hook (unregistered: its
+ * history keeps no pace) or was never read.
  */
-void
+bool
 coco_hook_pace_limits(int64 hook_id, double *max_per_second, int *max_concurrent)
 {
 	HookSettings *h = settings ? hash_search(settings, &hook_id, HASH_FIND, NULL) : NULL;
 
+	if (h && !h->registered)
+		h = NULL;
 	*max_per_second = h ? h->max_per_second : 0;
 	*max_concurrent = h ? h->max_concurrent : 0;
+	return h != NULL;
 }
 
 static CocoHookTarget *
