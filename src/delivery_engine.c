@@ -8,10 +8,10 @@
  * and fewer requests at once after a 429 or 503), then for a turn of its
  * receiver (origin_queue.c), is sent by libcurl's multi interface
  * (http_client.c), and on failure with retries left waits to retry
- * (retry_queue.c), then for its hook's pace again.  Each attempt's outcome moves its hook's
- * clock of failures (failing_hooks.c); a hook whose receiver answered 410
- * Gone, or that failed for cocohooks.disable_failing_hooks_after, is
- * disabled (gone_hooks.c).  Finished deliveries get their log rows
+ * (retry_queue.c), then for its hook's pace again.  Each attempt's outcome
+ * moves its hook's clock of failures (failing_hooks.c); a hook whose
+ * receiver answered 410 Gone, or that failed for
+ * cocohooks.disable_failing_hooks_after, is disabled (gone_hooks.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
@@ -200,9 +200,15 @@ finish_delivery(Delivery *d)
 
 	if (d->headers)
 		pfree(d->headers);
-	/* only a request that was answered moves its hook's window */
+	/*
+	 * delivery_done() gives its hook's place back with the answer; should
+	 * another path ever come here with one, no place may leak
+	 */
+	Assert(!d->pace.admitted && !d->pace.waiting);
 	if (d->pace.admitted)
 		coco_pace_release(&d->pace, COCO_PACE_OTHER);
+	if (d->pace.waiting)
+		coco_pace_remove(&d->pace);
 	coco_hook_target_release(d->target);
 	dlist_delete(&d->live_node);
 	pfree(d);
@@ -247,7 +253,7 @@ leave_line(Delivery *d)
  * once.
  */
 static void
-go(Delivery *d)
+try_send(Delivery *d)
 {
 	char	   *skip = reason_not_to_send(d);
 
@@ -267,7 +273,7 @@ static void
 send_ready(void)
 {
 	while (!dlist_is_empty(&ready))
-		go(dlist_container(Delivery, line_node, dlist_pop_head_node(&ready)));
+		try_send(dlist_container(Delivery, line_node, dlist_pop_head_node(&ready)));
 }
 
 /* Sends the deliveries whose hook's pace lets them go now. */
@@ -301,7 +307,7 @@ start_due_retries(void)
 		active++;
 		d->attempts++;
 		coco_marks_count_deliveries(0, 0, 1);
-		go(d);
+		try_send(d);
 	}
 }
 
@@ -921,7 +927,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 			}
 		}
 		active++;
-		go(d);
+		try_send(d);
 	}
 	MemoryContextSwitchTo(old);
 }
