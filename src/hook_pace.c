@@ -114,10 +114,11 @@ bucket_size(double per_second)
 
 /*
  * Takes in the hook's limits as they are now, and counts the tokens that
- * came since the last look.
+ * came since the last look.  *now is the time, read here if 0: a hook
+ * without max_per_second needs no clock.
  */
 static void
-refresh(HookPace *h, TimestampTz now)
+refresh(HookPace *h, TimestampTz *now)
 {
 	double		per_second;
 	int			concurrent;
@@ -143,15 +144,17 @@ refresh(HookPace *h, TimestampTz now)
 		h->max_per_second = 0;
 		return;
 	}
+	if (*now == 0)
+		*now = GetCurrentTimestamp();
 	if (h->max_per_second <= 0)
 	{
 		/* newly paced: a full bucket */
 		h->tokens = bucket_size(per_second);
-		h->refilled_at = now;
+		h->refilled_at = *now;
 	}
 	else
 	{
-		long		ms = TimestampDifferenceMilliseconds(h->refilled_at, now);
+		long		ms = TimestampDifferenceMilliseconds(h->refilled_at, *now);
 
 		/* advanced by what was counted: rounding loses no time */
 		h->tokens += (double) ms * per_second / 1000.0;
@@ -159,7 +162,7 @@ refresh(HookPace *h, TimestampTz now)
 		if (h->tokens >= bucket_size(per_second))
 		{
 			h->tokens = bucket_size(per_second);
-			h->refilled_at = now;
+			h->refilled_at = *now;
 		}
 	}
 	h->max_per_second = per_second;
@@ -202,6 +205,7 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id)
 {
 	bool		found;
 	HookPace   *h = hash_search(paces, &hook_id, HASH_ENTER, &found);
+	TimestampTz now = 0;
 
 	Assert(!paced->waiting && !paced->admitted);
 	if (!found)
@@ -217,7 +221,7 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id)
 		dlist_init(&h->waiting);
 		h->nwaiting = 0;
 	}
-	refresh(h, GetCurrentTimestamp());
+	refresh(h, &now);
 	/* behind the hook's waiting ones, if any */
 	if (h->nwaiting == 0 && may_go(h))
 	{
@@ -289,18 +293,17 @@ coco_pace_remove(CocoPaced *paced)
 CocoPaced *
 coco_pace_pop_ready(void)
 {
-	TimestampTz now;
+	TimestampTz now = 0;
 	dlist_iter	iter;
 
 	if (total_waiting == 0)
 		return NULL;
-	now = GetCurrentTimestamp();
 	dlist_foreach(iter, &busy)
 	{
 		HookPace   *h = dlist_container(HookPace, busy_node, iter.cur);
 		CocoPaced  *paced;
 
-		refresh(h, now);
+		refresh(h, &now);
 		if (!may_go(h))
 			continue;
 		paced = dlist_head_element(CocoPaced, node, &h->waiting);
@@ -319,19 +322,18 @@ coco_pace_pop_ready(void)
 long
 coco_pace_next_ms(void)
 {
-	TimestampTz now;
+	TimestampTz now = 0;
 	dlist_iter	iter;
 	long		next = -1;
 
 	if (total_waiting == 0)
 		return -1;
-	now = GetCurrentTimestamp();
 	dlist_foreach(iter, &busy)
 	{
 		HookPace   *h = dlist_container(HookPace, busy_node, iter.cur);
 		long		ms;
 
-		refresh(h, now);
+		refresh(h, &now);
 		if (may_go(h))
 			return 0;
 		if (h->max_per_second <= 0 || h->tokens >= 1.0 - TOKEN_EPSILON)
