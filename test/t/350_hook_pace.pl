@@ -44,6 +44,8 @@ sub failed
 		"SELECT count(*) FROM cocohooks.deliveries WHERE hook_id = $hook AND NOT success");
 }
 
+my $started;
+
 # --- max_per_second => 5: 60 events, counted over 10 s of arrivals ------------
 my $hrate = $node->safe_psql('postgres', qq{
 	CREATE TABLE rate (id int PRIMARY KEY);
@@ -74,6 +76,36 @@ is(scalar(@$t), 11, 'the 11 redeliveries arrived');
 diag(sprintf('11 redeliveries over %.2f s', $t->[-1] - $t->[0]));
 cmp_ok($t->[-1] - $t->[0], '>=', 1.8, 'spread at 5/s (10 gaps of 200 ms, 10 % off at most)');
 
+# a fraction: max_per_second => 0.5 is one request every 2 s
+$node->safe_psql('postgres', qq{
+	CREATE TABLE half (id int PRIMARY KEY);
+	SELECT cocohooks.register_hook('half', 'post_save', '$recv->{url}/half', max_per_second => 0.5);
+});
+api_sql($node, 'INSERT INTO half SELECT generate_series(1, 3)');
+$recs = wait_records($recv, 3, 20, sub { $_[0]{path} eq '/half' });
+$t = times_of($recs);
+is(scalar(@$t), 3, 'max_per_second 0.5: the 3 events arrived');
+diag(sprintf('max_per_second 0.5: gaps %.2f s and %.2f s', $t->[1] - $t->[0], $t->[2] - $t->[1]));
+cmp_ok(abs($t->[$_] - $t->[ $_ - 1 ] - 2), '<=', 0.2, "gap $_ is 2 s") for 1 .. 2;
+
+# a hook disabled by 410 Gone: its deliveries waiting for its pace fail at
+# once, not at its pace
+my $hgone = $node->safe_psql('postgres', qq{
+	CREATE TABLE gone (id int PRIMARY KEY);
+	SELECT cocohooks.register_hook('gone', 'post_save', '$recv->{url}/status/410', max_per_second => 1);
+});
+$started = time();
+api_sql($node, 'INSERT INTO gone SELECT generate_series(1, 20)');
+ok(wait_deliveries($node, '30 s'), '410 Gone while 19 wait for the pace: all finished');
+my $gone_took = time() - $started;
+diag(sprintf('410 Gone: 20 deliveries finished in %.2f s', $gone_took));
+cmp_ok($gone_took, '<', 8, 'at once, not at 1/s');
+is(scalar(@{ on_path('/status/410') }), 1, 'one request was sent');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FILTER (WHERE error LIKE 'not sent: the receiver answered 410 Gone%'), count(payload)
+	FROM cocohooks.deliveries WHERE hook_id = $hgone AND NOT success}),
+	'19|20', 'the other 19 are logged not sent, every one with its payload');
+
 # --- max_concurrent => 1: never two requests in flight ------------------------
 my $hone = $node->safe_psql('postgres', qq{
 	CREATE TABLE one (id int PRIMARY KEY);
@@ -103,7 +135,7 @@ my $hbusy = $node->safe_psql('postgres', qq{
 	CREATE TABLE busy (id int PRIMARY KEY);
 	SELECT cocohooks.register_hook('busy', 'post_save', '$recv->{url}/busy/4/100');
 });
-my $started = time();
+$started = time();
 api_sql($node, 'INSERT INTO busy SELECT generate_series(1, 200)');
 ok(wait_deliveries($node, '120 s'), '429 under load: all 200 deliveries finished');
 my $took = time() - $started;
