@@ -49,6 +49,7 @@ OBJS = \
 	src/http_client.o \
 	src/request_headers.o \
 	src/origin_queue.o \
+	src/hook_pace.o \
 	src/retry_queue.o \
 	src/parked_retries.o \
 	src/retry_policy.o \

@@ -4,12 +4,14 @@
  *	  From events to finished, logged deliveries: the worker's dispatcher.
  *
  * Each event handed in becomes one delivery per target hook.  A delivery
- * waits for a turn of its receiver (origin_queue.c), is sent by libcurl's
- * multi interface (http_client.c), and on failure with retries left waits
- * to retry (retry_queue.c).  Each attempt's outcome moves its hook's
- * clock of failures (failing_hooks.c); a hook whose receiver answered 410
- * Gone, or that failed for cocohooks.disable_failing_hooks_after, is
- * disabled (gone_hooks.c).  Finished deliveries get their log rows
+ * waits for its hook's pace (hook_pace.c: max_per_second, max_concurrent,
+ * and fewer requests at once after a 429 or 503), then for a turn of its
+ * receiver (origin_queue.c), is sent by libcurl's multi interface
+ * (http_client.c), and on failure with retries left waits to retry
+ * (retry_queue.c), then for its hook's pace again.  Each attempt's outcome
+ * moves its hook's clock of failures (failing_hooks.c); a hook whose
+ * receiver answered 410 Gone, or that failed for
+ * cocohooks.disable_failing_hooks_after, is disabled (gone_hooks.c).  Finished deliveries get their log rows
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
@@ -28,7 +30,9 @@
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
  * waiting to retry or in documents' lines (retry_policy.c; past them
- * deliveries are parked, parked_retries.c), and one batch of log rows.
+ * deliveries are parked, parked_retries.c), a multiple of it for
+ * deliveries waiting for their hook's pace (past it no new event is taken:
+ * the next ones wait in the queue or the WAL), and one batch of log rows.
  * Everything lives in the engine's own memory context.
  *
  * WAL is bounded too: an event read from the WAL keeps it (the slot's
@@ -45,8 +49,10 @@
  * transaction, so a full batch of log rows may be written from there;
  * HTTP never runs inside a transaction; an event's source hears of it
  * once, when its last delivery is finished and logged; a delivery is in
- * exactly one of: waiting for a turn, in flight, waiting to retry, waiting
- * in its document's line, or waiting for its log row or its parked row.
+ * exactly one of: waiting for its hook's pace, waiting for a turn, in
+ * flight, waiting to retry, waiting in its document's line, or waiting for
+ * its log row or its parked row; active counts those waiting for a turn
+ * or in flight.
  *
  *-------------------------------------------------------------------------
  */
@@ -64,6 +70,7 @@
 #include "event_message.h"
 #include "failing_hooks.h"
 #include "gone_hooks.h"
+#include "hook_pace.h"
 #include "hook_settings.h"
 #include "http_client.h"
 #include "origin_queue.h"
@@ -104,6 +111,7 @@ typedef struct Delivery
 	const CocoHookSpec *spec;	/* inside ev->msg: what it carries */
 	const CocoHookTarget *target;	/* the settings it names (hook_settings.c) */
 	CocoOrigin *origin;			/* the receiver, for admission */
+	CocoPaced	pace;			/* its hook's pace, while waiting or admitted */
 	dlist_node	wait_node;		/* in origin's queue while waiting */
 	bool		sent;			/* holds one of its origin's turns */
 	dlist_node	live_node;		/* in live while unfinished */
@@ -120,7 +128,8 @@ typedef struct Delivery
 
 static dlist_head events = DLIST_STATIC_INIT(events);
 static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
-static int	active = 0;			/* unfinished, not waiting to retry */
+static int	active = 0;			/* unfinished, not waiting to retry, for
+								 * its hook's pace or in a line */
 static dlist_head ready = DLIST_STATIC_INIT(ready);	/* first in line now, to send */
 static uint64 events_started = 0;
 static uint64 events_released = 0;
@@ -191,6 +200,15 @@ finish_delivery(Delivery *d)
 
 	if (d->headers)
 		pfree(d->headers);
+	/*
+	 * delivery_done() gives its hook's place back with the answer; should
+	 * another path ever come here with one, no place may leak
+	 */
+	Assert(!d->pace.admitted && !d->pace.waiting);
+	if (d->pace.admitted)
+		coco_pace_release(&d->pace, COCO_PACE_OTHER);
+	if (d->pace.waiting)
+		coco_pace_remove(&d->pace);
 	coco_hook_target_release(d->target);
 	dlist_delete(&d->live_node);
 	pfree(d);
@@ -204,6 +222,7 @@ finish_delivery(Delivery *d)
 }
 
 static void send_delivery(Delivery *d);
+static char *reason_not_to_send(const Delivery *d);
 static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 							 const CocoEventSource *source, void *source_arg,
 							 const char *give_up_error);
@@ -226,14 +245,48 @@ leave_line(Delivery *d)
 	}
 }
 
+/*
+ * A delivery that may be sent now (counted in active): its hook's pace,
+ * then its receiver's turn.  One its hook's pace holds back waits for it,
+ * no longer counted in active.  One that is not to be sent
+ * (reason_not_to_send) makes no request: it skips the pace, and fails at
+ * once.
+ */
+static void
+try_send(Delivery *d)
+{
+	char	   *skip = reason_not_to_send(d);
+
+	if (skip)
+		pfree(skip);
+	else if (!coco_pace_admit(&d->pace, d->target->hook_id))
+	{
+		active--;
+		return;
+	}
+	if (coco_origin_admit(d->origin, &d->wait_node))
+		send_delivery(d);
+}
+
 /* Sends, in order, the deliveries that became first in their line. */
 static void
 send_ready(void)
 {
 	while (!dlist_is_empty(&ready))
-	{
-		Delivery   *d = dlist_container(Delivery, line_node, dlist_pop_head_node(&ready));
+		try_send(dlist_container(Delivery, line_node, dlist_pop_head_node(&ready)));
+}
 
+/* Sends the deliveries whose hook's pace lets them go now. */
+static void
+send_paced(void)
+{
+	CocoPaced  *paced;
+
+	while ((paced = coco_pace_pop_ready()) != NULL)
+	{
+		Delivery   *d = coco_paced_container(Delivery, pace, paced);
+
+		active++;
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
@@ -254,8 +307,7 @@ start_due_retries(void)
 		active++;
 		d->attempts++;
 		coco_marks_count_deliveries(0, 0, 1);
-		if (coco_origin_admit(d->origin, &d->wait_node))
-			send_delivery(d);
+		try_send(d);
 	}
 }
 
@@ -328,9 +380,10 @@ park_line_at_backlog(void *line)
 
 /*
  * The worker disables the hook now (gone_hooks.c): its clock of failures
- * stops, and its deliveries waiting to retry in memory become due, so
- * that they are failed and logged now rather than at their retry time
- * (its parked ones are made due when the hook is disabled, delivery_log.c).
+ * stops, and its deliveries waiting to retry in memory become due, and
+ * those waiting for its pace go to the ready list, so that they are failed
+ * and logged now rather than at their time (its parked ones are made due
+ * when the hook is disabled, delivery_log.c).
  */
 static void
 disable_hook(int64 hook_id, const char *reason, const char *not_sent)
@@ -348,6 +401,13 @@ disable_hook(int64 hook_id, const char *reason, const char *not_sent)
 		{
 			coco_retry_remove(&w->retry);
 			coco_retry_add(&w->retry, now);
+		}
+		else if (w->pace.waiting && w->target->hook_id == hook_id)
+		{
+			/* first in its document's line if ordered: line_node is free */
+			coco_pace_remove(&w->pace);
+			active++;
+			dlist_push_tail(&ready, &w->line_node);
 		}
 	}
 }
@@ -484,6 +544,12 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	char	   *disabled = NULL;
 	bool		held_back = false;
 
+	if (d->pace.admitted)
+		coco_pace_release(&d->pace,
+						  success ? COCO_PACE_SUCCESS :
+						  d->given_up ? COCO_PACE_NOT_SENT :
+						  (r->status == 429 || r->status == 503) ?
+						  COCO_PACE_SLOW_DOWN : COCO_PACE_OTHER);
 	if (success)
 		coco_failing_note_success(d->target->hook_id);
 	else if (!d->given_up && r->status == 410)
@@ -868,8 +934,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 			}
 		}
 		active++;
-		if (coco_origin_admit(d->origin, &d->wait_node))
-			send_delivery(d);
+		try_send(d);
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -910,6 +975,7 @@ coco_engine_init(void)
 									   ALLOCSET_DEFAULT_SIZES);
 	coco_retry_init();
 	coco_order_init(engine_cxt);
+	coco_pace_init(engine_cxt);
 	http = coco_http_create(delivery_done);
 	coco_engine_apply_settings();
 }
@@ -934,7 +1000,8 @@ coco_engine_room(void)
 {
 	/* an event is at least one delivery: never start past the limit */
 	if (nlog >= MAX_LOG_BATCH / 2 ||
-		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR)
+		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR ||
+		coco_pace_waiting() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)
 		return 0;
 	return Max(cocohooks_max_concurrent_deliveries - active, 0);
 }
@@ -949,9 +1016,11 @@ coco_engine_progress(void)
 	park_retries_behind();
 	start_due_retries();
 	send_ready();
+	send_paced();
 	coco_http_drive(http);
 	coco_engine_flush_log();
 	send_ready();
+	send_paced();
 	release_finished_events();
 	MemoryContextSwitchTo(old);
 }
@@ -961,17 +1030,23 @@ coco_engine_timeout_ms(void)
 {
 	long		timeout = coco_http_timeout_ms(http);
 	long		retry_ms = coco_retry_next_ms();
+	long		pace_ms = coco_pace_next_ms();
 
 	if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
 		timeout = retry_ms;
+	if (pace_ms >= 0 && (timeout < 0 || pace_ms < timeout))
+		timeout = pace_ms;
 	return timeout;
 }
 
-/* Deliveries not yet finished, retries and deliveries in line included. */
+/*
+ * Deliveries not yet finished, retries and deliveries in line or waiting
+ * for their hook's pace included.
+ */
 int
 coco_engine_in_flight(void)
 {
-	return active + coco_retry_count() + coco_order_waiting();
+	return active + coco_retry_count() + coco_order_waiting() + coco_pace_waiting();
 }
 
 /*

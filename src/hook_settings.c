@@ -16,10 +16,12 @@
  * targets point into the message.
  *
  * What is not versioned is read as it is now: each hook's retry_for (when
- * its retries stop), and its secrets (handed to signing_keys.c), those of
- * an unregistered hook from its last settings.  One read of the catalog
- * serves them all, and the clocks of failing hooks are checked against
- * cocohooks.hook_failing in the same transaction (failing_hooks.c).
+ * its retries stop), its pace (max_per_second and max_concurrent, which
+ * hook_pace.c keeps, for waiting deliveries too), and its secrets (handed
+ * to signing_keys.c); those of an unregistered hook from its last settings
+ * (which hold no pace: hook_pace.c keeps the one it had).  One read of the
+ * catalog serves them all, and the clocks of failing hooks are checked
+ * against cocohooks.hook_failing in the same transaction (failing_hooks.c).
  *
  * A transaction that changes cocohooks.hooks bumps the hooks generation
  * (signing_keys.c's commit callback, worker_marks.c); the next refresh
@@ -82,6 +84,9 @@ typedef struct HookSettings
 {
 	int64		hook_id;		/* hash key */
 	int64		retry_for_ms;	/* -1: no time limit */
+	double		max_per_second; /* 0: no limit */
+	int32		max_concurrent; /* 0: no limit */
+	bool		registered;		/* in cocohooks.hooks, not only in its history */
 } HookSettings;
 
 /* a version's target, shared */
@@ -209,7 +214,7 @@ free_entry(VersionTarget *e)
 	hash_search(targets, &e->key, HASH_REMOVE, NULL);
 }
 
-/* Reads the hooks' secrets and retry_for; inside a transaction. */
+/* Reads the hooks' secrets, retry_for and pace; inside a transaction. */
 static void
 read_hooks(Oid relid)
 {
@@ -233,6 +238,11 @@ read_hooks(Oid relid)
 		h = hash_search(settings, &id, HASH_ENTER, NULL);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_retry_for, &isnull);
 		h->retry_for_ms = isnull ? -1 : interval_ms(DatumGetIntervalP(value));
+		value = coco_hooks_attr(tup, desc, Anum_hooks_max_per_second, &isnull);
+		h->max_per_second = isnull ? 0 : Max((double) DatumGetFloat4(value), 0);
+		value = coco_hooks_attr(tup, desc, Anum_hooks_max_concurrent, &isnull);
+		h->max_concurrent = isnull ? 0 : Max(DatumGetInt32(value), 0);
+		h->registered = true;
 		value = coco_hooks_attr(tup, desc, Anum_hooks_previous_secret_until, &isnull);
 		until = isnull ? 0 : DatumGetTimestampTz(value);
 		coco_signing_keys_load(id, text_attr(tup, desc, Anum_hooks_secret),
@@ -295,6 +305,9 @@ read_versions(Oid relid)
 			{
 				value = coco_hooks_attr(tup, desc, Anum_versions_retry_for, &isnull);
 				h->retry_for_ms = isnull ? -1 : interval_ms(DatumGetIntervalP(value));
+				h->max_per_second = 0;
+				h->max_concurrent = 0;
+				h->registered = false;
 			}
 			value = coco_hooks_attr(tup, desc, Anum_versions_previous_secret_until, &isnull);
 			until = isnull ? 0 : DatumGetTimestampTz(value);
@@ -415,6 +428,24 @@ coco_hook_retry_for_ms(int64 hook_id)
 		return -1;
 	h = hash_search(settings, &hook_id, HASH_FIND, NULL);
 	return h ? h->retry_for_ms : UNREGISTERED_RETRY_FOR_MS;
+}
+
+/*
+ * The hook's pace as of the last read: requests started per second and
+ * requests in flight, each 0 when it has no limit.  Returns false, with
+ * no limits, if cocohooks.hooks has no such hook (unregistered: its
+ * history keeps no pace) or was never read.
+ */
+bool
+coco_hook_pace_limits(int64 hook_id, double *max_per_second, int *max_concurrent)
+{
+	HookSettings *h = settings ? hash_search(settings, &hook_id, HASH_FIND, NULL) : NULL;
+
+	if (h && !h->registered)
+		h = NULL;
+	*max_per_second = h ? h->max_per_second : 0;
+	*max_concurrent = h ? h->max_concurrent : 0;
+	return h != NULL;
 }
 
 static CocoHookTarget *

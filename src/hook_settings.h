@@ -43,6 +43,8 @@ typedef struct CocoSettingsKey
 
 extern void coco_hook_settings_refresh(void);
 extern int64 coco_hook_retry_for_ms(int64 hook_id);
+extern bool coco_hook_pace_limits(int64 hook_id, double *max_per_second,
+								  int *max_concurrent);
 
 extern const CocoHookTarget *coco_hook_target_get(const CocoHookSpec *spec);
 extern void coco_hook_target_release(const CocoHookTarget *target);

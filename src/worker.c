@@ -64,6 +64,7 @@
 #include "delivery_engine.h"
 #include "delivery_log.h"
 #include "document_order.h"
+#include "hook_pace.h"
 #include "event_message.h"
 #include "event_ring.h"
 #include "event_store.h"
@@ -324,7 +325,8 @@ take_parked(void)
  * our CPU per event), for at most that much more latency.  Not while events
  * wait for room or in the WAL, so a backlog drains as fast as before, nor
  * while deliveries wait in a document's line: each of them goes only after
- * its predecessor's response, read a tick at a time.
+ * its predecessor's response, read a tick at a time, nor while
+ * deliveries wait for their hook's pace, some for a response too.
  */
 static bool
 keeping_up(uint64 started)
@@ -342,6 +344,7 @@ keeping_up(uint64 started)
 		!coco_saved_events_waiting() &&
 		coco_engine_room() > 0 &&
 		coco_order_waiting() == 0 &&
+		coco_pace_waiting() == 0 &&
 		!coco_wal_source_behind();
 }
 

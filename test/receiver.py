@@ -18,6 +18,16 @@ finished its record is on disk.  The path chooses the answer:
                        and answer <code>; otherwise answer 200 at once
     /body/<n>          answer 200 with a body of <n> bytes: "0123456789" over
                        and over; ?status=<code> answers with that status
+    /busy/<n>/<ms>     answer 429 at once while more than <n> requests to
+                       this path are in flight (this one included), else
+                       wait <ms> milliseconds and answer 200 (a receiver
+                       that pushes back under load); ?retry_after=<s> adds
+                       a Retry-After header to the 429
+
+Each record's "in_flight" is the number of requests to its path (the
+query left out) being handled when it came, itself included: a request
+counts until its answer is about to be written, so a client that waits for
+an answer before its next request never shows two.
 
 With --fail-if TEXT, a request whose body contains TEXT is answered 503,
 whatever its path (a receiver that fails for one document only).
@@ -38,6 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 SEEN_IDS = set()
+IN_FLIGHT = {}  # path without its query -> requests being handled
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -47,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     log_path = None
     fail_if = None
+    flight_key = None
+    in_flight = 0
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
@@ -59,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", errors="replace"),
             "received_at": time.time(),
             "peer_port": self.client_address[1],
+            "in_flight": self.in_flight,
         }
         if hasattr(self.connection, "session_reused"):
             rec["tls_version"] = self.connection.version()
@@ -69,7 +83,21 @@ class Handler(BaseHTTPRequestHandler):
                 f.write(line)
                 f.flush()
 
+    def _enter(self):
+        self.flight_key = self.path.split("?")[0]
+        with LOCK:
+            IN_FLIGHT[self.flight_key] = IN_FLIGHT.get(self.flight_key, 0) + 1
+            self.in_flight = IN_FLIGHT[self.flight_key]
+
+    def _leave(self):
+        # once, before the answer goes out (or the connection closes)
+        if self.flight_key is not None:
+            with LOCK:
+                IN_FLIGHT[self.flight_key] -= 1
+            self.flight_key = None
+
     def _answer(self, code, extra=None, payload=None):
+        self._leave()
         if payload is None:
             payload = b'{"ok": true}' if 200 <= code < 300 else b'{"ok": false}'
         if code in (204, 304) or code < 200:
@@ -87,6 +115,13 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        self._enter()
+        try:
+            self._respond(body)
+        finally:
+            self._leave()
+
+    def _respond(self, body):
         self._record(body)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
@@ -98,6 +133,13 @@ class Handler(BaseHTTPRequestHandler):
         elif parts[:1] == ["slow"] and len(parts) > 1:
             time.sleep(int(parts[1]) / 1000.0)
             self._answer(200)
+        elif parts[:1] == ["busy"] and len(parts) > 2:
+            if self.in_flight > int(parts[1]):
+                extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else None
+                self._answer(429, extra)
+            else:
+                time.sleep(int(parts[2]) / 1000.0)
+                self._answer(200)
         elif parts[:1] == ["redirect"]:
             self._answer(302, {"Location": "/status/200"})
         elif parts[:1] == ["body"] and len(parts) > 1:

@@ -1,0 +1,353 @@
+/*-------------------------------------------------------------------------
+ *
+ * hook_pace.c
+ *	  Each hook's pace in the worker: requests started per second
+ *	  (max_per_second), requests in flight (max_concurrent), and the
+ *	  concurrency its receiver takes (429 and 503 lower it).
+ *
+ * The delivery engine asks here before each request of a hook, first
+ * attempt or retry, ahead of its receiver's admission (origin_queue.c): a
+ * request waiting for its hook's pace holds no turn of a receiver that
+ * other hooks share.  One that may not go yet waits in its hook's line, in
+ * arrival order; the engine takes those that may go now at each pass
+ * (coco_pace_pop_ready) and wakes for the next token (coco_pace_next_ms).
+ * The engine puts a delivery here only when it may be sent (the first of
+ * its document, a due retry), so a document's order is kept before this
+ * line, and a hook's line holds back no other hook.
+ *
+ * max_per_second is a token bucket: tokens come at that rate, fractions
+ * allowed (0.5: one every 2 s), and each request takes one.  The bucket
+ * holds a tenth of a second's worth, at least one token: a busy hook's
+ * requests are spread evenly (5/s: one every 200 ms, no burst of five),
+ * while a late wake-up of the worker of up to that much loses no token at
+ * high rates.
+ *
+ * The window is the number of requests in flight the hook's receiver
+ * seems to take, kept by additive increase and multiplicative decrease
+ * (AIMD, as TCP does): a 429 or 503 halves it (its requests in flight, if
+ * fewer, halved; at least 1), once per round: answers to requests sent
+ * before the last decrease lower it no further; each success raises it by
+ * 1/window, about one a round trip, up to its ceiling: max_concurrent, or,
+ * for a hook without one, cocohooks.max_host_connections, which bounds its
+ * receiver's requests anyway.  A hook without max_concurrent whose window
+ * is at the ceiling is not held at all: its requests wait, if need be, for
+ * their receiver's turn, as before.  The retried request's time is the
+ * retry policy's (Retry-After wins there); the window only spaces the
+ * requests that follow.
+ *
+ * The limits are the hook's as they are now (hook_settings.c reads them),
+ * not those of the settings version an event names; a change applies to
+ * waiting requests too.  A hook gone from the catalog (unregistered) keeps
+ * the pace it had for its last deliveries, if any still wait or are in
+ * flight.
+ *
+ * A request given up unsent (its hook disabled, its WAL record past
+ * cocohooks.max_wal_retention) gives its token back: a line of them
+ * empties at once rather than at the hook's pace.
+ *
+ * Runs in: the worker (the delivery engine), and nowhere else.
+ *
+ * Invariants: a hook's in_flight is the number of its admitted, not yet
+ * released requests; nwaiting is the length of its line, and the total the
+ * sum over hooks; a hook is in the busy list exactly while its line is not
+ * empty; an entry is only forgotten with nothing admitted or waiting (no
+ * CocoPaced points to it) and nothing to remember: a full window, and no
+ * max_per_second whose spent tokens must be kept; no function here raises
+ * an error but out of memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "hook_pace.h"
+#include "hook_settings.h"
+#include "settings.h"
+
+/* the bucket holds this much time's worth of tokens, at least one */
+#define BURST_MS		100.0
+
+/* tokens counted with doubles: this much short of one still goes */
+#define TOKEN_EPSILON	1e-9
+
+typedef struct HookPace
+{
+	int64		hook_id;		/* hash key */
+	double		max_per_second; /* as last read, 0: none */
+	int			max_concurrent; /* as last read, 0: none */
+	double		tokens;			/* requests it may start now, max_per_second */
+	TimestampTz refilled_at;	/* tokens counted up to then */
+	int			in_flight;		/* admitted, not yet released */
+	double		window;			/* requests in flight its receiver takes */
+	int			ceiling;		/* the window's, as last read */
+	uint32		epoch;			/* bumped by each decrease */
+	dlist_head	waiting;		/* its line */
+	int			nwaiting;
+	dlist_node	busy_node;		/* in busy while its line is not empty */
+} HookPace;
+
+static HTAB *paces = NULL;
+static dlist_head busy = DLIST_STATIC_INIT(busy);
+static int	total_waiting = 0;
+
+void
+coco_pace_init(MemoryContext cxt)
+{
+	HASHCTL		ctl = {0};
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(HookPace);
+	ctl.hcxt = cxt;
+	paces = hash_create("cocohooks hook paces", 64, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static double
+bucket_size(double per_second)
+{
+	return Max(1.0, per_second * BURST_MS / 1000.0);
+}
+
+/*
+ * Takes in the hook's limits as they are now, and counts the tokens that
+ * came since the last look.  *now is the time, read here if 0: a hook
+ * without max_per_second needs no clock.
+ */
+static void
+refresh(HookPace *h, TimestampTz *now)
+{
+	double		per_second;
+	int			concurrent;
+	int			ceiling;
+
+	if (!coco_hook_pace_limits(h->hook_id, &per_second, &concurrent))
+	{
+		/* gone from the catalog: what it had */
+		per_second = h->max_per_second;
+		concurrent = h->max_concurrent;
+	}
+	ceiling = concurrent > 0 ? concurrent : Max(cocohooks_max_host_connections, 1);
+	if (ceiling != h->ceiling)
+	{
+		/* a full window stays full; a lowered one keeps what it learnt */
+		h->window = h->window >= h->ceiling ? ceiling : Min(h->window, ceiling);
+		h->ceiling = ceiling;
+	}
+	h->max_concurrent = concurrent;
+
+	if (per_second <= 0)
+	{
+		h->max_per_second = 0;
+		return;
+	}
+	if (*now == 0)
+		*now = GetCurrentTimestamp();
+	if (h->max_per_second <= 0)
+	{
+		/* newly paced: a full bucket */
+		h->tokens = bucket_size(per_second);
+		h->refilled_at = *now;
+	}
+	else
+	{
+		long		ms = TimestampDifferenceMilliseconds(h->refilled_at, *now);
+
+		/* advanced by what was counted: rounding loses no time */
+		h->tokens += (double) ms * per_second / 1000.0;
+		h->refilled_at = TimestampTzPlusMilliseconds(h->refilled_at, ms);
+		if (h->tokens >= bucket_size(per_second))
+		{
+			h->tokens = bucket_size(per_second);
+			h->refilled_at = *now;
+		}
+	}
+	h->max_per_second = per_second;
+}
+
+/* Whether another request of the hook may start now (refreshed). */
+static bool
+may_go(const HookPace *h)
+{
+	if (h->max_per_second > 0 && h->tokens < 1.0 - TOKEN_EPSILON)
+		return false;
+	/* not held: no max_concurrent, and its receiver never pushed back */
+	if (h->max_concurrent == 0 && h->window >= h->ceiling)
+		return true;
+	return h->in_flight < Max((int) h->window, 1);
+}
+
+static void
+take_place(HookPace *h, CocoPaced *paced)
+{
+	if (h->max_per_second > 0)
+		h->tokens -= 1.0;
+	h->in_flight++;
+	paced->hook = h;
+	paced->epoch = h->epoch;
+	paced->admitted = true;
+}
+
+/* Forgets a hook with nothing in flight, waiting or to remember. */
+static void
+forget_if_idle(HookPace *h)
+{
+	if (h->in_flight == 0 && h->nwaiting == 0 && h->window >= h->ceiling &&
+		h->max_per_second <= 0)
+		hash_search(paces, &h->hook_id, HASH_REMOVE, NULL);
+}
+
+bool
+coco_pace_admit(CocoPaced *paced, int64 hook_id)
+{
+	bool		found;
+	HookPace   *h = hash_search(paces, &hook_id, HASH_ENTER, &found);
+	TimestampTz now = 0;
+
+	Assert(!paced->waiting && !paced->admitted);
+	if (!found)
+	{
+		h->max_per_second = 0;
+		h->max_concurrent = 0;
+		h->tokens = 0;
+		h->refilled_at = 0;
+		h->in_flight = 0;
+		h->ceiling = Max(cocohooks_max_host_connections, 1);
+		h->window = h->ceiling;
+		h->epoch = 0;
+		dlist_init(&h->waiting);
+		h->nwaiting = 0;
+	}
+	refresh(h, &now);
+	/* behind the hook's waiting ones, if any */
+	if (h->nwaiting == 0 && may_go(h))
+	{
+		take_place(h, paced);
+		return true;
+	}
+	if (h->nwaiting == 0)
+		dlist_push_tail(&busy, &h->busy_node);
+	dlist_push_tail(&h->waiting, &paced->node);
+	h->nwaiting++;
+	total_waiting++;
+	paced->hook = h;
+	paced->waiting = true;
+	return false;
+}
+
+static void
+leave_line(HookPace *h, CocoPaced *paced)
+{
+	dlist_delete(&paced->node);
+	paced->waiting = false;
+	h->nwaiting--;
+	total_waiting--;
+	if (h->nwaiting == 0)
+		dlist_delete(&h->busy_node);
+}
+
+/*
+ * An admitted request is done (answered, failed, or given up without
+ * being sent): its place goes back, and its answer moves the window.
+ */
+void
+coco_pace_release(CocoPaced *paced, CocoPaceOutcome outcome)
+{
+	HookPace   *h = (HookPace *) paced->hook;
+
+	Assert(paced->admitted);
+	paced->admitted = false;
+	paced->hook = NULL;
+	if (outcome == COCO_PACE_SLOW_DOWN && paced->epoch == h->epoch)
+	{
+		/* once per round: later answers to earlier requests change nothing */
+		h->window = Max(Min(h->window, (double) h->in_flight) / 2.0, 1.0);
+		h->epoch++;
+		ereport(DEBUG1,
+				(errmsg_internal("cocohooks hook %lld: receiver pushed back, %.1f requests in flight from now on",
+								 (long long) h->hook_id, h->window)));
+	}
+	else if (outcome == COCO_PACE_SUCCESS && h->window < h->ceiling)
+		h->window = Min(h->window + 1.0 / h->window, (double) h->ceiling);
+	else if (outcome == COCO_PACE_NOT_SENT && h->max_per_second > 0)
+		h->tokens = Min(h->tokens + 1.0, bucket_size(h->max_per_second));
+	h->in_flight--;
+	forget_if_idle(h);
+}
+
+/* Takes a waiting request out of its hook's line (it goes elsewhere). */
+void
+coco_pace_remove(CocoPaced *paced)
+{
+	HookPace   *h = (HookPace *) paced->hook;
+
+	Assert(paced->waiting);
+	leave_line(h, paced);
+	paced->hook = NULL;
+	forget_if_idle(h);
+}
+
+CocoPaced *
+coco_pace_pop_ready(void)
+{
+	TimestampTz now = 0;
+	dlist_iter	iter;
+
+	if (total_waiting == 0)
+		return NULL;
+	dlist_foreach(iter, &busy)
+	{
+		HookPace   *h = dlist_container(HookPace, busy_node, iter.cur);
+		CocoPaced  *paced;
+
+		refresh(h, &now);
+		if (!may_go(h))
+			continue;
+		paced = dlist_head_element(CocoPaced, node, &h->waiting);
+		leave_line(h, paced);
+		take_place(h, paced);
+		return paced;
+	}
+	return NULL;
+}
+
+/*
+ * Milliseconds until the next token of a hook whose line waits for one:
+ * 0 if one may go now, -1 if none waits for time (only for answers, which
+ * wake the worker anyway).
+ */
+long
+coco_pace_next_ms(void)
+{
+	TimestampTz now = 0;
+	dlist_iter	iter;
+	long		next = -1;
+
+	if (total_waiting == 0)
+		return -1;
+	dlist_foreach(iter, &busy)
+	{
+		HookPace   *h = dlist_container(HookPace, busy_node, iter.cur);
+		long		ms;
+
+		refresh(h, &now);
+		if (may_go(h))
+			return 0;
+		if (h->max_per_second <= 0 || h->tokens >= 1.0 - TOKEN_EPSILON)
+			continue;			/* held by the window: an answer frees it */
+		ms = (long) ceil((1.0 - h->tokens) * 1000.0 / h->max_per_second);
+		if (next < 0 || ms < next)
+			next = ms;
+	}
+	return next;
+}
+
+/* Requests waiting for their hook's pace. */
+int
+coco_pace_waiting(void)
+{
+	return total_waiting;
+}
