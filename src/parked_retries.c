@@ -641,6 +641,38 @@ coco_parked_flush(void)
 }
 
 /*
+ * The pace of a hook became faster (hook_pace.c): the rows parked for it
+ * (attempts 0: parked before their first attempt, which no retry is) come
+ * due sooner alike, their time from since on multiplied by factor; the
+ * rows waiting behind another of their document stay so.  Outside a
+ * transaction, with nothing pending (flushed).
+ */
+void
+coco_parked_pull_in(int64 hook_id, TimestampTz since, double factor)
+{
+	MemoryContext old;
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, FLOAT8OID};
+	Datum		args[3];
+
+	Assert(npending == 0);
+	if (!available)
+		return;
+	args[0] = Int64GetDatum(hook_id);
+	args[1] = TimestampTzGetDatum(since);
+	args[2] = Float8GetDatum(factor);
+	old = begin_transaction("pulling in rows of cocohooks.retry_queue");
+	if (SPI_execute_with_args("UPDATE cocohooks.retry_queue "
+							  "SET next_attempt = greatest(now(), $2 + (next_attempt - $2) * $3) "
+							  "WHERE hook_id = $1 AND attempts = 0 AND next_attempt > now() "
+							  "AND next_attempt <> 'infinity'",
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
+	end_transaction(old);
+	/* some may be due now */
+	next_poll = 0;
+}
+
+/*
  * A delivery taken back finished: for good (its row goes at the next
  * flush), or parked again (its row was updated).
  */
