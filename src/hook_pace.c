@@ -375,6 +375,7 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id, int flags,
 	bool		found;
 	HookPace   *h = hash_search(paces, &hook_id, HASH_ENTER, &found);
 	TimestampTz now = 0;
+	bool		goes;
 
 	Assert(!paced->waiting && !paced->admitted);
 	if (!found)
@@ -394,18 +395,22 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id, int flags,
 		h->speedup_pending = false;
 	}
 	refresh(h, &now);
+	/* behind the hook's waiting ones, if any */
+	goes = h->nwaiting == 0 && may_go(h);
 	if ((flags & COCO_PACE_MAY_PARK) && request_interval_us(h) > 0)
 	{
 		bool		behind_parked = false;
 
+		/* even if it could go: the parked ones' turns are counted on */
 		if ((flags & COCO_PACE_FIRST) && h->parked_until != 0)
 		{
 			if (now == 0)
 				now = GetCurrentTimestamp();
 			behind_parked = h->parked_until > now;
 		}
-		if (behind_parked || h->nwaiting >= line_limit(h) ||
-			total_waiting >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)
+		if (behind_parked ||
+			(!goes && (h->nwaiting >= line_limit(h) ||
+					   total_waiting >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)))
 		{
 			if (now == 0)
 				now = GetCurrentTimestamp();
@@ -413,8 +418,7 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id, int flags,
 			return COCO_PACE_PARK;
 		}
 	}
-	/* behind the hook's waiting ones, if any */
-	if (h->nwaiting == 0 && may_go(h))
+	if (goes)
 	{
 		take_place(h, paced);
 		return COCO_PACE_ADMITTED;

@@ -14,7 +14,11 @@
  * worker's memory no longer holds it.  The worker takes due rows back
  * (coco_parked_take) and hands them to the engine as events of the parked
  * source; a row is deleted once its delivery has finished for good, or
- * updated in place when it is parked again.
+ * updated in place when it is parked again.  Deliveries that would wait
+ * for their hook's pace past its line's bound in memory (hook_pace.c) are
+ * parked here too, before their first attempt or a due retry, with their
+ * attempts unchanged and the time the pace should reach them; a faster
+ * pace pulls those never attempted in (coco_parked_pull_in).
  *
  * Document order (ordering = 'document'): a parked delivery parks the
  * deliveries waiting behind it in its document's line, in order, and
