@@ -30,10 +30,14 @@
  * Memory is bounded by the limit on active deliveries
  * (cocohooks.max_concurrent_deliveries), a multiple of it for deliveries
  * waiting to retry or in documents' lines (retry_policy.c; past them
- * deliveries are parked, parked_retries.c), a multiple of it for
- * deliveries waiting for their hook's pace (past it no new event is taken:
- * the next ones wait in the queue or the WAL), and one batch of log rows.
- * Everything lives in the engine's own memory context.
+ * deliveries are parked, parked_retries.c), a bound per hook and a
+ * multiple of it in all for deliveries waiting for their hook's pace
+ * (hook_pace.c; past them deliveries are parked too, to come back about
+ * when the pace reaches them, so that a hook paced slower than its events
+ * come holds back no other hook; without the table no new event is taken
+ * past the bound on all, and the next ones wait in the queue or the WAL),
+ * and one batch of log rows.  Everything lives in the engine's own memory
+ * context.
  *
  * WAL is bounded too: an event read from the WAL keeps it (the slot's
  * restart point) until it is finished, and a delivery waiting to retry in
@@ -223,6 +227,7 @@ finish_delivery(Delivery *d)
 
 static void send_delivery(Delivery *d);
 static char *reason_not_to_send(const Delivery *d);
+static void park_delivery(Delivery *d, int made, TimestampTz at);
 static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 							 const CocoEventSource *source, void *source_arg,
 							 const char *give_up_error);
@@ -247,25 +252,47 @@ leave_line(Delivery *d)
 
 /*
  * A delivery that may be sent now (counted in active): its hook's pace,
- * then its receiver's turn.  One its hook's pace holds back waits for it,
- * no longer counted in active.  One that is not to be sent
- * (reason_not_to_send) makes no request: it skips the pace, and fails at
- * once.
+ * then its receiver's turn.  One its hook's pace holds back waits for it
+ * in its hook's line, no longer counted in active; if that line is full
+ * (hook_pace.c), it is parked instead, with the deliveries behind it in its
+ * document's line, to come back about when its hook's pace reaches it,
+ * its attempts unchanged (it was not attempted), and false is returned.
+ * One that is not to be sent (reason_not_to_send) makes no request: it
+ * skips the pace, and fails at once.
  */
-static void
+static bool
 try_send(Delivery *d)
 {
 	char	   *skip = reason_not_to_send(d);
 
 	if (skip)
 		pfree(skip);
-	else if (!coco_pace_admit(&d->pace, d->target->hook_id))
+	else
 	{
-		active--;
-		return;
+		int			flags = 0;
+		TimestampTz park_at;
+
+		if (coco_parked_available())
+			flags |= COCO_PACE_MAY_PARK;
+		/* new from its source, not a retry: behind its hook's parked ones */
+		if (d->ev->source != &coco_parked_source &&
+			d->attempts == d->ev->msg->attempts + 1)
+			flags |= COCO_PACE_FIRST;
+		switch (coco_pace_admit(&d->pace, d->target->hook_id, flags, &park_at))
+		{
+			case COCO_PACE_ADMITTED:
+				break;
+			case COCO_PACE_WAITING:
+				active--;
+				return true;
+			case COCO_PACE_PARK:
+				park_delivery(d, d->attempts - 1, park_at);
+				return false;
+		}
 	}
 	if (coco_origin_admit(d->origin, &d->wait_node))
 		send_delivery(d);
+	return true;
 }
 
 /* Sends, in order, the deliveries that became first in their line. */
@@ -306,8 +333,9 @@ start_due_retries(void)
 		d->waiting_retry = false;
 		active++;
 		d->attempts++;
-		coco_marks_count_deliveries(0, 0, 1);
-		try_send(d);
+		/* not counted if parked for its pace: counted when taken back */
+		if (try_send(d))
+			coco_marks_count_deliveries(0, 0, 1);
 	}
 }
 
@@ -328,12 +356,13 @@ park_one(Delivery *d, int made, TimestampTz at, int64 document_key)
 }
 
 /*
- * Parks a delivery that failed, and the deliveries waiting behind it in
- * its document's line, in order: later events of the document are parked
- * behind them (start_or_give_up) until the parked ones have gone.
+ * Parks a delivery, made attempts made (one that failed, or one its hook's
+ * pace holds back), and the deliveries waiting behind it in its document's
+ * line, in order: later events of the document are parked behind them
+ * (start_or_give_up) until the parked ones have gone.
  */
 static void
-park_delivery(Delivery *d, TimestampTz at)
+park_delivery(Delivery *d, int made, TimestampTz at)
 {
 	void	   *line = d->line;
 	int64		key = 0;
@@ -343,7 +372,7 @@ park_delivery(Delivery *d, TimestampTz at)
 		key = coco_order_document_key(coco_event_document_id(d->ev->msg),
 									  d->ev->msg->document_id_len);
 	d->line = NULL;
-	park_one(d, d->attempts, at, key);
+	park_one(d, made, at, key);
 	while (line && (next = coco_order_leave(line)) != NULL)
 	{
 		Delivery   *w = dlist_container(Delivery, line_node, next);
@@ -357,9 +386,9 @@ park_delivery(Delivery *d, TimestampTz at)
 
 /*
  * Deliveries waiting in documents' lines are bounded (COCO_ORDER_BACKLOG_FACTOR):
- * when a line whose first delivery waits to retry brings them to the
- * bound, that line is parked, so that a failing document holds back no
- * other document or hook.
+ * when a line whose first delivery waits to retry, or for its hook's pace,
+ * brings them to the bound, that line is parked, so that a failing or
+ * slowly paced document holds back no other document or hook.
  */
 static void
 park_line_at_backlog(void *line)
@@ -370,12 +399,20 @@ park_line_at_backlog(void *line)
 		coco_order_waiting() < cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR)
 		return;
 	first = dlist_container(Delivery, line_node, coco_order_first(line));
-	if (!first->waiting_retry)
-		return;
-	coco_retry_remove(&first->retry);
-	first->waiting_retry = false;
-	active++;
-	park_delivery(first, first->retry.at);
+	if (first->waiting_retry)
+	{
+		coco_retry_remove(&first->retry);
+		first->waiting_retry = false;
+		active++;
+		park_delivery(first, first->attempts, first->retry.at);
+	}
+	else if (first->pace.waiting)
+	{
+		TimestampTz at = coco_pace_remove_to_park(&first->pace);
+
+		active++;
+		park_delivery(first, first->attempts - 1, at);
+	}
 }
 
 /*
@@ -529,7 +566,7 @@ park_retries_behind(void)
 		coco_retry_remove(&d->retry);
 		d->waiting_retry = false;
 		active++;
-		park_delivery(d, d->retry.at);
+		park_delivery(d, d->attempts, d->retry.at);
 	}
 	pfree(found);
 }
@@ -592,7 +629,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		{
 			case COCO_RETRY_PARKED:
 				pfree(error);
-				park_delivery(d, retry_at);
+				park_delivery(d, d->attempts, retry_at);
 				return;
 			case COCO_RETRY_IN_MEMORY:
 				/* waits in worker memory, holding no place in the shared queue */
@@ -998,12 +1035,40 @@ coco_engine_wait_fd(void)
 int
 coco_engine_room(void)
 {
-	/* an event is at least one delivery: never start past the limit */
+	/*
+	 * An event is at least one delivery: never start past the limit.  The
+	 * lines of hooks' paces only stop intake without the table to park
+	 * their overflow in (a catalog older than 0.3.0): with it, a delivery
+	 * past its hook's bound, or the bound on all lines, is parked.
+	 */
 	if (nlog >= MAX_LOG_BATCH / 2 ||
 		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR ||
-		coco_pace_waiting() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)
+		(coco_pace_waiting() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR &&
+		 !coco_parked_available()))
 		return 0;
 	return Max(cocohooks_max_concurrent_deliveries - active, 0);
+}
+
+/*
+ * Hooks whose pace became faster while deliveries of theirs were parked
+ * for it: their parked rows come due sooner alike (written first, so that
+ * none still pending is missed).  Outside any transaction.
+ */
+static void
+pull_in_parked(void)
+{
+	int64		hook_id;
+	TimestampTz since;
+	double		factor;
+	bool		flushed = false;
+
+	while (coco_pace_pop_speedup(&hook_id, &since, &factor))
+	{
+		if (!flushed)
+			coco_engine_flush_log();
+		flushed = true;
+		coco_parked_pull_in(hook_id, since, factor);
+	}
 }
 
 void
@@ -1021,6 +1086,7 @@ coco_engine_progress(void)
 	coco_engine_flush_log();
 	send_ready();
 	send_paced();
+	pull_in_parked();
 	release_finished_events();
 	MemoryContextSwitchTo(old);
 }

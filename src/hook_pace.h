@@ -13,13 +13,18 @@
 #include "postgres.h"
 
 #include "lib/ilist.h"
+#include "utils/timestamp.h"
 
 /*
- * Deliveries waiting for their hook's pace are bounded by this multiple of
- * cocohooks.max_concurrent_deliveries: past it the engine takes no new
- * events (coco_engine_room).
+ * Deliveries waiting for their hook's pace in memory are bounded by this
+ * multiple of cocohooks.max_concurrent_deliveries; each hook's line by a
+ * bound of its own (hook_pace.c), at most a COCO_PACE_LINE_SHARE-th of
+ * that.  Past them a delivery is parked (cocohooks.retry_queue); with no
+ * such table the engine takes no new events past the total instead
+ * (coco_engine_room).
  */
 #define COCO_PACE_BACKLOG_FACTOR	4
+#define COCO_PACE_LINE_SHARE		4
 
 /* embedded in what is paced (the engine's Delivery); zeroed to start */
 typedef struct CocoPaced
@@ -27,6 +32,7 @@ typedef struct CocoPaced
 	dlist_node	node;			/* in its hook's line while it waits */
 	void	   *hook;			/* its hook's pace, while waiting or admitted */
 	uint32		epoch;			/* its hook's decreases when it was admitted */
+	TimestampTz admitted_at;	/* for the hook's time per request */
 	bool		waiting;		/* in its hook's line */
 	bool		admitted;		/* holds one of its hook's places in flight */
 } CocoPaced;
@@ -46,12 +52,29 @@ typedef enum CocoPaceOutcome
 
 extern void coco_pace_init(MemoryContext cxt);
 
-/*
- * True: the request may start now, and holds a place of its hook until
- * coco_pace_release().  False: it waits in its hook's line, in arrival
- * order, until coco_pace_pop_ready() hands it back admitted.
- */
-extern bool coco_pace_admit(CocoPaced *paced, int64 hook_id);
+/* what coco_pace_admit() did with a request */
+typedef enum CocoPaceAdmission
+{
+	COCO_PACE_ADMITTED,			/* may start now: holds a place of its hook
+								 * until coco_pace_release() */
+	COCO_PACE_WAITING,			/* waits in its hook's line, in arrival
+								 * order, until coco_pace_pop_ready() hands
+								 * it back admitted */
+	COCO_PACE_PARK				/* its hook's line is full: to be parked
+								 * until *park_at, not in the line */
+} CocoPaceAdmission;
+
+/* flags of coco_pace_admit() */
+#define COCO_PACE_MAY_PARK	0x01	/* cocohooks.retry_queue exists */
+#define COCO_PACE_FIRST		0x02	/* a first attempt from its source: behind
+									 * the hook's deliveries parked for its
+									 * pace */
+
+extern CocoPaceAdmission coco_pace_admit(CocoPaced *paced, int64 hook_id,
+										 int flags, TimestampTz *park_at);
+extern TimestampTz coco_pace_remove_to_park(CocoPaced *paced);
+extern bool coco_pace_pop_speedup(int64 *hook_id, TimestampTz *since,
+								  double *factor);
 extern void coco_pace_release(CocoPaced *paced, CocoPaceOutcome outcome);
 extern void coco_pace_remove(CocoPaced *paced);
 

@@ -14,7 +14,11 @@
  * worker's memory no longer holds it.  The worker takes due rows back
  * (coco_parked_take) and hands them to the engine as events of the parked
  * source; a row is deleted once its delivery has finished for good, or
- * updated in place when it is parked again.
+ * updated in place when it is parked again.  Deliveries that would wait
+ * for their hook's pace past its line's bound in memory (hook_pace.c) are
+ * parked here too, before their first attempt or a due retry, with their
+ * attempts unchanged and the time the pace should reach them; a faster
+ * pace pulls those never attempted in (coco_parked_pull_in).
  *
  * Document order (ordering = 'document'): a parked delivery parks the
  * deliveries waiting behind it in its document's line, in order, and
@@ -638,6 +642,38 @@ coco_parked_flush(void)
 	npending = ndeletes = 0;
 	resetStringInfo(&pending_messages);
 	coco_marks_set_parked((uint64) parked_rows);
+}
+
+/*
+ * The pace of a hook became faster (hook_pace.c): the rows parked for it
+ * (attempts 0: parked before their first attempt, which no retry is) come
+ * due sooner alike, their time from since on multiplied by factor; the
+ * rows waiting behind another of their document stay so.  Outside a
+ * transaction, with nothing pending (flushed).
+ */
+void
+coco_parked_pull_in(int64 hook_id, TimestampTz since, double factor)
+{
+	MemoryContext old;
+	Oid			types[3] = {INT8OID, TIMESTAMPTZOID, FLOAT8OID};
+	Datum		args[3];
+
+	Assert(npending == 0);
+	if (!available)
+		return;
+	args[0] = Int64GetDatum(hook_id);
+	args[1] = TimestampTzGetDatum(since);
+	args[2] = Float8GetDatum(factor);
+	old = begin_transaction("pulling in rows of cocohooks.retry_queue");
+	if (SPI_execute_with_args("UPDATE cocohooks.retry_queue "
+							  "SET next_attempt = greatest(now(), $2 + (next_attempt - $2) * $3) "
+							  "WHERE hook_id = $1 AND attempts = 0 AND next_attempt > now() "
+							  "AND next_attempt <> 'infinity'",
+							  3, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update cocohooks.retry_queue");
+	end_transaction(old);
+	/* some may be due now */
+	next_poll = 0;
 }
 
 /*

@@ -30,6 +30,7 @@ extern void coco_parked_add(const CocoEventHeader *msg, const CocoHookSpec *spec
 							int64 document_key,
 							const CocoEventSource *source, void *source_arg);
 extern void coco_parked_flush(void);
+extern void coco_parked_pull_in(int64 hook_id, TimestampTz since, double factor);
 extern int	coco_parked_take(StringInfo out, int64 *ids, int max);
 extern void coco_parked_defer(void);
 extern bool coco_parked_waiting(void);
