@@ -1037,14 +1037,18 @@ coco_engine_room(void)
 {
 	/*
 	 * An event is at least one delivery: never start past the limit.  The
-	 * lines of hooks' paces only stop intake without the table to park
-	 * their overflow in (a catalog older than 0.3.0): with it, a delivery
-	 * past its hook's bound, or the bound on all lines, is parked.
+	 * lines of hooks' paces stop intake only when what cannot be parked
+	 * fills them: everything without the table (a catalog older than
+	 * 0.3.0), else the requests of hooks without a pace of their own, held
+	 * back by a window their receivers' 429s or 503s lowered (hook_pace.c).
+	 * A paced hook's request past its line's bound, or the bound on all
+	 * lines, is parked.
 	 */
 	if (nlog >= MAX_LOG_BATCH / 2 ||
 		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR ||
 		(coco_pace_waiting() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR &&
-		 !coco_parked_available()))
+		 (!coco_parked_available() ||
+		  coco_pace_waiting_unpaced() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)))
 		return 0;
 	return Max(cocohooks_max_concurrent_deliveries - active, 0);
 }

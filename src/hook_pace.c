@@ -67,7 +67,13 @@
  * A change of pace that makes the hook faster pulls its clock in, and
  * reports it (coco_pace_pop_speedup) so that the engine pulls its parked
  * rows in alike.  Without the table (a catalog older than 0.3.0) nothing
- * is parked, and the lines grow to the bound on all lines.
+ * is parked, and the lines grow to the bound on all lines.  Nor is a
+ * request of a hook without a pace of its own (no max_per_second or
+ * max_concurrent), held back only by a window its receiver's 429s or 503s
+ * lowered, which its successes open again: its retries keep their events'
+ * WAL, and are given up past cocohooks.max_wal_retention, as before, and
+ * past the bound on all lines the engine takes no new events
+ * (coco_pace_waiting_unpaced).
  *
  * Runs in: the worker (the delivery engine), and nowhere else.
  *
@@ -192,6 +198,13 @@ request_interval_us(const HookPace *h)
 		us = Max(us, ms * 1000.0 / Max(h->window, 1.0));
 	}
 	return us;
+}
+
+/* Whether the hook has a pace of its own, not only a window (see the banner). */
+static bool
+has_own_pace(const HookPace *h)
+{
+	return h->max_per_second > 0 || h->max_concurrent > 0;
 }
 
 /* The bound of the hook's own line (see the banner). */
@@ -397,7 +410,7 @@ coco_pace_admit(CocoPaced *paced, int64 hook_id, int flags,
 	refresh(h, &now);
 	/* behind the hook's waiting ones, if any */
 	goes = h->nwaiting == 0 && may_go(h);
-	if ((flags & COCO_PACE_MAY_PARK) && request_interval_us(h) > 0)
+	if ((flags & COCO_PACE_MAY_PARK) && has_own_pace(h) && request_interval_us(h) > 0)
 	{
 		bool		behind_parked = false;
 
@@ -593,4 +606,21 @@ int
 coco_pace_waiting(void)
 {
 	return total_waiting;
+}
+
+/* Requests waiting in the lines of hooks without a pace of their own. */
+int
+coco_pace_waiting_unpaced(void)
+{
+	dlist_iter	iter;
+	int			n = 0;
+
+	dlist_foreach(iter, &busy)
+	{
+		HookPace   *h = dlist_container(HookPace, busy_node, iter.cur);
+
+		if (!has_own_pace(h))
+			n += h->nwaiting;
+	}
+	return n;
 }

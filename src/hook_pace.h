@@ -84,5 +84,6 @@ extern CocoPaced *coco_pace_pop_ready(void);
 /* milliseconds until a waiting one may go, -1 if none waits for time */
 extern long coco_pace_next_ms(void);
 extern int	coco_pace_waiting(void);
+extern int	coco_pace_waiting_unpaced(void);
 
 #endif							/* COCOHOOKS_HOOK_PACE_H */

@@ -152,8 +152,13 @@ diag(sprintf('429 under load: %d requests for 200 events in %.1f s, %d answered 
 	  . 'most in flight: %d in the first 40 requests, %d in the last 40; 429s: %d and %d',
 	scalar(@$recs), $took, $n429, max(map { $_->{in_flight} } @first),
 	max(map { $_->{in_flight} } @last), $busy_first, $busy_last));
-cmp_ok(max(map { $_->{in_flight} } @last), '<', max(map { $_->{in_flight} } @first),
-	'the concurrency it sees drops');
+# the mean, not the most: a request past 4 is answered at once, so the
+# most seen at once stays near 5 whenever the worker gets there at all,
+# and on a loaded machine it gets there only that far (CI on 15: 5 and 5)
+my $mean = sub { my $t = 0; $t += $_->{in_flight} for @_; $t / scalar(@_) };
+diag(sprintf('mean in flight: %.2f in the first 40 requests, %.2f in the last 40',
+	$mean->(@first), $mean->(@last)));
+cmp_ok($mean->(@last), '<', $mean->(@first), 'the concurrency it sees drops');
 cmp_ok($busy_last, '<', $busy_first, 'and so do the 429s');
 cmp_ok($busy_last, '<=', 10, 'at most a quarter of the last 40 requests are answered 429');
 
