@@ -158,6 +158,13 @@ DROP TABLE rf_users;
 INSERT INTO cocohooks.hooks (collection, event, url, filter)
   VALUES ('rf_posts', 'post_save', recv_url('/rf/x'), 'public.no_such_function(new.n)')
   RETURNING enabled, disabled_reason, filter_tree IS NULL AS no_tree;
+-- enabled by hand as it is, it fires on every row, with a WARNING
+SELECT cocohooks.enable_hook(id) FROM cocohooks.hooks WHERE url = recv_url('/rf/x');
+SET cocohooks.api_session = on;
+INSERT INTO rf_posts VALUES (30, 'uncompiled', 'x', 1, 1);
+RESET cocohooks.api_session;
+SELECT cocohooks.wait_for_deliveries('20 s');
+SELECT b->'document'->>'title' AS title FROM rf_req WHERE path = '/rf/x';
 DELETE FROM cocohooks.hooks WHERE url = recv_url('/rf/x');
 
 -- bad filters: an ERROR that names the problem, nothing registered

@@ -244,7 +244,8 @@ typedef struct HookRow
 	int32		timeout_ms;
 	ArrayType  *columns;		/* NULL: fires on any update */
 	ArrayType  *exclude;		/* NULL: the whole row */
-	char	   *filter_tree;	/* NULL: no filter */
+	char	   *filter_tree;	/* NULL: no filter, or not compiled */
+	bool		has_filter;
 	int			spec_off;		/* where its spec went in th->hooks[event] */
 	int			spec_len;
 	int32		max_retries;
@@ -368,6 +369,9 @@ load_hooks(CocoTableHooks *th, Relation rel)
 		row->exclude = isnull ? NULL : DatumGetArrayTypePCopy(value);
 		value = coco_hooks_attr(tup, desc, Anum_hooks_filter_tree, &isnull);
 		row->filter_tree = isnull ? NULL : TextDatumGetCString(value);
+		/* a filter whose tree is missing (enabled by hand after a failed compile) */
+		(void) coco_hooks_attr(tup, desc, Anum_hooks_filter, &isnull);
+		row->has_filter = !isnull;
 		/* no column (0.1's catalog, before the update): no order, as in 0.1 */
 		value = coco_hooks_attr(tup, desc, Anum_hooks_ordering, &isnull);
 		row->spec_flags = (!isnull && strcmp(TextDatumGetCString(value), "document") == 0) ?
@@ -414,7 +418,7 @@ load_hooks(CocoTableHooks *th, Relation rel)
 	{
 		HookRow    *row = &rows[i];
 
-		if ((row->columns || row->exclude || row->filter_tree) && row->spec_len > 0 &&
+		if ((row->columns || row->exclude || row->has_filter) && row->spec_len > 0 &&
 			th->filters[row->event] == NULL)
 			th->filters[row->event] = palloc0(sizeof(CocoHookFilter) * th->nhooks[row->event]);
 	}
@@ -431,7 +435,7 @@ load_hooks(CocoTableHooks *th, Relation rel)
 				coco_hook_filter_load(th, rel, row->event, index[row->event],
 									  row->spec_off, row->spec_len,
 									  row->columns, row->exclude,
-									  row->id, row->filter_tree);
+									  row->id, row->has_filter, row->filter_tree);
 			index[row->event]++;
 		}
 	}

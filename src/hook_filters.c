@@ -131,13 +131,14 @@ exclusion_for(CocoTableHooks *th, Relation rel, ArrayType *names)
  * Fills th->filters[event][index] (allocated by the hook cache, which calls
  * this for every hook of an event that has a hook with any) for the hook
  * whose spec is spec_len bytes at spec_off of th->hooks[event], with its
- * columns, exclude_columns and filter (any may be NULL).  In the cache's
+ * columns, exclude_columns and filter (any may be NULL; a filter whose
+ * tree is NULL was not compiled, and fails on every row).  In the cache's
  * memory context.
  */
 void
 coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
 					  int spec_off, int spec_len, ArrayType *columns, ArrayType *exclude,
-					  int64 hook_id, const char *filter_tree)
+					  int64 hook_id, bool has_filter, const char *filter_tree)
 {
 	CocoHookFilter *f;
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -147,7 +148,7 @@ coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event, int index,
 	f->spec_len = spec_len;
 	f->exclusion = exclude ? exclusion_for(th, rel, exclude) : -1;
 	f->filtered = (columns != NULL);
-	if (filter_tree)
+	if (has_filter)
 	{
 		if (th->filter_rows == NULL)
 			th->filter_rows = coco_row_filter_rows_create(rel);

@@ -19,7 +19,8 @@
 extern void coco_hook_filter_load(CocoTableHooks *th, Relation rel, int event,
 								  int index, int spec_off, int spec_len,
 								  ArrayType *columns, ArrayType *exclude,
-								  int64 hook_id, const char *filter_tree);
+								  int64 hook_id, bool has_filter,
+								  const char *filter_tree);
 extern bool coco_hook_filter_fires(CocoTableHooks *th, CocoHookFilter *f,
 								   Relation rel, CocoEventKind event,
 								   HeapTuple document, HeapTuple old_row);

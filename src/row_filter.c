@@ -67,7 +67,8 @@ struct CocoRowFilter
 	int64		hook_id;
 	Oid			relid;			/* the relation the trigger fires on */
 	Oid			collection_relid;	/* the one the tree's columns are of */
-	char	   *tree;			/* nodeToString() of the checked filter */
+	char	   *tree;			/* nodeToString() of the checked filter; NULL:
+								 * not compiled (the catalog's trigger failed) */
 	MemoryContext cxt;			/* what is compiled from it */
 	ExprState  *state;			/* NULL: not compiled (yet, or afresh) */
 	bool		guarded;		/* runs in a subtransaction per row */
@@ -88,7 +89,7 @@ coco_row_filter_load(Relation rel, Oid collection_relid, int64 hook_id, const ch
 	f->hook_id = hook_id;
 	f->relid = RelationGetRelid(rel);
 	f->collection_relid = collection_relid;
-	f->tree = pstrdup(tree);
+	f->tree = tree ? pstrdup(tree) : NULL;
 	f->cxt = AllocSetContextCreate(CurrentMemoryContext, "cocohooks row filter",
 								   ALLOCSET_SMALL_SIZES);
 	return f;
@@ -154,8 +155,16 @@ calls_dropped_function(Node *node, void *context)
 static void
 compile(CocoRowFilter *f)
 {
-	MemoryContext old = MemoryContextSwitchTo(f->cxt);
-	Node	   *expr = stringToNode(f->tree);
+	MemoryContext old;
+	Node	   *expr;
+
+	if (f->tree == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the filter was not compiled"),
+				 errhint("Set it again with alter_hook().")));
+	old = MemoryContextSwitchTo(f->cxt);
+	expr = stringToNode(f->tree);
 
 	if (calls_dropped_function(expr, NULL))
 		ereport(ERROR,
