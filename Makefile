@@ -7,6 +7,7 @@ MODULE_big = cocohooks
 # bottom layer first (src/README: who may call whom)
 OBJS = \
 	src/settings.o \
+	src/own_transaction.o \
 	src/event_message.o \
 	src/db_slots.o \
 	src/event_ring.o \
@@ -44,7 +45,6 @@ OBJS = \
 	src/failing_hooks.o \
 	src/hook_settings.o \
 	src/settings_retirement.o \
-	src/own_transaction.o \
 	src/gone_hooks.o \
 	src/http_client.o \
 	src/request_headers.o \

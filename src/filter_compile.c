@@ -40,7 +40,6 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "commands/trigger.h"
@@ -56,15 +55,14 @@
 #include "rewrite/prs2lock.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 
 #include "cocohooks.h"
 #include "filter_compile.h"
 #include "hooks_catalog.h"
+#include "own_transaction.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_compile_hook_filter);
 
@@ -310,31 +308,42 @@ coco_filter_deparse(Node *tree, Oid relid)
  * The text of a stored tree, or NULL if it cannot be written (a function it
  * calls was dropped since): the caller keeps the text it has.
  */
+typedef struct FilterStep
+{
+	Oid			relid;
+	int			event;			/* compile_step */
+	const char *in;				/* the tree (source_step) or the text */
+	char	   *out;			/* the text (source_step) or the tree */
+} FilterStep;
+
+static void
+source_step(void *arg)
+{
+	FilterStep *step = (FilterStep *) arg;
+
+	step->out = coco_filter_deparse(stringToNode(step->in), step->relid);
+}
+
+static void
+compile_step(void *arg)
+{
+	FilterStep *step = (FilterStep *) arg;
+
+	step->out = nodeToString(coco_filter_compile(step->relid, step->event, step->in));
+}
+
 char *
 coco_filter_source(const char *tree, Oid relid)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile source = NULL;
+	FilterStep	step = {relid, 0, tree, NULL};
+	ErrorData  *edata = coco_in_subtransaction(source_step, &step);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (edata)
 	{
-		source = coco_filter_deparse(stringToNode(tree), relid);
-		ReleaseCurrentSubTransaction();
+		FreeErrorData(edata);
+		return NULL;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		source = NULL;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return source;
+	return step.out;
 }
 
 /*
@@ -352,16 +361,11 @@ cocohooks_compile_hook_filter(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Datum		value;
 	bool		isnull;
-	volatile Oid relid;
-	int			event;
-	char	   *source;
-	int			cols[4] = {Anum_hooks_filter_tree, Anum_hooks_enabled,
-	Anum_hooks_disabled_reason, 0};
+	int			cols[3] = {Anum_hooks_filter_tree, Anum_hooks_enabled,
+	Anum_hooks_disabled_reason};
 	Datum		values[3] = {0};
 	bool		nulls[3] = {true, false, false};
-	volatile int ncols = 1;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	int			ncols = 1;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
@@ -374,46 +378,34 @@ cocohooks_compile_hook_filter(PG_FUNCTION_ARGS)
 	value = coco_hooks_attr(row, desc, Anum_hooks_filter, &isnull);
 	if (!isnull)
 	{
-		source = TextDatumGetCString(value);
-		relid = DatumGetObjectId(coco_hooks_attr(row, desc, Anum_hooks_collection, &isnull));
-		event = coco_event_from_name(TextDatumGetCString(coco_hooks_attr(row, desc,
-																		 Anum_hooks_event,
-																		 &isnull)));
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
+		FilterStep	step;
+		ErrorData  *edata;
+
+		step.in = TextDatumGetCString(value);
+		step.relid = DatumGetObjectId(coco_hooks_attr(row, desc, Anum_hooks_collection, &isnull));
+		step.event = coco_event_from_name(TextDatumGetCString(coco_hooks_attr(row, desc,
+																			  Anum_hooks_event,
+																			  &isnull)));
+		edata = coco_in_subtransaction(compile_step, &step);
+		if (edata == NULL)
 		{
-			values[0] = CStringGetTextDatum(nodeToString(coco_filter_compile(relid, event, source)));
+			values[0] = CStringGetTextDatum(step.out);
 			nulls[0] = false;
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
 		}
-		PG_CATCH();
+		else
 		{
-			ErrorData  *edata;
-			char	   *reason;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-
-			reason = psprintf("its filter does not compile: %s", edata->message);
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("hook %lld is disabled: its filter does not compile: %s",
 							(long long) DatumGetInt64(coco_hooks_attr(row, desc, Anum_hooks_id, &isnull)),
 							edata->message),
-					 errdetail("The filter is \"%s\".", source),
+					 errdetail("The filter is \"%s\".", step.in),
 					 errhint("Fix it with alter_hook(), then enable_hook().")));
 			values[1] = BoolGetDatum(false);
-			values[2] = CStringGetTextDatum(reason);
+			values[2] = CStringGetTextDatum(psprintf("its filter does not compile: %s",
+													 edata->message));
 			ncols = 3;
 		}
-		PG_END_TRY();
 	}
 	row = heap_modify_tuple_by_cols(row, desc, ncols, cols, values, nulls);
 	return PointerGetDatum(row);

@@ -1,18 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * own_transaction.c
- *	  A background process's short transaction of its own, whose error is
- *	  reported rather than raised.
+ *	  Work in a transaction or subtransaction of its own, whose error is
+ *	  handed back rather than raised.
  *
  * The worker reads and writes its tables between deliveries, in short
  * transactions; an error there (a lock timeout, a table dropped under it)
  * must not stop it: it is written to the server log, the transaction is
- * rolled back, and the caller tries again later.
+ * rolled back, and the caller tries again later (coco_in_own_transaction).
+ * A backend that must not fail on an error of some step (a row filter that
+ * calls a user's function, a filter compiled for a restore) runs it in a
+ * subtransaction, which rolling back undoes whatever the step left behind,
+ * and gets the error back (coco_in_subtransaction).
  *
- * Runs in: the worker.
+ * Runs in: the worker (transactions), backends (subtransactions).
  *
- * Invariants: called outside any transaction; returns in the memory
- * context it was called in.
+ * Invariants: coco_in_own_transaction is called outside any transaction,
+ * coco_in_subtransaction inside one; both return in the memory context and
+ * (a subtransaction) with the resource owner they were called with.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +25,7 @@
 
 #include "access/xact.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "own_transaction.h"
@@ -55,4 +61,36 @@ coco_in_own_transaction(void (*fn) (void *arg), void *arg)
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	return committed;
+}
+
+/*
+ * Runs fn(arg) in a subtransaction of the current transaction; NULL if it
+ * committed, else its error, copied into the caller's memory context, the
+ * subtransaction rolled back.
+ */
+ErrorData *
+coco_in_subtransaction(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

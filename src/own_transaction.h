@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * own_transaction.h
- *	  A background process's short transaction of its own, whose error is
- *	  reported rather than raised.
+ *	  Work in a transaction or subtransaction of its own, whose error is
+ *	  handed back rather than raised.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,5 +12,6 @@
 #include "postgres.h"
 
 extern bool coco_in_own_transaction(void (*fn) (void *arg), void *arg);
+extern ErrorData *coco_in_subtransaction(void (*fn) (void *arg), void *arg);
 
 #endif							/* COCOHOOKS_OWN_TRANSACTION_H */

@@ -43,7 +43,6 @@
 #include "access/attmap.h"
 #include "access/htup_details.h"
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "executor/executor.h"
@@ -56,9 +55,9 @@
 #include "rewrite/rewriteManip.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/syscache.h"
 
+#include "own_transaction.h"
 #include "pg_compat.h"
 #include "row_filter.h"
 
@@ -230,43 +229,37 @@ may_catch(int sqlerrcode, bool compiling)
 		class != ERRCODE_INTERNAL_ERROR;
 }
 
+typedef struct GuardedRun
+{
+	CocoRowFilter *filter;
+	ExprContext *econtext;
+	bool		passes;
+} GuardedRun;
+
+static void
+run_guarded(void *arg)
+{
+	GuardedRun *run = (GuardedRun *) arg;
+
+	run->passes = ExecQual(run->filter->state, run->econtext);
+}
+
 /* A filter calling functions that are not built in: one subtransaction. */
 static bool
 passes_guarded(CocoRowFilter *f, ExprContext *econtext)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool passes = true;
+	GuardedRun	run = {f, econtext, true};
+	ErrorData  *edata = coco_in_subtransaction(run_guarded, &run);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		passes = ExecQual(f->state, econtext);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (!may_catch(edata->sqlerrcode, true))
-			ReThrowError(edata);
-		/* a function may have been left mid-call: compile afresh */
-		MemoryContextReset(f->cxt);
-		f->state = NULL;
-		report(f, edata);
-		passes = true;
-	}
-	PG_END_TRY();
-	return passes;
+	if (edata == NULL)
+		return run.passes;
+	if (!may_catch(edata->sqlerrcode, true))
+		ReThrowError(edata);
+	/* a function may have been left mid-call: compile afresh */
+	MemoryContextReset(f->cxt);
+	f->state = NULL;
+	report(f, edata);
+	return true;
 }
 
 /*
