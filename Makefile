@@ -50,6 +50,7 @@ OBJS = \
 	src/request_headers.o \
 	src/origin_queue.o \
 	src/hook_pace.o \
+	src/hook_stats.o \
 	src/retry_queue.o \
 	src/parked_retries.o \
 	src/retry_policy.o \

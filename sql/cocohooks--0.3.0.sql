@@ -295,7 +295,8 @@ CREATE TABLE cocohooks.retry_queue (
     next_attempt    timestamptz NOT NULL,
     parked_at       timestamptz NOT NULL DEFAULT now(),
     webhook_id      text        NOT NULL,
-    message         bytea       NOT NULL
+    message         bytea       NOT NULL,
+    queued_at       timestamptz NOT NULL    -- the event's commit (hook_stats.lag)
 );
 CREATE INDEX retry_queue_next_attempt ON cocohooks.retry_queue (next_attempt);
 CREATE INDEX retry_queue_document ON cocohooks.retry_queue (hook_id, document_key, id)
@@ -322,6 +323,54 @@ CREATE VIEW cocohooks.stats AS
          LATERAL (SELECT count(*) AS parked,
                          count(*) FILTER (WHERE next_attempt <= now()) AS parked_due
                   FROM cocohooks.retry_queue) p;
+
+-- Per-hook statistics (cocohooks.hook_stats): the worker's counters in
+-- shared memory, for the hooks the caller may see (the catalog's row
+-- security), with what is parked of each.
+CREATE FUNCTION cocohooks.hook_counters(
+    OUT hook_id bigint,
+    OUT queued bigint,
+    OUT delivered bigint,
+    OUT failed bigint,
+    OUT dropped bigint,
+    OUT retrying bigint,
+    OUT parked bigint,
+    OUT attempts_2xx bigint,
+    OUT attempts_4xx bigint,
+    OUT attempts_5xx bigint,
+    OUT attempts_other bigint,
+    OUT attempts_timeout bigint,
+    OUT attempts_connection bigint,
+    OUT attempts_blocked bigint,
+    OUT last_success timestamptz,
+    OUT last_failure timestamptz,
+    OUT last_error text,
+    OUT consecutive_failures bigint,
+    OUT latency_p50_ms double precision,
+    OUT latency_p95_ms double precision,
+    OUT latency_p99_ms double precision,
+    OUT latency_samples bigint,
+    OUT oldest_undelivered timestamptz,
+    OUT stats_reset timestamptz
+) RETURNS SETOF record
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_hook_counters';
+
+CREATE VIEW cocohooks.hook_stats AS
+    SELECT s.hook_id, h.collection, h.event, h.enabled,
+           s.queued, s.delivered, s.failed, s.dropped, s.retrying, s.parked,
+           s.attempts_2xx, s.attempts_4xx, s.attempts_5xx, s.attempts_other,
+           s.attempts_timeout, s.attempts_connection, s.attempts_blocked,
+           s.last_success, s.last_failure, s.last_error, s.consecutive_failures,
+           s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms, s.latency_samples,
+           GREATEST(pg_catalog.now() - s.oldest_undelivered,
+                    interval '0') AS lag,
+           s.oldest_undelivered, s.stats_reset
+    FROM cocohooks.hook_counters() s
+    JOIN cocohooks.hooks h ON h.id = s.hook_id;
+
+-- Zeroes the statistics of a hook, or of every hook the caller may see.
+CREATE FUNCTION cocohooks.reset_stats(hook_id bigint DEFAULT NULL) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_reset_stats';
 
 -- DROP TABLE of a collection removes its hooks.
 CREATE FUNCTION cocohooks.drop_hooks_of_dropped_tables() RETURNS event_trigger
@@ -367,4 +416,4 @@ REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA cocohooks FROM PUBLIC;
 GRANT USAGE ON SCHEMA cocohooks TO PUBLIC;
 GRANT SELECT ON cocohooks.hooks, cocohooks.deliveries, cocohooks.stats,
-    cocohooks.hook_failing TO PUBLIC;
+    cocohooks.hook_failing, cocohooks.hook_stats TO PUBLIC;

@@ -35,6 +35,7 @@
 #include "database_pause.h"
 #include "db_slots.h"
 #include "event_store.h"
+#include "hook_stats.h"
 #include "wal_slot.h"
 
 #define STOP_WAIT_MS	10000
@@ -157,6 +158,7 @@ coco_database_pause_end(const CocoDbPause *pause)
 		coco_dbslot_free(pause->dboid, -1);
 		coco_wal_slot_drop_of(pause->dboid, "its database was dropped");
 		coco_store_remove_for(pause->dboid);
+		coco_hook_stats_forget(pause->dboid);
 	}
 	else
 		coco_database_pause_failed(pause);

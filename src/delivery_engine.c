@@ -76,6 +76,7 @@
 #include "gone_hooks.h"
 #include "hook_pace.h"
 #include "hook_settings.h"
+#include "hook_stats.h"
 #include "http_client.h"
 #include "origin_queue.h"
 #include "parked_retries.h"
@@ -581,6 +582,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	char	   *disabled = NULL;
 	bool		held_back = false;
 
+	if (!d->given_up)
+		coco_hook_stats_attempt(d->target->hook_id, r);
 	if (d->pace.admitted)
 		coco_pace_release(&d->pace,
 						  success ? COCO_PACE_SUCCESS :
@@ -658,6 +661,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		}
 	}
 	coco_marks_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
+	coco_hook_stats_finished(d->target->hook_id, success, d->attempts > 0,
+							 msg->queued_at);
 	if (d->line)
 		leave_line(d);
 
@@ -932,6 +937,9 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 				 ev->event_id, (long long) spec->hook_id);
 		d->origin = coco_origin_for_url(d->target->url, d->target->url_len);
 		dlist_push_tail(&live, &d->live_node);
+		/* a parked delivery taken back was counted when it came first */
+		if (source != &coco_parked_source)
+			coco_hook_stats_queued(d->target->hook_id);
 		if (give_up_error || d->target->missing)
 		{
 			CocoHttpResult r = {0};
@@ -1075,6 +1083,24 @@ pull_in_parked(void)
 	}
 }
 
+/* What the engine holds of each hook, for its statistics, about once a second. */
+static void
+publish_held(void)
+{
+	dlist_iter	iter;
+
+	if (!coco_hook_stats_held_due())
+		return;
+	dlist_foreach(iter, &live)
+	{
+		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
+
+		coco_hook_stats_held(d->target->hook_id, d->ev->msg->queued_at,
+							 d->waiting_retry);
+	}
+	coco_hook_stats_held_publish();
+}
+
 void
 coco_engine_progress(void)
 {
@@ -1092,6 +1118,7 @@ coco_engine_progress(void)
 	send_paced();
 	pull_in_parked();
 	release_finished_events();
+	publish_held();
 	MemoryContextSwitchTo(old);
 }
 

@@ -428,10 +428,12 @@ collect_finished(CocoHttp *http)
 				curl_easy_strerror(msg->data.result);
 			/* a response cut short is no response */
 			result.status = 0;
+			result.timed_out = (msg->data.result == CURLE_OPERATION_TIMEDOUT);
 			if (req->nblocked > 0)
 			{
 				/* every address it tried was refused: retrying cannot help */
 				result.error = req->blocked;
+				result.blocked = true;
 				result.permanent = (req->nblocked >= req->nsockets);
 			}
 		}

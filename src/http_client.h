@@ -26,6 +26,8 @@ typedef struct CocoHttpResult
 	double		duration_ms;
 	long		retry_after_s;	/* the response's Retry-After, or 0 */
 	bool		permanent;		/* retrying cannot help (the network guard) */
+	bool		timed_out;		/* no complete response within the timeout */
+	bool		blocked;		/* the network guard refused an address */
 	const char *response;		/* the start of the response body */
 	int			response_len;	/* at most COCO_RESPONSE_EXCERPT bytes */
 } CocoHttpResult;

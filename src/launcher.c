@@ -65,6 +65,7 @@
 
 #include "db_slots.h"
 #include "event_store.h"
+#include "hook_stats.h"
 #include "launcher.h"
 #include "pg_compat.h"
 #include "settings.h"
@@ -209,6 +210,7 @@ start_worker(CocoDbSlotInfo *slot, LaunchedWorker *lw)
 		coco_dbslot_free(slot->dboid, -1);
 		coco_wal_slot_drop_of(slot->dboid, "its database was dropped");
 		coco_store_remove_for(slot->dboid);
+		coco_hook_stats_forget(slot->dboid);
 		forget_launched(lw);
 		return false;
 	}

@@ -26,6 +26,7 @@
 #include "db_slots.h"
 #include "extension_watch.h"
 #include "hook_cache.h"
+#include "hook_stats.h"
 #include "launcher.h"
 #include "network_guard.h"
 #include "pending_events.h"
@@ -48,6 +49,7 @@ coco_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	coco_dbslot_shmem_request();
+	coco_hook_stats_shmem_request();
 }
 
 static void
@@ -56,6 +58,7 @@ coco_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	coco_dbslot_shmem_startup();
+	coco_hook_stats_shmem_startup();
 }
 
 void

@@ -511,10 +511,12 @@ write_pending(void)
 	Datum	   *wid = palloc(sizeof(Datum) * npending);
 	Datum	   *message = palloc(sizeof(Datum) * npending);
 	Datum	   *id = palloc(sizeof(Datum) * npending);
-	Oid			types[7] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
-		TIMESTAMPTZARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, INT8ARRAYOID};
-	Datum		args[7];
-	char		nulls[7] = "       ";
+	Datum	   *queued = palloc(sizeof(Datum) * npending);
+	Oid			types[8] = {INT8ARRAYOID, INT8ARRAYOID, INT4ARRAYOID,
+		TIMESTAMPTZARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[8];
+	char		nulls[8] = "        ";
 
 	for (int pass = 0; pass < 2; pass++)
 	{
@@ -539,6 +541,13 @@ write_pending(void)
 			memcpy(VARDATA(b), pending_messages.data + r->off, r->len);
 			message[n] = PointerGetDatum(b);
 			id[n] = Int64GetDatum(r->id);
+			{
+				CocoEventHeader header;
+
+				/* the event's commit: hook_stats' lag */
+				memcpy(&header, pending_messages.data + r->off, sizeof(header));
+				queued[n] = TimestampTzGetDatum(header.queued_at);
+			}
 			n++;
 		}
 		if (n == 0)
@@ -550,14 +559,15 @@ write_pending(void)
 		args[4] = coco_sql_array(wid, NULL, n, TEXTOID);
 		args[5] = coco_sql_array(message, NULL, n, BYTEAOID);
 		args[6] = coco_sql_array(id, NULL, n, INT8OID);
+		args[7] = coco_sql_array(queued, NULL, n, TIMESTAMPTZOID);
 		if (pass == 0)
 		{
 			/* WITH ORDINALITY keeps the order parked in: ids follow it */
 			if (SPI_execute_with_args("INSERT INTO cocohooks.retry_queue "
-									  "(hook_id, document_key, attempts, next_attempt, webhook_id, message) "
-									  "SELECT h, k, a, t, w, m FROM unnest($1, $2, $3, $4, $5, $6) "
-									  "WITH ORDINALITY AS r(h, k, a, t, w, m, o) ORDER BY o",
-									  6, types, args, nulls, false, 0) != SPI_OK_INSERT)
+									  "(hook_id, document_key, attempts, next_attempt, webhook_id, message, queued_at) "
+									  "SELECT h, k, a, t, w, m, q FROM unnest($1, $2, $3, $4, $5, $6, $8) "
+									  "WITH ORDINALITY AS r(h, k, a, t, w, m, q, o) ORDER BY o",
+									  8, types, args, nulls, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not insert into cocohooks.retry_queue");
 		}
 		else if (SPI_execute_with_args("UPDATE cocohooks.retry_queue q "

@@ -149,4 +149,11 @@ typedef char coco_b64_byte;
 #define coco_slot_acquire(name)	ReplicationSlotAcquire((name), true)
 #endif
 
+/* 16 renamed SetSingleFuncCall() (funcapi.h) */
+#if PG_VERSION_NUM >= 160000
+#define coco_materialized_srf(fcinfo)	InitMaterializedSRF((fcinfo), 0)
+#else
+#define coco_materialized_srf(fcinfo)	SetSingleFuncCall((fcinfo), 0)
+#endif
+
 #endif							/* COCOHOOKS_PG_COMPAT_H */

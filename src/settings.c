@@ -35,6 +35,7 @@ bool		cocohooks_api_session = false;
 char	   *cocohooks_database = NULL;
 int			cocohooks_queue_size = 64 * 1024;	/* kB */
 int			cocohooks_max_databases = 16;
+int			cocohooks_max_hook_stats = 1000;
 int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
@@ -114,6 +115,17 @@ define_server_start_settings(void)
 							16,
 							1,
 							1024,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.max_hook_stats",
+							"Most hooks, of all databases, whose statistics are kept (cocohooks.hook_stats).",
+							"Each takes about 1 kB of shared memory. A hook past it has no statistics until the worker frees those of unregistered hooks.",
+							&cocohooks_max_hook_stats,
+							1000,
+							0,
+							1000000,
 							PGC_POSTMASTER,
 							0,
 							NULL, NULL, NULL);

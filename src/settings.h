@@ -28,6 +28,7 @@ extern bool cocohooks_api_session;
 extern char *cocohooks_database;
 extern int	cocohooks_queue_size;	/* kB */
 extern int	cocohooks_max_databases;
+extern int	cocohooks_max_hook_stats;
 extern int	cocohooks_max_concurrent_deliveries;
 extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;	/* CocoLogDeliveries */

@@ -2,7 +2,8 @@
  *
  * stats.c
  *	  The SQL functions that report on a database's events:
- *	  cocohooks.stats (through queue_stats()) and wait_for_deliveries().
+ *	  cocohooks.stats (through queue_stats()), cocohooks.hook_stats
+ *	  (through hook_counters()), reset_stats() and wait_for_deliveries().
  *
  * Runs in: backends.
  *
@@ -12,7 +13,9 @@
  *	  their place in the WAL; saved events handed on by a worker that
  *	  exited count once they are back in the ring;
  *	- every wait is bounded by the caller's timeout and wakes at least
- *	  every 100 ms.
+ *	  every 100 ms;
+ *	- a hook's statistics are shown and reset only to a caller who may see
+ *	  the hook (the catalog's row security decides, as for its log).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,16 +23,28 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/tuplestore.h"
 
+#include "as_owner.h"
 #include "dbslot_internal.h"
+#include "hook_stats.h"
+#include "pg_compat.h"
 #include "settings.h"
+#include "sql_array.h"
 #include "wal_position.h"
 
 PG_FUNCTION_INFO_V1(cocohooks_stats);
+PG_FUNCTION_INFO_V1(cocohooks_hook_counters);
+PG_FUNCTION_INFO_V1(cocohooks_reset_stats);
 PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
+
+#define HOOK_COUNTERS_COLS	24
 
 /*
  * wait_for_deliveries() while the worker reads events from the WAL: every
@@ -123,6 +138,215 @@ cocohooks_stats(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * The ids of the hooks the caller may see (the catalog's row security),
+ * one_id alone if valid (and visible); palloc'd, *n of them.
+ */
+static int64 *
+visible_hooks(int64 one_id, bool only_one, int *n)
+{
+	int64	   *ids;
+	Datum		arg = Int64GetDatum(one_id);
+	Oid			type = INT8OID;
+
+	(void) coco_hooks_catalog();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(only_one ?
+							  "SELECT id FROM cocohooks.hooks WHERE id = $1" :
+							  "SELECT id FROM cocohooks.hooks",
+							  only_one ? 1 : 0, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.hooks");
+	ids = MemoryContextAlloc(CurTransactionContext,
+							 sizeof(int64) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	*n = (int) SPI_processed;
+	SPI_finish();
+	return ids;
+}
+
+typedef struct HookParked
+{
+	int64		hook_id;
+	int64		parked;
+	int64		retrying;		/* parked after an attempt */
+	TimestampTz oldest;
+} HookParked;
+
+/*
+ * What is parked of each of the hooks ids, read as the catalog's owner
+ * (the table holds messages: nobody else reads it); a hash by hook id.
+ */
+static HTAB *
+parked_of(int64 *ids, int n)
+{
+	HASHCTL		ctl = {0};
+	HTAB	   *parked;
+	CocoAsOwner owner;
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	Datum		arg;
+	Oid			type = INT8ARRAYOID;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(HookParked);
+	ctl.hcxt = CurrentMemoryContext;
+	parked = hash_create("cocohooks parked per hook", Max(n, 16), &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	arg = coco_sql_array(elems, NULL, n, INT8OID);
+	coco_begin_as_owner(&owner);
+	if (SPI_execute_with_args("SELECT hook_id, count(*), count(*) FILTER (WHERE attempts > 0), "
+							  "min(queued_at) FROM cocohooks.retry_queue "
+							  "WHERE hook_id = ANY ($1) GROUP BY hook_id",
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read cocohooks.retry_queue");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		HookParked *p = hash_search(parked, &id, HASH_ENTER, NULL);
+
+		p->parked = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		p->retrying = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		p->oldest = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+	}
+	coco_end_as_owner(&owner);
+	return parked;
+}
+
+/* a hook's row of the snapshot, by its id */
+typedef struct StatsById
+{
+	int64		hook_id;
+	CocoHookStatsRow *row;
+} StatsById;
+
+static Datum
+percentile_datum(const CocoHookStatsRow *row, double q, TimestampTz now, bool *isnull)
+{
+	double		ms = coco_latency_percentile(row, q, now);
+
+	*isnull = (ms < 0);
+	return Float8GetDatum(ms < 0 ? 0 : ms);
+}
+
+/*
+ * hook_counters(): a row per hook the caller may see, with the worker's
+ * counters (zero for a hook it has none of yet) and what is parked.
+ */
+Datum
+cocohooks_hook_counters(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz now = GetCurrentTimestamp();
+	int			nids;
+	int64	   *ids;
+	int			nrows;
+	CocoHookStatsRow *rows;
+	HTAB	   *parked;
+	HTAB	   *by_id;
+	HASHCTL		ctl = {0};
+
+	coco_require_preload();
+	coco_materialized_srf(fcinfo);
+	ids = visible_hooks(0, false, &nids);
+	parked = parked_of(ids, nids);
+	rows = coco_hook_stats_snapshot(MyDatabaseId, &nrows);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(StatsById);
+	ctl.hcxt = CurrentMemoryContext;
+	by_id = hash_create("cocohooks hook stats rows", Max(nrows, 16), &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < nrows; i++)
+	{
+		StatsById  *e = hash_search(by_id, &rows[i].hook_id, HASH_ENTER, NULL);
+
+		e->row = &rows[i];
+	}
+
+	for (int i = 0; i < nids; i++)
+	{
+		Datum		values[HOOK_COUNTERS_COLS];
+		bool		nulls[HOOK_COUNTERS_COLS] = {0};
+		StatsById  *e = hash_search(by_id, &ids[i], HASH_FIND, NULL);
+		CocoHookStatsRow zero = {0};
+		const CocoHookStatsRow *r = e ? e->row : &zero;
+		HookParked *p = hash_search(parked, &ids[i], HASH_FIND, NULL);
+		TimestampTz oldest = r->oldest_held;
+		uint64		samples = 0;
+		int64		window_us = (int64) COCO_LATENCY_WINDOW_S * USECS_PER_SEC;
+
+		if (p && (oldest == 0 || p->oldest < oldest))
+			oldest = p->oldest;
+		for (int b = 0; b < COCO_LATENCY_BUCKETS && r->window_start != 0; b++)
+		{
+			if (now - r->window_start < 2 * window_us)
+				samples += r->latency[0][b];
+			if (now - r->window_start < window_us)
+				samples += r->latency[1][b];
+		}
+
+		values[0] = Int64GetDatum(ids[i]);
+		values[1] = Int64GetDatum((int64) r->queued);
+		values[2] = Int64GetDatum((int64) r->delivered);
+		values[3] = Int64GetDatum((int64) r->failed);
+		values[4] = Int64GetDatum((int64) r->dropped);
+		values[5] = Int64GetDatum((int64) r->retrying + (p ? p->retrying : 0));
+		values[6] = Int64GetDatum(p ? p->parked : 0);
+		for (int o = 0; o < COCO_NUM_OUTCOMES; o++)
+			values[7 + o] = Int64GetDatum((int64) r->attempts[o]);
+		values[14] = TimestampTzGetDatum(r->last_success);
+		nulls[14] = (r->last_success == 0);
+		values[15] = TimestampTzGetDatum(r->last_failure);
+		nulls[15] = (r->last_failure == 0);
+		nulls[16] = (r->last_error[0] == '\0');
+		values[16] = nulls[16] ? (Datum) 0 : CStringGetTextDatum(r->last_error);
+		values[17] = Int64GetDatum((int64) r->consecutive_failures);
+		values[18] = percentile_datum(r, 0.50, now, &nulls[18]);
+		values[19] = percentile_datum(r, 0.95, now, &nulls[19]);
+		values[20] = percentile_datum(r, 0.99, now, &nulls[20]);
+		values[21] = Int64GetDatum((int64) samples);
+		values[22] = TimestampTzGetDatum(oldest);
+		nulls[22] = (oldest == 0);
+		values[23] = TimestampTzGetDatum(r->stats_reset);
+		nulls[23] = (r->stats_reset == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * reset_stats(hook_id bigint DEFAULT NULL): zeroes the statistics of the
+ * hook, or of every hook the caller may see.
+ */
+Datum
+cocohooks_reset_stats(PG_FUNCTION_ARGS)
+{
+	bool		one = !PG_ARGISNULL(0);
+	int64		hook_id = one ? PG_GETARG_INT64(0) : 0;
+	int			n;
+	int64	   *ids;
+
+	coco_require_preload();
+	ids = visible_hooks(hook_id, one, &n);
+	if (one && n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("hook %lld does not exist", (long long) hook_id)));
+	for (int i = 0; i < n; i++)
+		coco_hook_stats_reset(MyDatabaseId, ids[i]);
+	PG_RETURN_VOID();
 }
 
 /*

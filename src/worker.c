@@ -70,6 +70,7 @@
 #include "event_store.h"
 #include "extension_installed.h"
 #include "failing_hooks.h"
+#include "hook_stats.h"
 #include "parked_retries.h"
 #include "pg_compat.h"
 #include "saved_events.h"
@@ -139,6 +140,7 @@ leave_database(int elevel, const char *why)
 			(errmsg("cocohooks worker for database \"%s\" stops: %s", dbname, why)));
 	leaving = true;
 	coco_store_remove();
+	coco_hook_stats_forget(MyDatabaseId);
 	coco_dbslot_free(MyDatabaseId, -1);
 	proc_exit(0);
 }
@@ -411,6 +413,7 @@ cocohooks_worker_main(Datum main_arg)
 	/* after that answer: until CREATE EXTENSION has ended, its tables are locked */
 	coco_parked_init();
 	coco_failing_init();
+	coco_hook_stats_start();
 
 	wes = coco_create_wait_event_set(3);
 	AddWaitEventToSet(wes, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
@@ -488,6 +491,7 @@ cocohooks_worker_main(Datum main_arg)
 		coco_wal_source_advance();
 		coco_settings_retirement_step(parked_off < parked_len);
 		prune_log();
+		coco_hook_stats_maintain();
 
 		/*
 		 * Sleep until libcurl or a retry needs us, or a backend sets our
