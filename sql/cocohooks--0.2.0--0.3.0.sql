@@ -253,7 +253,10 @@ CREATE FUNCTION cocohooks.hook_counters(
     OUT latency_p99_ms double precision,
     OUT latency_samples bigint,
     OUT oldest_undelivered timestamptz,
-    OUT stats_reset timestamptz
+    OUT stats_reset timestamptz,
+    OUT latency_bounds double precision[],
+    OUT latency_buckets bigint[],
+    OUT latency_sum double precision
 ) RETURNS SETOF record
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_hook_counters';
 
@@ -266,9 +269,11 @@ CREATE VIEW cocohooks.hook_stats AS
            s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms, s.latency_samples,
            GREATEST(pg_catalog.now() - s.oldest_undelivered,
                     interval '0') AS lag,
-           s.oldest_undelivered, s.stats_reset
+           s.oldest_undelivered, f.failing_since, s.stats_reset,
+           s.latency_bounds, s.latency_buckets, s.latency_sum
     FROM cocohooks.hook_counters() s
-    JOIN cocohooks.hooks h ON h.id = s.hook_id;
+    JOIN cocohooks.hooks h ON h.id = s.hook_id
+    LEFT JOIN cocohooks.hook_failing f ON f.hook_id = s.hook_id;
 
 -- Zeroes the statistics of a hook, or of every hook the caller may see.
 CREATE FUNCTION cocohooks.reset_stats(hook_id bigint DEFAULT NULL) RETURNS void

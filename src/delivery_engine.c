@@ -1083,13 +1083,16 @@ pull_in_parked(void)
 	}
 }
 
-/* What the engine holds of each hook, for its statistics, about once a second. */
+/*
+ * What the engine holds of each hook, for its statistics: about once a
+ * second, and at once when it holds nothing.
+ */
 static void
 publish_held(void)
 {
 	dlist_iter	iter;
 
-	if (!coco_hook_stats_held_due())
+	if (!coco_hook_stats_held_due(dlist_is_empty(&live)))
 		return;
 	dlist_foreach(iter, &live)
 	{
@@ -1117,8 +1120,9 @@ coco_engine_progress(void)
 	send_ready();
 	send_paced();
 	pull_in_parked();
-	release_finished_events();
+	/* before the marks that wake wait_for_deliveries() */
 	publish_held();
+	release_finished_events();
 	MemoryContextSwitchTo(old);
 }
 
@@ -1128,9 +1132,12 @@ coco_engine_timeout_ms(void)
 	long		timeout = coco_http_timeout_ms(http);
 	long		retry_ms = coco_retry_next_ms();
 	long		pace_ms = coco_pace_next_ms();
+	long		stats_ms = coco_hook_stats_timeout_ms();
 
 	if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
 		timeout = retry_ms;
+	if (stats_ms >= 0 && (timeout < 0 || stats_ms < timeout))
+		timeout = stats_ms;
 	if (pace_ms >= 0 && (timeout < 0 || pace_ms < timeout))
 		timeout = pace_ms;
 	return timeout;

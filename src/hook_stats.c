@@ -18,9 +18,9 @@
  * immediate shutdown, writes nothing, so the next start has none: as with
  * PostgreSQL's own statistics, a crash resets them.
  *
- * Entries of hooks that no longer exist are freed by the worker when the
- * array is full (and at its start): a hook that finds none free has no
- * statistics until then, said once in the server log.
+ * Entries of hooks that no longer exist are freed by the worker at its
+ * start and, when the array is full, at most every 10 s: a hook that
+ * finds none free has no statistics until then, said in the server log.
  *
  * Runs in: the worker (writes), backends (read, reset), the postmaster
  * (set-up).
@@ -57,7 +57,7 @@
 #define STATS_FILE_FORMAT	"cocohooks.hook_stats.%u"
 #define STATS_MAGIC			0x636f6873	/* "cohs" */
 #define STATS_VERSION		1
-#define GC_INTERVAL_MS		(60 * 1000)
+#define GC_INTERVAL_MS		(10 * 1000)
 #define HELD_INTERVAL_MS	1000
 
 typedef struct StatsEntry
@@ -84,12 +84,18 @@ typedef struct LocalHook
 	TimestampTz oldest_held;
 } LocalHook;
 
+const double coco_latency_bounds_s[COCO_LATENCY_BOUNDS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
+};
+
 static StatsArea *area = NULL;
 static HTAB *local_hooks = NULL;
 static bool gc_wanted = false;
 static bool full_reported = false;
 static TimestampTz last_gc = 0;
 static TimestampTz held_published = 0;
+static bool held_pending = false;	/* a count is due once the interval ends */
+static bool held_nonzero = false;	/* the last count showed some held */
 static bool forgotten = false;	/* our database's figures went: save none */
 
 static Size
@@ -206,6 +212,7 @@ entry_of(int64 hook_id)
 }
 
 static void save_stats(int code, Datum arg);
+static void free_gone_entries(void *arg);
 
 /*
  * Reads what the previous worker of our database saved at a clean exit,
@@ -293,7 +300,9 @@ coco_hook_stats_start(void)
 	}
 	LWLockRelease(area->lock);
 	load_saved();
-	gc_wanted = true;
+	/* before any event: entries of hooks gone meanwhile make room */
+	last_gc = GetCurrentTimestamp();
+	(void) coco_in_own_transaction(free_gone_entries, NULL);
 	before_shmem_exit(save_stats, (Datum) 0);
 }
 
@@ -406,9 +415,16 @@ coco_hook_stats_finished(int64 hook_id, bool success, bool attempted,
 	SpinLockAcquire(&e->mutex);
 	if (success)
 	{
+		double		seconds = Max(now - queued_at, 0) / 1000000.0;
+		int			b = 0;
+
 		e->row.delivered++;
 		rotate_windows(&e->row, now);
-		e->row.latency[0][latency_bucket((now - queued_at) / 1000.0)]++;
+		e->row.latency[0][latency_bucket(seconds * 1000.0)]++;
+		while (b < COCO_LATENCY_BOUNDS && seconds > coco_latency_bounds_s[b])
+			b++;
+		e->row.latency_total[b]++;
+		e->row.latency_sum_s += seconds;
 	}
 	else if (attempted)
 		e->row.failed++;
@@ -419,21 +435,29 @@ coco_hook_stats_finished(int64 hook_id, bool success, bool attempted,
 
 /*
  * Whether it is time to count what the worker holds again (about once a
- * second); if so, the counts start afresh and the engine calls
+ * second, or at once when it holds none, if it held some); if so, the counts start afresh and the engine calls
  * coco_hook_stats_held() for each delivery it holds, then
  * coco_hook_stats_held_publish().
  */
 bool
-coco_hook_stats_held_due(void)
+coco_hook_stats_held_due(bool none_held)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	HASH_SEQ_STATUS seq;
 	LocalHook  *h;
 
-	if (local_hooks == NULL ||
-		!TimestampDifferenceExceeds(held_published, now, HELD_INTERVAL_MS))
+	if (local_hooks == NULL)
 		return false;
+	if (none_held && !held_nonzero)
+		return false;			/* shown already */
+	if (!none_held && !TimestampDifferenceExceeds(held_published, now, HELD_INTERVAL_MS))
+	{
+		/* what changed since the last count is shown at the next */
+		held_pending = true;
+		return false;
+	}
 	held_published = now;
+	held_pending = false;
 	hash_seq_init(&seq, local_hooks);
 	while ((h = hash_seq_search(&seq)) != NULL)
 	{
@@ -442,6 +466,21 @@ coco_hook_stats_held_due(void)
 		h->oldest_held = 0;
 	}
 	return true;
+}
+
+/*
+ * Milliseconds until the next count of what the worker holds is due, if
+ * one is pending (so that an idle worker still shows what changed last);
+ * -1 if none.
+ */
+long
+coco_hook_stats_timeout_ms(void)
+{
+	if (!held_pending)
+		return -1;
+	return Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+											   TimestampTzPlusMilliseconds(held_published,
+																		   HELD_INTERVAL_MS)), 0);
 }
 
 void
@@ -464,11 +503,13 @@ coco_hook_stats_held_publish(void)
 	HASH_SEQ_STATUS seq;
 	LocalHook  *h;
 
+	held_nonzero = false;
 	hash_seq_init(&seq, local_hooks);
 	while ((h = hash_seq_search(&seq)) != NULL)
 	{
 		StatsEntry *e;
 
+		held_nonzero |= (h->held > 0);
 		if (h->index < 0)
 			continue;
 		e = &area->entries[h->index];
@@ -525,8 +566,8 @@ free_gone_entries(void *arg)
 }
 
 /*
- * Outside any transaction: when the array was full (or at the start),
- * frees the entries of hooks that are gone, at most once a minute.
+ * Outside any transaction: when the array was full, frees the entries of
+ * hooks that are gone, at most every GC_INTERVAL_MS.
  */
 void
 coco_hook_stats_maintain(void)

@@ -37,6 +37,14 @@ typedef enum CocoAttemptOutcome
 #define COCO_LATENCY_WINDOW_S	300
 #define COCO_STATS_ERROR_LEN	200
 
+/*
+ * And since the last reset, for Prometheus: counts per bucket of
+ * coco_latency_bounds_s (seconds; the last bucket is everything longer)
+ * and their sum.
+ */
+#define COCO_LATENCY_BOUNDS		16
+extern const double coco_latency_bounds_s[COCO_LATENCY_BOUNDS];
+
 typedef struct CocoHookStatsRow
 {
 	int64		hook_id;
@@ -56,6 +64,8 @@ typedef struct CocoHookStatsRow
 	/* latency[0]: the window from window_start, latency[1]: the one before */
 	TimestampTz window_start;
 	uint32		latency[2][COCO_LATENCY_BUCKETS];
+	uint64		latency_total[COCO_LATENCY_BOUNDS + 1];
+	double		latency_sum_s;
 	TimestampTz stats_reset;
 } CocoHookStatsRow;
 
@@ -69,9 +79,10 @@ extern void coco_hook_stats_queued(int64 hook_id);
 extern void coco_hook_stats_attempt(int64 hook_id, const CocoHttpResult *r);
 extern void coco_hook_stats_finished(int64 hook_id, bool success, bool attempted,
 									 TimestampTz queued_at);
-extern bool coco_hook_stats_held_due(void);
+extern bool coco_hook_stats_held_due(bool none_held);
 extern void coco_hook_stats_held(int64 hook_id, TimestampTz queued_at, bool retrying);
 extern void coco_hook_stats_held_publish(void);
+extern long coco_hook_stats_timeout_ms(void);
 extern void coco_hook_stats_maintain(void);
 extern void coco_hook_stats_forget(Oid dboid);
 

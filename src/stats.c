@@ -44,7 +44,7 @@ PG_FUNCTION_INFO_V1(cocohooks_hook_counters);
 PG_FUNCTION_INFO_V1(cocohooks_reset_stats);
 PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
 
-#define HOOK_COUNTERS_COLS	24
+#define HOOK_COUNTERS_COLS	27
 
 /*
  * wait_for_deliveries() while the worker reads events from the WAL: every
@@ -242,6 +242,24 @@ percentile_datum(const CocoHookStatsRow *row, double q, TimestampTz now, bool *i
 }
 
 /*
+ * The latencies since the reset as Prometheus counts them: per bound of
+ * coco_latency_bounds_s, how many took at most that (cumulative).
+ */
+static Datum
+cumulative_buckets(const CocoHookStatsRow *r)
+{
+	Datum		counts[COCO_LATENCY_BOUNDS];
+	uint64		sum = 0;
+
+	for (int b = 0; b < COCO_LATENCY_BOUNDS; b++)
+	{
+		sum += r->latency_total[b];
+		counts[b] = Int64GetDatum((int64) sum);
+	}
+	return coco_sql_array(counts, NULL, COCO_LATENCY_BOUNDS, INT8OID);
+}
+
+/*
  * hook_counters(): a row per hook the caller may see, with the worker's
  * counters (zero for a hook it has none of yet) and what is parked.
  */
@@ -257,9 +275,14 @@ cocohooks_hook_counters(PG_FUNCTION_ARGS)
 	HTAB	   *parked;
 	HTAB	   *by_id;
 	HASHCTL		ctl = {0};
+	Datum		bound_datums[COCO_LATENCY_BOUNDS];
+	Datum		bounds;
 
 	coco_require_preload();
 	coco_materialized_srf(fcinfo);
+	for (int b = 0; b < COCO_LATENCY_BOUNDS; b++)
+		bound_datums[b] = Float8GetDatum(coco_latency_bounds_s[b]);
+	bounds = coco_sql_array(bound_datums, NULL, COCO_LATENCY_BOUNDS, FLOAT8OID);
 	ids = visible_hooks(0, false, &nids);
 	parked = parked_of(ids, nids);
 	rows = coco_hook_stats_snapshot(MyDatabaseId, &nrows);
@@ -321,6 +344,9 @@ cocohooks_hook_counters(PG_FUNCTION_ARGS)
 		nulls[22] = (oldest == 0);
 		values[23] = TimestampTzGetDatum(r->stats_reset);
 		nulls[23] = (r->stats_reset == 0);
+		values[24] = bounds;
+		values[25] = cumulative_buckets(r);
+		values[26] = Float8GetDatum(r->latency_sum_s);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -188,14 +188,15 @@ like(slurp_file($node->logfile, $log_offset),
 	'the fourth is said in the server log');
 my ($without) = grep { my $h = $_; !grep { $_ eq $h } @with } @f;
 $node->safe_psql('postgres', "SELECT cocohooks.unregister_hook($with[0])");
-$node->restart;
-wait_worker($node, 30);
-usleep(1_000_000);
+# the worker frees entries of gone hooks at most every 10 s while full
+usleep(11_000_000);
 api_sql($node, 'INSERT INTO f VALUES (2)');
 ok(wait_deliveries($node), 'delivered');
-is(stat_of($without, 'delivered'), '1',
-	'once an unregistered hook\'s entry is freed, the fourth has statistics');
-is(stat_of($with[1], 'delivered'), '2', 'and the others kept theirs across the restart');
+api_sql($node, 'INSERT INTO f VALUES (3)');
+ok(wait_deliveries($node), 'delivered');
+cmp_ok(stat_of($without, 'delivered'), '>=', 1,
+	'once the worker has freed an unregistered hook\'s entry, the fourth has statistics');
+is(stat_of($with[1], 'delivered'), '3', 'the others keep counting');
 
 $node->stop;
 done_testing();
