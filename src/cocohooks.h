@@ -40,7 +40,7 @@ extern int	coco_event_from_name(const char *name);
  * queue (all parts 8-byte aligned via total_len):
  *
  *	CocoEventHeader
- *	trace			a CocoTraceHeader and its text, only when event has
+ *	trace			a CocoTraceHeader and its text, only when event_bits has
  *					COCO_EVENT_TRACED set
  *	hooks blob		nhooks CocoHookRef (0.3) or CocoHookSpec (0.1, 0.2)
  *	collection		collection_len bytes (no terminator)
