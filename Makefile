@@ -86,7 +86,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery
+REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

@@ -40,6 +40,8 @@ extern int	coco_event_from_name(const char *name);
  * queue (all parts 8-byte aligned via total_len):
  *
  *	CocoEventHeader
+ *	trace			a CocoTraceHeader and its text, only when event_bits has
+ *					COCO_EVENT_TRACED set
  *	hooks blob		nhooks CocoHookRef (0.3) or CocoHookSpec (0.1, 0.2)
  *	collection		collection_len bytes (no terminator)
  *	document_id		document_id_len bytes (JSON text: a string or null)
@@ -51,11 +53,16 @@ extern int	coco_event_from_name(const char *name);
  * sequence number.  A message that carries an event again (kept across a
  * restart, or redelivered) carries its original event_id, so receivers see
  * the same webhook-id.
+ *
+ * The trace part is optional and flagged by a bit of event_bits that no
+ * older version sets (they wrote the bare CocoEventKind there), so their
+ * messages still read as untraced.  The field is not named "event" so that
+ * nobody reads it without coco_event_kind().
  */
 typedef struct CocoEventHeader
 {
 	uint32		total_len;		/* whole message, a multiple of 8 */
-	uint8		event;			/* CocoEventKind */
+	uint8		event_bits;		/* CocoEventKind | COCO_EVENT_TRACED */
 	uint8		attempts;		/* attempts already made (carried events) */
 	uint16		nhooks;
 	uint32		hooks_len;
@@ -68,7 +75,25 @@ typedef struct CocoEventHeader
 	TimestampTz queued_at;		/* likewise, unless carried */
 } CocoEventHeader;
 
+#define COCO_EVENT_KIND_MASK	0x0F
+/* the message has a trace part (W3C trace context, cocohooks.traceparent) */
+#define COCO_EVENT_TRACED		0x80
+
 #define COCO_MAX_EVENT_ID_LEN	64
+
+/*
+ * The trace part: the traceparent and tracestate in force when the event
+ * was written, each followed by a '\0' (tracestate_len 0: none), padded to
+ * 8 bytes (trace_len) so the hooks blob stays aligned.  settings.c bounds
+ * their lengths.
+ */
+typedef struct CocoTraceHeader
+{
+	uint16		trace_len;		/* the whole part, a multiple of 8 */
+	uint16		traceparent_len;
+	uint16		tracestate_len;
+	uint16		unused;
+} CocoTraceHeader;
 
 /*
  * The event id of an event in the WAL: "wal_" and the 16 hex digits of the
@@ -134,10 +159,43 @@ typedef struct CocoHookSpec
 #define COCO_MAX_HEADERS_LEN	16384
 #define COCO_MAX_KEY_LEN		256
 
+static inline CocoEventKind
+coco_event_kind(const CocoEventHeader *h)
+{
+	return (CocoEventKind) (h->event_bits & COCO_EVENT_KIND_MASK);
+}
+
+/* the trace part, or NULL when the event carries none */
+static inline const CocoTraceHeader *
+coco_event_trace(const CocoEventHeader *h)
+{
+	if (!(h->event_bits & COCO_EVENT_TRACED))
+		return NULL;
+	return (const CocoTraceHeader *) ((const char *) h + sizeof(CocoEventHeader));
+}
+
+/* the traceparent, '\0'-terminated; the trace part must be there */
+static inline const char *
+coco_trace_parent(const CocoTraceHeader *t)
+{
+	return (const char *) t + sizeof(CocoTraceHeader);
+}
+
+/* the tracestate, '\0'-terminated, or NULL when it has none */
+static inline const char *
+coco_trace_state(const CocoTraceHeader *t)
+{
+	if (t->tracestate_len == 0)
+		return NULL;
+	return coco_trace_parent(t) + t->traceparent_len + 1;
+}
+
 static inline const char *
 coco_event_hooks(const CocoEventHeader *h)
 {
-	return (const char *) h + sizeof(CocoEventHeader);
+	const CocoTraceHeader *t = coco_event_trace(h);
+
+	return (const char *) h + sizeof(CocoEventHeader) + (t ? t->trace_len : 0);
 }
 
 static inline const char *

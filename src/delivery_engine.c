@@ -677,7 +677,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		row = &log_rows[nlog];
 
 		row->hook_id = d->target->hook_id;
-		row->event = coco_event_names[msg->event];
+		row->event = coco_event_names[coco_event_kind(msg)];
 		row->collection = pnstrdup(coco_event_collection(msg), msg->collection_len);
 		row->document_id = d->ev->document_id;
 		row->success = success;

@@ -8,7 +8,10 @@
  * database's encoding (coco_message_end).  An event is named in one place
  * (coco_event_id_text), and a secret decoded in one place
  * (coco_secret_decode), so what register_hook() accepts is what
- * deliveries sign with.
+ * deliveries sign with.  An event written while cocohooks.traceparent is
+ * set carries it (and the tracestate) in an optional part that messages of
+ * older versions do not have (COCO_EVENT_TRACED); a carried message keeps
+ * its original's, so retries send the trace of the event's transaction.
  *
  * Runs in: backends (the row trigger, the hook cache, register_hook's
  * checks, redeliver()) and the worker (naming events, reading their WAL
@@ -146,22 +149,46 @@ coco_hook_spec_append(StringInfo buf, int64 hook_id, const char *url,
 }
 
 /*
+ * Appends the trace part of a message (cocohooks.h): traceparent and
+ * tracestate (NULL or empty: none), each with its terminator, padded.
+ */
+static void
+append_trace(StringInfo buf, const char *traceparent, const char *tracestate)
+{
+	CocoTraceHeader th = {0};
+	int			start = buf->len;
+
+	th.traceparent_len = (uint16) strlen(traceparent);
+	th.tracestate_len = tracestate ? (uint16) strlen(tracestate) : 0;
+	appendBinaryStringInfo(buf, (const char *) &th, sizeof(th));
+	appendBinaryStringInfo(buf, traceparent, th.traceparent_len + 1);
+	if (th.tracestate_len > 0)
+		appendBinaryStringInfo(buf, tracestate, th.tracestate_len + 1);
+	pad_to_8(buf);
+	((CocoTraceHeader *) (buf->data + start))->trace_len = buf->len - start;
+}
+
+/*
  * Starts one message: appends everything but the body, which the caller
  * appends next, then calls coco_message_end with the returned offset.
  * event_id is NULL for a fresh event (the worker names it); attempts counts
  * attempts already made; queued_at is 0 for "when it enters the queue".
+ * traceparent NULL or empty: the event carries no trace, and tracestate is
+ * not looked at (settings.c validated both).
  */
 int
 coco_message_begin(StringInfo buf, CocoEventKind event, Oid collection_relid,
 				   const char *hooks, uint32 hooks_len, int nhooks,
 				   const char *collection, uint32 collection_len,
 				   const char *document_id, uint32 document_id_len,
-				   const char *event_id, int attempts, TimestampTz queued_at)
+				   const char *event_id, int attempts, TimestampTz queued_at,
+				   const char *traceparent, const char *tracestate)
 {
 	CocoEventHeader hdr = {0};
 	int			start = buf->len;
+	bool		traced = traceparent != NULL && traceparent[0] != '\0';
 
-	hdr.event = (uint8) event;
+	hdr.event_bits = (uint8) event | (traced ? COCO_EVENT_TRACED : 0);
 	hdr.attempts = (uint8) Min(attempts, PG_UINT8_MAX);
 	hdr.nhooks = (uint16) nhooks;
 	hdr.hooks_len = hooks_len;
@@ -172,6 +199,8 @@ coco_message_begin(StringInfo buf, CocoEventKind event, Oid collection_relid,
 	hdr.queued_at = queued_at;
 
 	appendBinaryStringInfo(buf, (const char *) &hdr, sizeof(hdr));
+	if (traced)
+		append_trace(buf, traceparent, tracestate);
 	appendBinaryStringInfo(buf, hooks, hooks_len);
 	appendBinaryStringInfo(buf, collection, collection_len);
 	appendBinaryStringInfo(buf, document_id, document_id_len);
@@ -189,8 +218,7 @@ void
 coco_message_end(StringInfo buf, int start)
 {
 	CocoEventHeader *hdr = (CocoEventHeader *) (buf->data + start);
-	int			body_start = start + sizeof(CocoEventHeader) + hdr->hooks_len +
-		hdr->collection_len + hdr->document_id_len + hdr->event_id_len;
+	int			body_start = coco_event_body(hdr) - buf->data;
 	int			encoding = GetDatabaseEncoding();
 
 	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII && buf->len > body_start)
@@ -221,13 +249,15 @@ coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
 					const char *collection, uint32 collection_len,
 					const char *document_id, uint32 document_id_len,
 					const char *event_id, int attempts, TimestampTz queued_at,
+					const char *traceparent, const char *tracestate,
 					const char *body, uint32 body_len)
 {
 	int			start = coco_message_begin(buf, event, collection_relid,
 										   hooks, hooks_len, nhooks,
 										   collection, collection_len,
 										   document_id, document_id_len,
-										   event_id, attempts, queued_at);
+										   event_id, attempts, queued_at,
+										   traceparent, tracestate);
 
 	appendBinaryStringInfo(buf, body, body_len);
 	coco_message_end(buf, start);
@@ -235,18 +265,22 @@ coco_message_append(StringInfo buf, CocoEventKind event, Oid collection_relid,
 
 /*
  * Appends orig again for some of its hooks, under its event id, with the
- * attempts already made and its original queue time.
+ * attempts already made, its original queue time and its trace.
  */
 void
 coco_message_append_carried(StringInfo buf, const CocoEventHeader *orig,
 							const char *hooks, uint32 hooks_len, int nhooks,
 							const char *event_id, int attempts)
 {
-	coco_message_append(buf, (CocoEventKind) orig->event, orig->collection_relid,
+	const CocoTraceHeader *trace = coco_event_trace(orig);
+
+	coco_message_append(buf, coco_event_kind(orig), orig->collection_relid,
 						hooks, hooks_len, nhooks,
 						coco_event_collection(orig), orig->collection_len,
 						coco_event_document_id(orig), orig->document_id_len,
 						event_id, attempts, orig->queued_at,
+						trace ? coco_trace_parent(trace) : NULL,
+						trace ? coco_trace_state(trace) : NULL,
 						coco_event_body(orig), orig->body_len);
 }
 

@@ -21,7 +21,8 @@ extern int	coco_message_begin(StringInfo buf, CocoEventKind event,
 							   const char *collection, uint32 collection_len,
 							   const char *document_id, uint32 document_id_len,
 							   const char *event_id, int attempts,
-							   TimestampTz queued_at);
+							   TimestampTz queued_at,
+							   const char *traceparent, const char *tracestate);
 extern void coco_message_end(StringInfo buf, int start);
 extern void coco_message_append(StringInfo buf, CocoEventKind event,
 								Oid collection_relid,
@@ -30,6 +31,7 @@ extern void coco_message_append(StringInfo buf, CocoEventKind event,
 								const char *document_id, uint32 document_id_len,
 								const char *event_id, int attempts,
 								TimestampTz queued_at,
+								const char *traceparent, const char *tracestate,
 								const char *body, uint32 body_len);
 extern void coco_message_append_carried(StringInfo buf,
 										const CocoEventHeader *orig,

@@ -10,6 +10,8 @@
  * so a receiver that processed it after all recognises it.  The hook's
  * current URL, headers, secret, timeout and retries apply.  Like post_*
  * events, a redelivery is queued when the calling transaction commits.
+ * The log keeps no trace context, so a redelivery sends no traceparent,
+ * whatever the event or the calling session had.
  *
  * redeliver() sends one log row.  redeliver_failed() sends every event of
  * a hook whose delivery failed for good within a time range (on
@@ -187,7 +189,9 @@ queue_again(RedeliveryHook *hook, HeapTuple tup, TupleDesc desc)
 						hook->ref.data, hook->ref.len, 1,
 						collection, strlen(collection),
 						docid_json.data, docid_json.len,
-						webhook_id, 0, 0, payload, strlen(payload));
+						webhook_id, 0, 0,
+						NULL, NULL,	/* the log keeps no trace */
+						payload, strlen(payload));
 	coco_emit_redelivery(message.data, message.len);
 }
 

@@ -7,7 +7,9 @@
  * and webhook-timestamp; a hook with a secret adds webhook-signature,
  * "v1,<base64 HMAC-SHA256 of '<webhook-id>.<webhook-timestamp>.<body>'>"
  * keyed with the decoded secret, computed with PostgreSQL's own HMAC code;
- * then come the hook's own headers.  The secret is the hook's as of now
+ * then come the hook's own headers.  An event that carries a W3C trace
+ * context adds traceparent (and tracestate), which then replace the hook's
+ * own headers of those names.  The secret is the hook's as of now
  * (signing_keys.c; two signatures during a rotation's overlap), or, when
  * the worker has none for the hook, the key a 0.1/0.2 message carries.
  *
@@ -92,6 +94,16 @@ sign(const char *key, int key_len, const char *webhook_id, const char *timestamp
 	out->data[out->len] = '\0';
 }
 
+/* A hook header line "Name: value" or "Name;" of traceparent or tracestate */
+static bool
+is_trace_line(const char *line)
+{
+	size_t		name_len = strcspn(line, ":;");
+
+	return (name_len == 11 && pg_strncasecmp(line, "traceparent", 11) == 0) ||
+		(name_len == 10 && pg_strncasecmp(line, "tracestate", 10) == 0);
+}
+
 /*
  * The request headers of one attempt: ours, the signature when the hook
  * has a key, then the hook's own.  keys are the hook's secrets as of now
@@ -118,11 +130,18 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 	char		timestamp[32];
 	const char *p;
 	const char *end = target->headers + target->headers_len;
+	const CocoTraceHeader *trace = coco_event_trace(msg);
+	Size		trace_size = 0;
 
 	for (p = target->headers; p < end; p += strlen(p) + 1)
 		nhook++;
-	nnodes = 3 + NLINES + nhook;
-	nodes = palloc(sizeof(struct curl_slist) * nnodes + NLINES * COCO_HEADER_LINE_LEN);
+	nnodes = 3 + NLINES + 2 + nhook;
+	/* the trace's lines: "traceparent: ", "tracestate: ", values, terminators */
+	if (trace)
+		trace_size = 13 + trace->traceparent_len + 1 +
+			12 + trace->tracestate_len + 1;
+	nodes = palloc(sizeof(struct curl_slist) * nnodes +
+				   NLINES * COCO_HEADER_LINE_LEN + trace_size);
 	lines = (char *) (nodes + nnodes);
 
 #define ADD(text) (nodes[n].data = (char *) (text), nodes[n].next = &nodes[n + 1], n++)
@@ -130,7 +149,7 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 	ADD("Content-Type: application/json");
 	ADD("User-Agent: cocohooks/" COCOHOOKS_VERSION);
 	snprintf(lines + LINE_EVENT * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
-			 "X-Hook-Event: %s", coco_event_names[msg->event]);
+			 "X-Hook-Event: %s", coco_event_names[coco_event_kind(msg)]);
 	ADD(lines + LINE_EVENT * COCO_HEADER_LINE_LEN);
 	snprintf(lines + LINE_ID * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
 			 "webhook-id: %s", webhook_id);
@@ -165,8 +184,27 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 		}
 		pfree(sigs.data);
 	}
+	if (trace)
+	{
+		char	   *line = lines + NLINES * COCO_HEADER_LINE_LEN;
+		const char *state = coco_trace_state(trace);
+
+		sprintf(line, "traceparent: %s", coco_trace_parent(trace));
+		ADD(line);
+		if (state)
+		{
+			line += strlen(line) + 1;
+			sprintf(line, "tracestate: %s", state);
+			ADD(line);
+		}
+	}
 	for (p = target->headers; p < end; p += strlen(p) + 1)
+	{
+		/* one traceparent per request: the event's */
+		if (trace && is_trace_line(p))
+			continue;
 		ADD(p);
+	}
 	/* no "Expect: 100-continue" round trip for large bodies */
 	ADD("Expect:");
 #undef ADD

@@ -117,7 +117,7 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookTarget *target,
 		psprintf("receiver answered with HTTP status %ld", r->status);
 	ereport(LOG,
 			(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
-					coco_event_names[msg->event],
+					coco_event_names[coco_event_kind(msg)],
 					(int) msg->collection_len, coco_event_collection(msg),
 					(long long) target->hook_id, *error),
 			 errdetail("Attempt %s%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",

@@ -73,7 +73,8 @@ append_message(StringInfo out, TriggerData *td, CocoTableHooks *th,
 							   specs, specs_len, nspecs,
 							   th->collection, strlen(th->collection),
 							   document_id, strlen(document_id),
-							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0);
+							   coco_wal_mode() ? COCO_WAL_ID_PLACEHOLDER : NULL, 0, 0,
+							   cocohooks_traceparent, cocohooks_tracestate);
 	coco_build_body(out, event, th, td->tg_relation, document, old_row,
 					document_id, ex);
 	coco_message_end(out, start);

@@ -38,6 +38,13 @@ extern int	cocohooks_log_retention;	/* minutes */
 extern int	cocohooks_durability;	/* CocoDurability */
 extern int	cocohooks_max_wal_retention;	/* MB, -1: no limit */
 extern char *cocohooks_ca_file;
+extern char *cocohooks_traceparent;	/* "": none */
+extern char *cocohooks_tracestate;
+
+/* W3C Trace Context bounds, checked when the settings are set */
+#define COCO_TRACEPARENT_LEN		55
+#define COCO_TRACESTATE_MAX_LEN		512
+#define COCO_TRACESTATE_MAX_MEMBERS	32
 
 extern void coco_settings_define(void);
 
