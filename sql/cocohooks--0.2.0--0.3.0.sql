@@ -224,3 +224,10 @@ CREATE FUNCTION cocohooks.redeliver_failed(hook_id bigint, since timestamptz,
                                            until timestamptz DEFAULT pg_catalog.now())
     RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_redeliver_failed';
+
+-- Failures and successes have their own retentions (log_retention_failed):
+-- an index on finished_at per kind, for the worker's prune of each, in
+-- place of the one on all rows.
+DROP INDEX cocohooks.deliveries_finished_at_idx;
+CREATE INDEX deliveries_succeeded_idx ON cocohooks.deliveries (finished_at) WHERE success;
+CREATE INDEX deliveries_failed_idx ON cocohooks.deliveries (finished_at) WHERE NOT success;

@@ -41,6 +41,7 @@ int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
 int			cocohooks_disable_failing_hooks_after = 5 * 24 * 3600 * 1000;	/* ms */
 int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
+int			cocohooks_log_retention_failed = 30 * 24 * 60;	/* minutes */
 int			cocohooks_durability = COCO_DURABILITY_WAL;
 int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
 
@@ -218,10 +219,21 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cocohooks.log_retention",
-							"How long rows stay in cocohooks.deliveries.",
-							"The worker deletes older rows in small batches; 0 keeps them forever.",
+							"How long rows of successful deliveries stay in cocohooks.deliveries.",
+							"The worker deletes older rows in small batches; 0 keeps them forever. Failed deliveries follow cocohooks.log_retention_failed.",
 							&cocohooks_log_retention,
 							7 * 24 * 60,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.log_retention_failed",
+							"How long rows of failed deliveries stay in cocohooks.deliveries.",
+							"redeliver() and redeliver_failed() need them; the worker deletes older rows in small batches; 0 keeps them forever.",
+							&cocohooks_log_retention_failed,
+							30 * 24 * 60,
 							0,
 							INT_MAX,
 							PGC_SIGHUP,

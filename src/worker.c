@@ -20,7 +20,8 @@
  *	-> let the engine progress (delivery_engine.c): retries that are due,
  *	   libcurl, the batch of log rows, the report of finished events
  *	-> move the WAL source's restart point past what is finished
- *	-> now and then, delete log rows past cocohooks.log_retention.
+ *	-> now and then, delete log rows past their retention
+ *	   (cocohooks.log_retention, cocohooks.log_retention_failed).
  *
  * Each pass runs in a memory context reset at the next pass; what outlives
  * a pass lives in the worker's, the engine's or the WAL source's context.
@@ -178,7 +179,11 @@ save_unfinished(int code, Datum arg)
 	MemoryContextSwitchTo(old);
 }
 
-/* Deletes delivery log rows past cocohooks.log_retention, a batch at a time. */
+/*
+ * Deletes delivery log rows past their retention: successes past
+ * cocohooks.log_retention, failures past cocohooks.log_retention_failed,
+ * up to a batch of each per pass.
+ */
 static void
 prune_log(void)
 {
@@ -186,12 +191,13 @@ prune_log(void)
 
 	if (next_prune == 0 || GetCurrentTimestamp() < next_prune)
 		return;
-	if (cocohooks_log_retention <= 0)
+	if (cocohooks_log_retention <= 0 && cocohooks_log_retention_failed <= 0)
 	{
 		next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PRUNE_INTERVAL_MS);
 		return;
 	}
-	deleted = coco_log_prune(cocohooks_log_retention, PRUNE_BATCH);
+	deleted = coco_log_prune(cocohooks_log_retention, cocohooks_log_retention_failed,
+							 PRUNE_BATCH);
 	/* a full batch means more may be due: go on at the next turn */
 	next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 deleted >= PRUNE_BATCH ? 0 : PRUNE_INTERVAL_MS);
@@ -455,7 +461,7 @@ cocohooks_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			coco_engine_apply_settings();
-			/* log_retention may have changed: apply it now */
+			/* the retentions may have changed: apply them now */
 			next_prune = GetCurrentTimestamp();
 		}
 
