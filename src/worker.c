@@ -392,7 +392,8 @@ report_waiting(void)
 			snprintf(next, sizeof(next), " (next in %ld s)", (next_ms + 999) / 1000);
 		if (active + retrying + in_line + paced == 0)
 			snprintf(waiting_text, sizeof(waiting_text), "waiting for events%s",
-					 coco_parked_waiting() ? " and parked retries" : "");
+					 coco_parked_available() && coco_parked_waiting() ?
+					 " and parked retries" : "");
 		else
 			snprintf(waiting_text, sizeof(waiting_text),
 					 "waiting: %d deliveries in flight, %d waiting to retry%s, %d for their pace, %d behind their document",
