@@ -34,9 +34,8 @@
  */
 #include "postgres.h"
 
-#include "utils/timestamp.h"
-
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "document_order.h"
 #include "failing_hooks.h"

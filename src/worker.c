@@ -412,6 +412,7 @@ cocohooks_worker_main(Datum main_arg)
 	WaitEventSet *gather_wes;
 	MemoryContext loop_cxt;
 	uint64		lost;
+	uint32		wait_event;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -477,6 +478,8 @@ cocohooks_worker_main(Datum main_arg)
 	gather_wes = coco_create_wait_event_set(1);
 	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 
+	/* the wait_event pg_stat_activity shows for the loop's wait */
+	wait_event = coco_wait_event_new("CocohooksWorkerMain");
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", dbname)));
 	coco_saved_events_load();
@@ -601,6 +604,6 @@ cocohooks_worker_main(Datum main_arg)
 			report_waiting();
 		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
 								occurred, lengthof(occurred),
-								PG_WAIT_EXTENSION);
+								wait_event);
 	}
 }

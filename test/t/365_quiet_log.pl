@@ -87,6 +87,15 @@ ok(wait_until('the worker shows what it waits on', 20, sub {
 like($activity, qr/^idle: waiting: \d+ deliveries in flight, ([1-9]|10) waiting to retry \(next in \d+ s\), 0 for their pace, 0 behind their document$/,
 	"and says how many ($activity)");
 
+# its wait has a name of its own where PostgreSQL allows (17 and later)
+my $wait_event = $node->safe_psql('postgres', 'SHOW server_version_num') >= 170000
+  ? 'CocohooksWorkerMain' : 'Extension';
+ok(wait_until("wait_event $wait_event", 10, sub {
+		$node->safe_psql('postgres',
+			"SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'cocohooks worker' AND datname = 'postgres'")
+		  eq $wait_event }),
+	"pg_stat_activity: the worker's wait_event is $wait_event");
+
 # --- the receiver recovers: one line
 my $failed_before = failed_requests();
 ok(wait_until('more failed attempts', 20, sub { failed_requests() >= $failed_before + 10 }),
