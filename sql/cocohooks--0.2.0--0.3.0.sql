@@ -280,3 +280,10 @@ CREATE FUNCTION cocohooks.reset_stats(hook_id bigint DEFAULT NULL) RETURNS void
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_reset_stats';
 
 GRANT SELECT ON cocohooks.hook_stats TO PUBLIC;
+
+-- Failures and successes have their own retentions (log_retention_failed):
+-- an index on finished_at per kind, for the worker's prune of each, in
+-- place of the one on all rows.
+DROP INDEX cocohooks.deliveries_finished_at_idx;
+CREATE INDEX deliveries_succeeded_idx ON cocohooks.deliveries (finished_at) WHERE success;
+CREATE INDEX deliveries_failed_idx ON cocohooks.deliveries (finished_at) WHERE NOT success;

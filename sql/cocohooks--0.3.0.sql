@@ -189,7 +189,12 @@ CREATE TABLE cocohooks.deliveries (
     payload     jsonb,           -- failed deliveries, all with log_deliveries = 'all'
     response    text             -- first 1 kB of the last attempt's response body
 );
-CREATE INDEX deliveries_finished_at_idx ON cocohooks.deliveries (finished_at);
+-- One index on finished_at per kind of row: each has its own retention
+-- (cocohooks.log_retention, log_retention_failed), and the worker's prune
+-- of one kind must not walk over the other's rows kept longer.  Together
+-- they cost a row what one index on finished_at did.
+CREATE INDEX deliveries_succeeded_idx ON cocohooks.deliveries (finished_at) WHERE success;
+CREATE INDEX deliveries_failed_idx ON cocohooks.deliveries (finished_at) WHERE NOT success;
 CREATE INDEX deliveries_hook_id_idx ON cocohooks.deliveries (hook_id);
 
 ALTER TABLE cocohooks.deliveries ENABLE ROW LEVEL SECURITY;

@@ -430,7 +430,7 @@ disable_hook(int64 hook_id, const char *reason, const char *not_sent)
 	dlist_iter	iter;
 
 	coco_gone_note(hook_id, reason, not_sent);
-	coco_failing_note_success(hook_id);
+	coco_failing_note_disabled(hook_id);
 	dlist_foreach(iter, &live)
 	{
 		Delivery   *w = dlist_container(Delivery, live_node, iter.cur);

@@ -336,13 +336,47 @@ coco_log_write(CocoLogRow *rows, int nrows,
 }
 
 /*
- * Deletes up to batch rows of cocohooks.deliveries that finished more than
- * retention_min minutes ago, in one short transaction (the index on
- * finished_at finds them; row locks only).  Returns how many it deleted.
- * Call outside any transaction; errors are reported, not raised.
+ * One kind of row past its retention: up to batch of them, the oldest
+ * first, each kind through its own partial index on finished_at, so that
+ * successes kept for days are never walked over to reach old failures, nor
+ * the other way round.  In the prune's transaction, SPI connected.
+ */
+static int
+prune_kind(bool success, int retention_min, int batch)
+{
+	Datum		args[2] = {Int32GetDatum(retention_min), Int32GetDatum(batch)};
+	Oid			types[2] = {INT4OID, INT4OID};
+
+	if (retention_min <= 0)
+		return 0;
+	if (SPI_execute_with_args(success ?
+							  "DELETE FROM cocohooks.deliveries WHERE id IN "
+							  "(SELECT id FROM cocohooks.deliveries "
+							  " WHERE success AND finished_at < pg_catalog.now() - "
+							  "       pg_catalog.make_interval(mins => $1) "
+							  " ORDER BY finished_at LIMIT $2 "
+							  " FOR UPDATE SKIP LOCKED)" :
+							  "DELETE FROM cocohooks.deliveries WHERE id IN "
+							  "(SELECT id FROM cocohooks.deliveries "
+							  " WHERE NOT success AND finished_at < pg_catalog.now() - "
+							  "       pg_catalog.make_interval(mins => $1) "
+							  " ORDER BY finished_at LIMIT $2 "
+							  " FOR UPDATE SKIP LOCKED)",
+							  2, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not prune cocohooks.deliveries");
+	return (int) SPI_processed;
+}
+
+/*
+ * Deletes up to batch rows of successful deliveries that finished more
+ * than retention_min minutes ago, and up to batch rows of failed ones past
+ * retention_failed_min (0: none of that kind), in one short transaction
+ * (row locks only).  Returns the larger of the two counts: batch means
+ * more may be due.  Call outside any transaction; errors are reported, not
+ * raised.
  */
 int
-coco_log_prune(int retention_min, int batch)
+coco_log_prune(int retention_min, int retention_failed_min, int batch)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile int deleted = 0;
@@ -355,21 +389,19 @@ coco_log_prune(int retention_min, int batch)
 		pgstat_report_activity(STATE_RUNNING, "pruning cocohooks.deliveries");
 		if (OidIsValid(log_table()))
 		{
-			Datum		args[2] = {Int32GetDatum(retention_min), Int32GetDatum(batch)};
-			Oid			types[2] = {INT4OID, INT4OID};
+			int			ok;
+			int			failed;
 
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args("DELETE FROM cocohooks.deliveries WHERE id IN "
-									  "(SELECT id FROM cocohooks.deliveries "
-									  " WHERE finished_at < pg_catalog.now() - "
-									  "       pg_catalog.make_interval(mins => $1) "
-									  " ORDER BY finished_at LIMIT $2 "
-									  " FOR UPDATE SKIP LOCKED)",
-									  2, types, args, NULL, false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not prune cocohooks.deliveries");
-			deleted = (int) SPI_processed;
+			ok = prune_kind(true, retention_min, batch);
+			failed = prune_kind(false, retention_failed_min, batch);
 			SPI_finish();
+			/* one line per pass, for a test of the bound and for debugging */
+			if (ok > 0 || failed > 0)
+				elog(DEBUG1, "cocohooks pruned %d rows of successful and %d rows of failed deliveries",
+					 ok, failed);
+			deleted = Max(ok, failed);
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();

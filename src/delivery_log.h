@@ -33,6 +33,6 @@ struct CocoHookDisable;
 extern bool coco_log_write(CocoLogRow *rows, int nrows,
 						   const struct CocoHookDisable *disables, int ndisables);
 extern char *coco_log_text(const char *bytes, int len);
-extern int	coco_log_prune(int retention_min, int batch);
+extern int	coco_log_prune(int retention_min, int retention_failed_min, int batch);
 
 #endif							/* COCOHOOKS_DELIVERY_LOG_H */

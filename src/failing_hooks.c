@@ -21,6 +21,18 @@
  * it when it reads the hooks again after a change (hook_settings.c calls
  * coco_failing_reconcile) and forgets its own copy of that clock.
  *
+ * The server log follows the same transitions, so that a receiver down
+ * for a day does not flood it (cocohooks.log_failures_every): a hook's
+ * first failed attempt gets its full line (retry_policy.c writes it, told
+ * by coco_failing_count_attempt), saying the hook is failing; its next
+ * ones are only counted, and coco_failing_report writes one line per hook
+ * at most every log_failures_every with what was counted; its first
+ * success writes "recovered", with the count since it started failing.  A
+ * hook the worker disables has its own line (delivery_engine.c); what it
+ * had waiting fails for good next, counted the same way until a summary
+ * line says how many.  Every failed delivery still has its row in
+ * cocohooks.deliveries: the server log is the summary.
+ *
  * Runs in: the worker.
  *
  * Invariants:
@@ -31,7 +43,11 @@
  *	  that, a newly failing hook has none, and is not disabled by this
  *	  rule until another's clock ends, which the server log says once;
  *	- before ALTER EXTENSION UPDATE to 0.3.0 there is no table: the clocks
- *	  live in this worker's memory only.
+ *	  live in this worker's memory only;
+ *	- the counts for the server log live in the same entries (so in the
+ *	  same bound; a hook without a clock gets a line per failed attempt);
+ *	  nquiet counts the entries with counts not yet in a line, ndisabled
+ *	  the entries kept only for those of a disabled hook.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,13 +63,18 @@
 #include "executor/spi.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "mb/pg_wchar.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 #include "failing_hooks.h"
+#include "settings.h"
 #include "sql_array.h"
 
 #define MAX_FAILING_HOOKS	10000
+#define LAST_ERROR_LEN		160 /* of an error, in a summary line */
+#define REPORT_CHECK_MS		1000	/* how often summaries are looked for */
 
 typedef struct FailingHook
 {
@@ -61,11 +82,23 @@ typedef struct FailingHook
 	TimestampTz failing_since;	/* 0: not failing (its row is to go) */
 	bool		dirty;			/* changed since its row was written */
 	bool		persisted;		/* its row is in the table (as far as we know) */
+	/* the server log's account, this worker's only */
+	bool		announced;		/* its first failure's line is written */
+	bool		disabled;		/* disabled by the worker, not failing again */
+	TimestampTz line_at;		/* its last line */
+	int64		failed_attempts;	/* since failing_since */
+	int64		failed_for_good;	/* deliveries, since failing_since */
+	int64		quiet_attempts; /* not in a line yet */
+	int64		quiet_for_good; /* not in a line yet */
+	char		last_error[LAST_ERROR_LEN];
 } FailingHook;
 
 static HTAB *failing = NULL;
 static int	ndirty = 0;
 static bool warned_full = false;
+static int	nquiet = 0;
+static int	ndisabled = 0;
+static TimestampTz report_checked = 0;
 
 /* In a transaction: cocohooks.hook_failing's oid, InvalidOid if none. */
 static Oid
@@ -82,6 +115,55 @@ mark_dirty(FailingHook *f)
 	if (!f->dirty)
 		ndirty++;
 	f->dirty = true;
+}
+
+/* The failures counted since the hook's last line, if any: one line. */
+static void
+report_line(FailingHook *f, TimestampTz now)
+{
+	long		secs;
+	int			usecs;
+
+	if (f->quiet_attempts == 0 && f->quiet_for_good == 0)
+		return;
+	TimestampDifference(f->line_at, now, &secs, &usecs);
+	if (f->disabled)
+		ereport(LOG,
+				(errmsg("cocohooks hook %lld is disabled: %lld more deliveries failed for good in the last %ld s",
+						(long long) f->hook_id, (long long) f->quiet_for_good, secs),
+				 errdetail("The last error: %s. They are in cocohooks.deliveries, with their payload; once the hook is enabled again, redeliver_failed() sends them.",
+						   f->last_error)));
+	else
+	{
+		char	   *since = pstrdup(timestamptz_to_str(f->failing_since));
+
+		ereport(LOG,
+				(errmsg("cocohooks hook %lld is still failing: %lld attempts failed and %lld deliveries failed for good in the last %ld s",
+						(long long) f->hook_id, (long long) f->quiet_attempts,
+						(long long) f->quiet_for_good, secs),
+				 errdetail("Failing since %s: %lld attempts failed and %lld deliveries failed for good since then. The last error: %s. Failed deliveries are in cocohooks.deliveries.",
+						   since, (long long) f->failed_attempts,
+						   (long long) f->failed_for_good, f->last_error)));
+		pfree(since);
+	}
+	f->quiet_attempts = 0;
+	f->quiet_for_good = 0;
+	f->line_at = now;
+	nquiet--;
+}
+
+/* The hook starts failing afresh, or stopped: its counts start from 0. */
+static void
+forget_counts(FailingHook *f)
+{
+	if (f->quiet_attempts > 0 || f->quiet_for_good > 0)
+		nquiet--;
+	f->announced = false;
+	f->failed_attempts = 0;
+	f->failed_for_good = 0;
+	f->quiet_attempts = 0;
+	f->quiet_for_good = 0;
+	f->last_error[0] = '\0';
 }
 
 /*
@@ -120,8 +202,8 @@ coco_failing_init(void)
 				int64		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
 				FailingHook *f = hash_search(failing, &id, HASH_ENTER, NULL);
 
+				memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
 				f->failing_since = DatumGetTimestampTz(heap_getattr(tup, 2, desc, &isnull));
-				f->dirty = false;
 				f->persisted = true;
 			}
 			table_endscan(scan);
@@ -165,12 +247,18 @@ coco_failing_note_failure(int64 hook_id, TimestampTz now)
 			return 0;
 		}
 		f = hash_search(failing, &hook_id, HASH_ENTER, &found);
-		f->failing_since = 0;
-		f->dirty = false;
-		f->persisted = false;
+		memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
 	}
 	if (f->failing_since == 0)
 	{
+		/* failing again after a success, or enabled again after disabling */
+		if (f->disabled)
+		{
+			report_line(f, now);
+			f->disabled = false;
+			ndisabled--;
+		}
+		forget_counts(f);
 		f->failing_since = now;
 		mark_dirty(f);
 	}
@@ -178,21 +266,146 @@ coco_failing_note_failure(int64 hook_id, TimestampTz now)
 }
 
 /*
- * A delivery to the hook succeeded, or the worker disabled it: its clock
- * stops (and starts afresh at its next failure).
+ * A delivery to the hook succeeded: its clock stops (and starts afresh at
+ * its next failure), and the server log says it recovered, with the count
+ * of what failed meanwhile.
  */
 void
 coco_failing_note_success(int64 hook_id)
 {
 	FailingHook *f;
+	char	   *since;
 
 	if (hash_get_num_entries(failing) == 0)
 		return;
 	f = hash_search(failing, &hook_id, HASH_FIND, NULL);
 	if (f == NULL || f->failing_since == 0)
 		return;
+	since = pstrdup(timestamptz_to_str(f->failing_since));
+	ereport(LOG,
+			(errmsg("cocohooks hook %lld recovered: %lld attempts failed since %s",
+					(long long) hook_id, (long long) f->failed_attempts, since),
+			 errdetail("Deliveries that failed for good meanwhile: %lld; they are in cocohooks.deliveries, and redeliver_failed() sends them again.",
+					   (long long) f->failed_for_good)));
+	pfree(since);
+	forget_counts(f);
 	f->failing_since = 0;
 	mark_dirty(f);
+}
+
+/*
+ * The worker disabled the hook (its own line says so): its clock stops,
+ * and the deliveries it had waiting, which fail for good next, are counted
+ * for one summary line rather than a line each.
+ */
+void
+coco_failing_note_disabled(int64 hook_id)
+{
+	FailingHook *f;
+	bool		found;
+
+	f = hash_search(failing, &hook_id, HASH_FIND, NULL);
+	if (f == NULL)
+	{
+		if (hash_get_num_entries(failing) >= MAX_FAILING_HOOKS)
+			return;
+		f = hash_search(failing, &hook_id, HASH_ENTER, &found);
+		memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
+	}
+	if (f->failing_since != 0)
+	{
+		f->failing_since = 0;
+		mark_dirty(f);
+	}
+	if (!f->disabled)
+		ndisabled++;
+	f->disabled = true;
+	f->line_at = GetCurrentTimestamp();
+}
+
+/*
+ * A failed attempt of a delivery to the hook (for_good: the delivery
+ * failed for good with it), and its error: whether it gets a line of its
+ * own, and if it is the hook's first since it started failing, since when
+ * (*since).  Every other failure of a failing or disabled hook is counted
+ * for coco_failing_report's next line.
+ */
+CocoFailureLine
+coco_failing_count_attempt(int64 hook_id, bool for_good, const char *error,
+						   TimestampTz *since)
+{
+	FailingHook *f;
+
+	if (hash_get_num_entries(failing) == 0)
+		return COCO_LINE_EACH;
+	f = hash_search(failing, &hook_id, HASH_FIND, NULL);
+	if (f == NULL || (f->failing_since == 0 && !f->disabled))
+		return COCO_LINE_EACH;
+	if (f->failing_since != 0)
+	{
+		f->failed_attempts++;
+		if (for_good)
+			f->failed_for_good++;
+	}
+	if (cocohooks_log_failures_every <= 0)
+		return COCO_LINE_EACH;
+	if (f->failing_since != 0 && !f->announced)
+	{
+		f->announced = true;
+		f->line_at = GetCurrentTimestamp();
+		*since = f->failing_since;
+		return COCO_LINE_FIRST;
+	}
+	if (f->quiet_attempts == 0 && f->quiet_for_good == 0)
+		nquiet++;
+	f->quiet_attempts++;
+	if (for_good)
+		f->quiet_for_good++;
+	strlcpy(f->last_error, error, pg_mbcliplen(error, strlen(error), LAST_ERROR_LEN - 1) + 1);
+	return COCO_LINE_COUNTED;
+}
+
+/*
+ * Writes the summary lines that are due: one per hook with failures
+ * counted since its last line, once log_failures_every has gone by since
+ * that line; and forgets disabled hooks with nothing left to say.  Looks
+ * at most every REPORT_CHECK_MS.  In the worker's loop, in any memory
+ * context.
+ */
+void
+coco_failing_report(void)
+{
+	TimestampTz now;
+	HASH_SEQ_STATUS seq;
+	FailingHook *f;
+
+	if (failing == NULL || (nquiet == 0 && ndisabled == 0))
+		return;
+	now = GetCurrentTimestamp();
+	if (!TimestampDifferenceExceeds(report_checked, now, REPORT_CHECK_MS))
+		return;
+	report_checked = now;
+	hash_seq_init(&seq, failing);
+	while ((f = hash_seq_search(&seq)) != NULL)
+	{
+		if (!TimestampDifferenceExceeds(f->line_at, now,
+										cocohooks_log_failures_every * 1000))
+			continue;
+		report_line(f, now);
+		/* a disabled hook's entry goes once its last count is told */
+		if (f->disabled && f->failing_since == 0 && !f->dirty)
+		{
+			ndisabled--;
+			hash_search(failing, &f->hook_id, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+/* Milliseconds until coco_failing_report has work, -1 if none waits. */
+long
+coco_failing_report_timeout_ms(void)
+{
+	return (nquiet > 0 || ndisabled > 0) ? REPORT_CHECK_MS : -1;
 }
 
 /* Whether some clock changed since the last write. */
@@ -272,7 +485,8 @@ coco_failing_written(void)
 			continue;
 		f->dirty = false;
 		f->persisted = (f->failing_since != 0);
-		if (f->failing_since == 0)
+		/* a disabled hook's entry stays for its counts (coco_failing_report) */
+		if (f->failing_since == 0 && !f->disabled)
 			hash_search(failing, &f->hook_id, HASH_REMOVE, NULL);
 	}
 	ndirty = 0;
@@ -334,6 +548,9 @@ coco_failing_reconcile(void)
 	while ((f = hash_seq_search(&seq)) != NULL)
 		if (f->persisted && !f->dirty &&
 			bsearch(&f->hook_id, rows, nrows, sizeof(int64), compare_int64) == NULL)
+		{
+			forget_counts(f);
 			hash_search(failing, &f->hook_id, HASH_REMOVE, NULL);
+		}
 	pfree(rows);
 }

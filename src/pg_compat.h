@@ -156,4 +156,16 @@ typedef char coco_b64_byte;
 #define coco_materialized_srf(fcinfo)	SetSingleFuncCall((fcinfo), 0)
 #endif
 
+/*
+ * 17 added custom wait event names (WaitEventExtensionNew: shown in
+ * pg_stat_activity.wait_event); before, every wait of an extension is
+ * "Extension".
+ */
+#include "utils/wait_event.h"
+#if PG_VERSION_NUM >= 170000
+#define coco_wait_event_new(name)	WaitEventExtensionNew(name)
+#else
+#define coco_wait_event_new(name)	PG_WAIT_EXTENSION
+#endif
+
 #endif							/* COCOHOOKS_PG_COMPAT_H */

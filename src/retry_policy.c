@@ -19,17 +19,26 @@
  *
  * Runs in: the worker (the delivery engine).
  *
- * Invariants: every failed attempt gets one LOG line naming the attempt,
- * the URL, the webhook-id and what comes next; no error is raised but out
- * of memory.
+ * The server log: a failed attempt gets a LOG line naming the attempt, the
+ * URL, the webhook-id and what comes next when its hook has no clock of
+ * failures, or when it is the hook's first failure since its last success
+ * (the line then says the hook is failing); the failures after that are
+ * counted for one summary line per hook at most every
+ * cocohooks.log_failures_every (failing_hooks.c), and with 0 every failed
+ * attempt gets its line, as before 0.3.
+ *
+ * Invariants: no error is raised but out of memory; a failed delivery's
+ * row in cocohooks.deliveries, not the server log, is the record of it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "document_order.h"
+#include "failing_hooks.h"
 #include "hook_settings.h"
 #include "parked_retries.h"
 #include "retry_policy.h"
@@ -74,6 +83,9 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookTarget *target,
 	CocoFailureStep step = retry ? COCO_RETRY_IN_MEMORY : COCO_FAILED_FOR_GOOD;
 	char		attempt[96];
 	char		next[96] = "";
+	CocoFailureLine line;
+	TimestampTz since = 0;
+	char	   *failing = NULL;
 
 	if (retry)
 	{
@@ -115,15 +127,25 @@ coco_failure_step(const CocoEventHeader *msg, const CocoHookTarget *target,
 	*retry_at = TimestampTzPlusMilliseconds(now, delay_ms);
 	*error = r->error ? pstrdup(r->error) :
 		psprintf("receiver answered with HTTP status %ld", r->status);
-	ereport(LOG,
-			(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
-					coco_event_names[coco_event_kind(msg)],
-					(int) msg->collection_len, coco_event_collection(msg),
-					(long long) target->hook_id, *error),
-			 errdetail("Attempt %s%s. URL: %.*s, webhook-id: %s, document_id: %.*s.",
-					   attempt, next,
-					   target->url_len, target->url, webhook_id,
-					   (int) msg->document_id_len, coco_event_document_id(msg))));
+	line = coco_failing_count_attempt(target->hook_id, step == COCO_FAILED_FOR_GOOD,
+									  *error, &since);
+	if (line == COCO_LINE_FIRST)
+		failing = psprintf(" Hook %lld is failing since %s: its next failed attempts are summed up in a line at most every %s, until a delivery to it succeeds.",
+						   (long long) target->hook_id, timestamptz_to_str(since),
+						   GetConfigOptionByName("cocohooks.log_failures_every", NULL, false));
+	if (line != COCO_LINE_COUNTED)
+		ereport(LOG,
+				(errmsg("cocohooks could not deliver %s event of collection \"%.*s\" to hook %lld: %s",
+						coco_event_names[coco_event_kind(msg)],
+						(int) msg->collection_len, coco_event_collection(msg),
+						(long long) target->hook_id, *error),
+				 errdetail("Attempt %s%s. URL: %.*s, webhook-id: %s, document_id: %.*s.%s",
+						   attempt, next,
+						   target->url_len, target->url, webhook_id,
+						   (int) msg->document_id_len, coco_event_document_id(msg),
+						   failing ? failing : "")));
+	if (failing)
+		pfree(failing);
 	if (retry && step == COCO_FAILED_FOR_GOOD)
 	{
 		/* the log row says why it has fewer attempts than max_retries allows */

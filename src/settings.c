@@ -42,6 +42,8 @@ int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
 int			cocohooks_disable_failing_hooks_after = 5 * 24 * 3600 * 1000;	/* ms */
 int			cocohooks_log_retention = 7 * 24 * 60;	/* minutes */
+int			cocohooks_log_retention_failed = 30 * 24 * 60;	/* minutes */
+int			cocohooks_log_failures_every = 60;	/* s */
 int			cocohooks_durability = COCO_DURABILITY_WAL;
 int			cocohooks_max_wal_retention = 10 * 1024;	/* MB */
 
@@ -446,14 +448,36 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cocohooks.log_retention",
-							"How long rows stay in cocohooks.deliveries.",
-							"The worker deletes older rows in small batches; 0 keeps them forever.",
+							"How long rows of successful deliveries stay in cocohooks.deliveries.",
+							"The worker deletes older rows in small batches; 0 keeps them forever. Failed deliveries follow cocohooks.log_retention_failed.",
 							&cocohooks_log_retention,
 							7 * 24 * 60,
 							0,
 							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.log_retention_failed",
+							"How long rows of failed deliveries stay in cocohooks.deliveries.",
+							"redeliver() and redeliver_failed() need them; the worker deletes older rows in small batches; 0 keeps them forever.",
+							&cocohooks_log_retention_failed,
+							30 * 24 * 60,
+							0,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.log_failures_every",
+							"How often the server log sums up the failed attempts of a failing hook.",
+							"A hook's first failure after a success gets its own line; then one line per hook at most this often counts the failed attempts, until a success, which gets a line too. 0: a line per failed attempt.",
+							&cocohooks_log_failures_every,
+							60,
+							0,
+							24 * 3600,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("cocohooks.ca_file",

@@ -34,7 +34,9 @@ extern int	cocohooks_max_host_connections;
 extern int	cocohooks_log_deliveries;	/* CocoLogDeliveries */
 extern int	cocohooks_retry_max_backoff;	/* ms */
 extern int	cocohooks_disable_failing_hooks_after;	/* ms, 0: never */
-extern int	cocohooks_log_retention;	/* minutes */
+extern int	cocohooks_log_retention;	/* minutes, successes; 0: forever */
+extern int	cocohooks_log_retention_failed; /* minutes, failures; 0: forever */
+extern int	cocohooks_log_failures_every;	/* s, 0: every failed attempt */
 extern int	cocohooks_durability;	/* CocoDurability */
 extern int	cocohooks_max_wal_retention;	/* MB, -1: no limit */
 extern char *cocohooks_ca_file;

@@ -20,7 +20,10 @@
  *	-> let the engine progress (delivery_engine.c): retries that are due,
  *	   libcurl, the batch of log rows, the report of finished events
  *	-> move the WAL source's restart point past what is finished
- *	-> now and then, delete log rows past cocohooks.log_retention.
+ *	-> now and then, delete log rows past their retention
+ *	   (cocohooks.log_retention, cocohooks.log_retention_failed), and write
+ *	   the server log's summary lines of failing hooks (failing_hooks.c)
+ *	-> show what it waits on in pg_stat_activity (report_waiting).
  *
  * Each pass runs in a memory context reset at the next pass; what outlives
  * a pass lives in the worker's, the engine's or the WAL source's context.
@@ -56,6 +59,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -73,6 +77,7 @@
 #include "hook_stats.h"
 #include "parked_retries.h"
 #include "pg_compat.h"
+#include "retry_queue.h"
 #include "saved_events.h"
 #include "settings_retirement.h"
 #include "settings.h"
@@ -90,6 +95,7 @@
 #define GATHER_BUSY_MS		4	/* see keeping_up() */
 #define GATHER_BUSY_RATE	3	/* events per ms */
 #define GATHER_DECAY		0.9 /* weight of the rounds before, per round */
+#define ACTIVITY_EVERY_MS	1000	/* see report_waiting() */
 
 /* events popped from the queue; those from parked_off on wait to start */
 static char *popbuf = NULL;
@@ -104,6 +110,10 @@ static double gather_events = 0;
 static double gather_elapsed_ms = 0;
 static TimestampTz gather_last_round = 0;
 static MemoryContext worker_cxt = NULL;
+
+/* what pg_stat_activity shows while we wait, and since when */
+static char waiting_text[192] = "";
+static TimestampTz waiting_text_at = 0;
 
 /*
  * For the launcher: starts the worker of database dboid, which tells the
@@ -180,7 +190,11 @@ save_unfinished(int code, Datum arg)
 	MemoryContextSwitchTo(old);
 }
 
-/* Deletes delivery log rows past cocohooks.log_retention, a batch at a time. */
+/*
+ * Deletes delivery log rows past their retention: successes past
+ * cocohooks.log_retention, failures past cocohooks.log_retention_failed,
+ * up to a batch of each per pass.
+ */
 static void
 prune_log(void)
 {
@@ -188,12 +202,13 @@ prune_log(void)
 
 	if (next_prune == 0 || GetCurrentTimestamp() < next_prune)
 		return;
-	if (cocohooks_log_retention <= 0)
+	if (cocohooks_log_retention <= 0 && cocohooks_log_retention_failed <= 0)
 	{
 		next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), PRUNE_INTERVAL_MS);
 		return;
 	}
-	deleted = coco_log_prune(cocohooks_log_retention, PRUNE_BATCH);
+	deleted = coco_log_prune(cocohooks_log_retention, cocohooks_log_retention_failed,
+							 PRUNE_BATCH);
 	/* a full batch means more may be due: go on at the next turn */
 	next_prune = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 deleted >= PRUNE_BATCH ? 0 : PRUNE_INTERVAL_MS);
@@ -350,6 +365,48 @@ keeping_up(uint64 started)
 		!coco_wal_source_behind();
 }
 
+/*
+ * Before the worker waits: what it waits on, as its query in
+ * pg_stat_activity, worked out at most every ACTIVITY_EVERY_MS.  The
+ * statements of delivery_log.c and parked_retries.c show their own text
+ * and leave none: then ours is shown again at the next wait.
+ */
+static void
+report_waiting(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		cleared = MyBEEntry != NULL && MyBEEntry->st_activity_raw[0] == '\0';
+
+	if (!pgstat_track_activities)
+		return;
+	if (TimestampDifferenceExceeds(waiting_text_at, now, ACTIVITY_EVERY_MS))
+	{
+		int			retrying = coco_retry_count();
+		int			in_line = coco_order_waiting();
+		int			paced = coco_pace_waiting();
+
+		/* the engine's unfinished deliveries less those waiting: in flight */
+		int			active = coco_engine_in_flight() - retrying - in_line - paced;
+		long		next_ms = coco_retry_next_ms();
+		char		next[32] = "";
+
+		if (retrying > 0 && next_ms >= 0)
+			snprintf(next, sizeof(next), " (next in %ld s)", (next_ms + 999) / 1000);
+		if (active + retrying + in_line + paced == 0)
+			snprintf(waiting_text, sizeof(waiting_text), "waiting for events%s",
+					 coco_parked_available() && coco_parked_waiting() ?
+					 " and parked retries" : "");
+		else
+			snprintf(waiting_text, sizeof(waiting_text),
+					 "waiting: %d deliveries in flight, %d waiting to retry%s, %d for their pace, %d behind their document",
+					 active, retrying, next, paced, in_line);
+		waiting_text_at = now;
+		cleared = true;
+	}
+	if (cleared)
+		pgstat_report_activity(STATE_IDLE, waiting_text);
+}
+
 void
 cocohooks_worker_main(Datum main_arg)
 {
@@ -357,6 +414,7 @@ cocohooks_worker_main(Datum main_arg)
 	WaitEventSet *gather_wes;
 	MemoryContext loop_cxt;
 	uint64		lost;
+	uint32		wait_event;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -423,6 +481,8 @@ cocohooks_worker_main(Datum main_arg)
 	gather_wes = coco_create_wait_event_set(1);
 	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 
+	/* the wait_event pg_stat_activity shows for the loop's wait */
+	wait_event = coco_wait_event_new("CocohooksWorkerMain");
 	ereport(LOG,
 			(errmsg("cocohooks worker started for database \"%s\"", dbname)));
 	coco_saved_events_load();
@@ -435,6 +495,7 @@ cocohooks_worker_main(Datum main_arg)
 		long		wal_ms;
 		long		parked_ms;
 		long		retire_ms;
+		long		report_ms;
 		bool		took;
 		uint32		check_request;
 		uint64		started_before;
@@ -458,7 +519,7 @@ cocohooks_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			coco_engine_apply_settings();
-			/* log_retention may have changed: apply it now */
+			/* the retentions may have changed: apply them now */
 			next_prune = GetCurrentTimestamp();
 		}
 
@@ -492,6 +553,7 @@ cocohooks_worker_main(Datum main_arg)
 		coco_settings_retirement_step(parked_off < parked_len);
 		prune_log();
 		coco_hook_stats_maintain();
+		coco_failing_report();
 
 		/*
 		 * Sleep until libcurl or a retry needs us, or a backend sets our
@@ -518,6 +580,9 @@ cocohooks_worker_main(Datum main_arg)
 		retire_ms = coco_settings_retirement_timeout_ms();
 		if (retire_ms >= 0 && (timeout < 0 || retire_ms < timeout))
 			timeout = retire_ms;
+		report_ms = coco_failing_report_timeout_ms();
+		if (report_ms >= 0 && (timeout < 0 || report_ms < timeout))
+			timeout = report_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
@@ -539,8 +604,10 @@ cocohooks_worker_main(Datum main_arg)
 			if (timeout < 0 || timeout > gather)
 				timeout = gather;
 		}
+		if (!took)
+			report_waiting();
 		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
 								occurred, lengthof(occurred),
-								PG_WAIT_EXTENSION);
+								wait_event);
 	}
 }

@@ -30,12 +30,15 @@ counts until its answer is about to be written, so a client that waits for
 an answer before its next request never shows two.
 
 With --fail-if TEXT, a request whose body contains TEXT is answered 503,
-whatever its path (a receiver that fails for one document only).
+whatever its path (a receiver that fails for one document only).  With
+--fail-while FILE, every request is answered 503 while FILE exists (a
+receiver that fails for a while and recovers, without a moment down);
+such records have "failed": true.
 
 Only listens on 127.0.0.1.  With --tls-cert and --tls-key it speaks HTTPS
 (TLS 1.2 or later) with that certificate.  Usage:
     receiver.py --log FILE [--port N] [--port-file FILE] [--fail-if TEXT]
-                [--tls-cert PEM --tls-key PEM]
+                [--fail-while FILE] [--tls-cert PEM --tls-key PEM]
 """
 import argparse
 import json
@@ -58,13 +61,14 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     log_path = None
     fail_if = None
+    fail_while = None
     flight_key = None
     in_flight = 0
 
     def log_message(self, fmt, *args):  # keep test output quiet
         pass
 
-    def _record(self, body):
+    def _record(self, body, failed=False):
         rec = {
             "method": self.command,
             "path": self.path,
@@ -74,6 +78,8 @@ class Handler(BaseHTTPRequestHandler):
             "peer_port": self.client_address[1],
             "in_flight": self.in_flight,
         }
+        if failed:
+            rec["failed"] = True
         if hasattr(self.connection, "session_reused"):
             rec["tls_version"] = self.connection.version()
             rec["tls_session_reused"] = self.connection.session_reused
@@ -122,6 +128,11 @@ class Handler(BaseHTTPRequestHandler):
             self._leave()
 
     def _respond(self, body):
+        # decided before the record, which says so
+        if self.fail_while is not None and os.path.exists(self.fail_while):
+            self._record(body, failed=True)
+            self._answer(503)
+            return
         self._record(body)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
@@ -182,7 +193,9 @@ def main():
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
     ap.add_argument("--fail-if")
+    ap.add_argument("--fail-while")
     args = ap.parse_args()
+    Handler.fail_while = args.fail_while
     Handler.log_path = args.log
     if args.fail_if is not None:
         Handler.fail_if = args.fail_if.encode()

@@ -145,6 +145,8 @@ sub wait_until
 # With tls_cert => PEM, tls_key => PEM it speaks HTTPS, and its url is
 # https://localhost:PORT.  With fail_if => TEXT it answers 503 to every
 # request whose body contains TEXT (restart_receiver starts it without).
+# With fail_while => FILE it answers 503 to every request while FILE
+# exists, and its records of those say "failed".
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -158,7 +160,8 @@ sub start_receiver
 			'python3', $receiver_script, '--log', $log, '--port', $listen_port,
 			'--port-file', $port_file,
 			($opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ()),
-			(defined $opts{fail_if} ? ('--fail-if', $opts{fail_if}) : ())
+			(defined $opts{fail_if} ? ('--fail-if', $opts{fail_if}) : ()),
+			(defined $opts{fail_while} ? ('--fail-while', $opts{fail_while}) : ())
 		],
 		'<', \undef, '>', \$out, '2>', \$err);
 	my $ok = wait_until('receiver port file', 15, sub { -s $port_file });

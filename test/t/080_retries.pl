@@ -74,7 +74,11 @@ is($node->safe_psql('postgres',
 # events that fail in a millisecond or two come faster than the first retry
 # is due (1 s).  Those past the 16 are parked in cocohooks.retry_queue
 # (0.2 failed them at once): every one gets its retry.
+# A line per failed attempt (log_failures_every = 0; by default a failing
+# hook's attempts after its first are only counted, test/t/365), so that
+# the server log shows each parked one.
 $node->safe_psql('postgres', 'ALTER SYSTEM SET cocohooks.max_concurrent_deliveries = 1');
+$node->safe_psql('postgres', 'ALTER SYSTEM SET cocohooks.log_failures_every = 0');
 $node->reload;
 my $hook3 = $node->safe_psql('postgres', qq{
 	CREATE TABLE capped (id int PRIMARY KEY);
@@ -103,6 +107,7 @@ ok($node->log_contains(qr/Attempt 1 of 2, parked, retrying in \d+ ms\./),
 is($node->safe_psql('postgres', 'SELECT count(*) FROM cocohooks.retry_queue'), '0',
 	'nothing is left parked');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET cocohooks.max_concurrent_deliveries');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET cocohooks.log_failures_every');
 $node->reload;
 
 $node->stop;

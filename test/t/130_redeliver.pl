@@ -1,6 +1,9 @@
 # cocohooks.redeliver(): a logged delivery is queued again at commit with
 # the same webhook-id and body text; only by the owner of the hook's
-# table.  cocohooks.log_retention: old log rows are pruned by the worker.
+# table.  cocohooks.log_retention and log_retention_failed: old log rows
+# are pruned by the worker, successes and failures each after their own
+# retention (a failure is what redeliver() needs), a bounded batch of each
+# per pass.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -166,17 +169,20 @@ is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM cocohooks.deliveries WHERE id > $max_id AND success"),
 	'0', 'back to failures: no success row (no payload) written');
 
-# ---------- log_retention
+# ---------- log_retention (successes) and log_retention_failed (failures)
 is($node->safe_psql('postgres', 'SHOW cocohooks.log_retention'), '7d', 'default log_retention 7d');
+is($node->safe_psql('postgres', 'SHOW cocohooks.log_retention_failed'), '30d',
+	'default log_retention_failed 30d');
 
-# Inserts $n log rows that finished $age ago.
+# Inserts $n log rows, failed unless $success, that finished $age ago.
 sub old_rows
 {
-	my ($n, $age, $tag) = @_;
+	my ($n, $age, $tag, $success) = @_;
+	my $ok = $success ? 'true' : 'false';
 	$node->safe_psql('postgres', qq{
 		INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, success,
 		    attempts, duration_ms, queued_at, finished_at, webhook_id)
-		SELECT $fail_hook, 'post_save', 'e', '$tag', false, 1, 1,
+		SELECT $fail_hook, 'post_save', 'e', '$tag', $ok, 1, 1,
 		       now() - interval '$age', now() - interval '$age', 'msg_${tag}_' || g
 		FROM generate_series(1, $n) g});
 	return;
@@ -189,46 +195,98 @@ sub count_tag
 		"SELECT count(*) FROM cocohooks.deliveries WHERE document_id = '$tag'");
 }
 
-old_rows(5, '2 hours', 'old');
-old_rows(3, '30 minutes', 'recent');
+# the prune of each kind goes through its own partial index (the table
+# is small here: no sequential scan, to see which index the plan takes)
+like($node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT id FROM cocohooks.deliveries
+	WHERE success AND finished_at < now() - interval '1 h' ORDER BY finished_at LIMIT 1000}),
+	qr/deliveries_succeeded_idx/, 'the prune of successes uses their index');
+like($node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	EXPLAIN (COSTS OFF) SELECT id FROM cocohooks.deliveries
+	WHERE NOT success AND finished_at < now() - interval '1 h' ORDER BY finished_at LIMIT 1000}),
+	qr/deliveries_failed_idx/, 'the prune of failures uses theirs');
+
+old_rows(5, '2 hours', 'old_ok', 1);
+old_rows(5, '2 hours', 'old_failed', 0);
+old_rows(3, '30 minutes', 'recent_ok', 1);
+old_rows(3, '30 minutes', 'recent_failed', 0);
 my $real_rows = $node->safe_psql('postgres',
-	"SELECT count(*) FROM cocohooks.deliveries WHERE document_id NOT IN ('old', 'recent')");
+	"SELECT count(*) FROM cocohooks.deliveries WHERE document_id NOT LIKE 'old%' AND document_id NOT LIKE 'recent%'");
 $t0 = time();
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET cocohooks.log_retention = '1h';
 	SELECT pg_reload_conf();
 });
-ok(wait_until('old rows pruned', 10, sub { count_tag('old') == 0 }),
-	'log_retention 1h: rows 2 hours old are gone after the reload');
-note(sprintf('log_retention: 5 old rows pruned %.2f s after the reload', time() - $t0));
-is(count_tag('recent'), '3', 'rows 30 minutes old remain');
+ok(wait_until('old successes pruned', 10, sub { count_tag('old_ok') == 0 }),
+	'log_retention 1h: successes 2 hours old are gone after the reload');
+note(sprintf('log_retention: 5 old successes pruned %.2f s after the reload', time() - $t0));
+is(count_tag('old_failed'), '5', 'failures of the same age are kept (log_retention_failed 30d)');
+is(count_tag('recent_ok') . ' ' . count_tag('recent_failed'), '3 3', 'rows 30 minutes old remain');
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM cocohooks.deliveries WHERE document_id NOT IN ('old', 'recent')"),
+		"SELECT count(*) FROM cocohooks.deliveries WHERE document_id NOT LIKE 'old%' AND document_id NOT LIKE 'recent%'"),
 	$real_rows, 'fresh rows remain');
 is($node->safe_psql('postgres', 'SHOW cocohooks.log_retention'), '1h', 'SHOW says 1h');
+
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET cocohooks.log_retention_failed = '90min';
+	SELECT pg_reload_conf();
+});
+ok(wait_until('old failures pruned', 10, sub { count_tag('old_failed') == 0 }),
+	'log_retention_failed 90min: failures 2 hours old go after their own retention');
+is(count_tag('recent_ok') . ' ' . count_tag('recent_failed'), '3 3', 'rows 30 minutes old still remain');
 
 # 0 keeps rows forever
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET cocohooks.log_retention = 0;
+	ALTER SYSTEM SET cocohooks.log_retention_failed = 0;
 	SELECT pg_reload_conf();
 });
 usleep(500_000);
-old_rows(4, '30 days', 'ancient');
+old_rows(4, '30 days', 'ancient', 0);
+old_rows(4, '30 days', 'ancient_ok', 1);
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 usleep(2_000_000);
-is(count_tag('ancient'), '4', 'log_retention 0: nothing pruned');
+is(count_tag('ancient') . ' ' . count_tag('ancient_ok'), '4 4', 'retentions 0: nothing pruned');
 
-# 2500 old rows: several batches of 1000
-old_rows(2500, '3 hours', 'many');
+# 2500 old rows of each kind: several passes, each deleting at most 1000 of
+# each (the worker says so at DEBUG1, one line per pass)
+old_rows(2500, '3 hours', 'many', 0);
+old_rows(2500, '3 hours', 'many_ok', 1);
+my $log_offset = -s $node->logfile;
 $t0 = time();
 $node->safe_psql('postgres', q{
+	ALTER SYSTEM SET log_min_messages = debug1;
 	ALTER SYSTEM SET cocohooks.log_retention = '90min';
+	ALTER SYSTEM SET cocohooks.log_retention_failed = '90min';
 	SELECT pg_reload_conf();
 });
-ok(wait_until('2500 old rows pruned', 15, sub { count_tag('many') == 0 && count_tag('ancient') == 0 }),
-	'2504 old rows pruned in batches');
-note(sprintf('log_retention: 2504 old rows pruned %.2f s after the reload', time() - $t0));
-is(count_tag('recent'), '3', 'rows 30 minutes old still remain');
+ok(wait_until('2500 old rows of each kind pruned', 15, sub {
+		count_tag('many') == 0 && count_tag('ancient') == 0
+		  && count_tag('many_ok') == 0 && count_tag('ancient_ok') == 0 }),
+	'2504 old rows of each kind pruned in batches');
+note(sprintf('log_retention: 5008 old rows pruned %.2f s after the reload', time() - $t0));
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM RESET log_min_messages;
+	SELECT pg_reload_conf();
+});
+my @passes = slurp_file($node->logfile, $log_offset)
+  =~ /cocohooks pruned (\d+) rows of successful and (\d+) rows of failed deliveries/g;
+my ($sum_ok, $sum_failed, $max) = (0, 0, 0);
+for (my $i = 0; $i < @passes; $i += 2)
+{
+	$sum_ok += $passes[$i];
+	$sum_failed += $passes[$i + 1];
+	$max = $passes[$i] if $passes[$i] > $max;
+	$max = $passes[$i + 1] if $passes[$i + 1] > $max;
+}
+note('prune passes (successes, failures): '
+	  . join(' ', map { "($passes[2 * $_], $passes[2 * $_ + 1])" } 0 .. $#passes / 2));
+is("$sum_ok $sum_failed", '2504 2504', 'the passes deleted every old row of each kind');
+is($max, 1000, 'no pass deleted more than 1000 of a kind');
+cmp_ok(scalar(@passes) / 2, '>=', 3, 'so it took three passes or more');
+is(count_tag('recent_ok') . ' ' . count_tag('recent_failed'), '3 3', 'rows 30 minutes old still remain');
 
 $node->stop;
 done_testing();
