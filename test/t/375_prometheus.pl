@@ -129,4 +129,21 @@ is(sample('cocohooks_hook_delivered_total', %ok), 6, 'and the new delivery');
 
 $h->kill_kill;
 $node->stop;
+
+# the example alerts of docs/monitoring.md are valid rules over these metrics
+my $doc = slurp_file("$FindBin::RealBin/../../docs/monitoring.md");
+my ($rules) = $doc =~ /## Example alerts.*?```yaml\n(.*?)```/s;
+ok(defined $rules, 'docs/monitoring.md has example alerts');
+my $rules_file = PostgreSQL::Test::Utils::tempdir() . '/rules.yml';
+open(my $fh, '>', $rules_file) or die "$rules_file: $!";
+print $fh $rules;
+close $fh;
+my ($check_out, $check_err) = ('', '');
+IPC::Run::run([ 'promtool', 'check', 'rules', $rules_file ], '>', \$check_out, '2>', \$check_err);
+like($check_out, qr/SUCCESS: 4 rules found/, 'promtool accepts them');
+for my $metric ($rules =~ /\b(cocohooks_\w+)/g)
+{
+	my $base = $metric =~ s/_bucket$//r;
+	like($metrics, qr/^# TYPE \Q$base\E /m, "the rules' $metric is exported");
+}
 done_testing();
