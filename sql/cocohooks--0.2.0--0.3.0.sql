@@ -256,7 +256,8 @@ CREATE FUNCTION cocohooks.hook_counters(
     OUT stats_reset timestamptz,
     OUT latency_bounds double precision[],
     OUT latency_buckets bigint[],
-    OUT latency_sum double precision
+    OUT latency_sum double precision,
+    OUT filter_errors bigint
 ) RETURNS SETOF record
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_hook_counters';
 
@@ -266,7 +267,7 @@ CREATE VIEW cocohooks.hook_stats AS
            s.attempts_2xx, s.attempts_4xx, s.attempts_5xx, s.attempts_other,
            s.attempts_timeout, s.attempts_connection, s.attempts_blocked,
            s.last_success, s.last_failure, s.last_error, s.consecutive_failures,
-           s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms, s.latency_samples,
+           s.filter_errors, s.latency_p50_ms, s.latency_p95_ms, s.latency_p99_ms, s.latency_samples,
            GREATEST(pg_catalog.now() - s.oldest_undelivered,
                     interval '0') AS lag,
            s.oldest_undelivered, f.failing_since, s.stats_reset,

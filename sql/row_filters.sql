@@ -68,6 +68,8 @@ SELECT b->'document'->>'id' AS id, b->'document'->>'d' AS d
 
 -- alter_hook: another filter for the same hook, then none
 SELECT id AS ratio_id FROM cocohooks.hooks WHERE url = recv_url('/rf/ratio') \gset
+-- hook_stats counts the rows its filter failed on: 12, 14 and 16
+SELECT filter_errors, delivered FROM cocohooks.hook_stats WHERE hook_id = :ratio_id;
 SELECT cocohooks.alter_hook(:ratio_id, filter => 'NEW.n / 0');   -- checked as register_hook checks it
 SELECT cocohooks.alter_hook(:ratio_id, filter => 'NEW.n >= 100 AND NEW.title <> ''skip''') AS altered;
 SELECT filter, filter_tree IS NOT NULL AS compiled FROM cocohooks.hooks WHERE id = :ratio_id;

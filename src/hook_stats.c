@@ -4,7 +4,8 @@
  *	  Per-hook delivery statistics, in shared memory (cocohooks.hook_stats).
  *
  * A fixed array of cocohooks.max_hook_stats entries, one per hook of any
- * database, each written only by its database's worker: counters of
+ * database, each written by its database's worker (and by a backend whose
+ * row the hook's filter failed on: filter_errors): counters of
  * deliveries and of attempts by outcome, the last success and failure,
  * the consecutive failures, what the worker holds of the hook (set about
  * once a second) and a histogram of commit-to-receipt latency over two
@@ -27,7 +28,8 @@
  *
  * Invariants:
  *	- an entry's identity (dboid, hook_id) changes only under the lock in
- *	  exclusive mode, and only its database's worker sets or frees it;
+ *	  exclusive mode; a hook has at most one entry; only its database's
+ *	  worker frees it (a backend may make it, to count a filter's error);
  *	- its figures change only under its spinlock, which readers take to
  *	  copy it whole;
  *	- nothing on a worker's delivery path allocates: an entry is found
@@ -143,29 +145,38 @@ clear_row(CocoHookStatsRow *row, int64 hook_id)
 }
 
 /*
- * Takes a free entry for hook_id of our database: its index, or -1 if
- * none is free.  Under the lock, exclusive.
+ * The entry of hook_id of database dboid: its own if it has one (a
+ * backend may have made it), else a free one, set up from *from or
+ * zeroed; its index, or -1 if none is free.  Under the lock, exclusive.
  */
 static int
-take_entry(int64 hook_id, const CocoHookStatsRow *from)
+take_entry(Oid dboid, int64 hook_id, const CocoHookStatsRow *from)
 {
+	int			free_index = -1;
+
 	for (int i = 0; i < area->nentries; i++)
 	{
 		StatsEntry *e = &area->entries[i];
 
-		if (e->dboid != InvalidOid)
-			continue;
+		if (e->dboid == dboid && e->row.hook_id == hook_id)
+			return i;
+		if (e->dboid == InvalidOid && free_index < 0)
+			free_index = i;
+	}
+	if (free_index >= 0)
+	{
+		StatsEntry *e = &area->entries[free_index];
+
 		SpinLockAcquire(&e->mutex);
 		if (from)
 			e->row = *from;
 		else
 			clear_row(&e->row, hook_id);
 		e->row.hook_id = hook_id;
-		e->dboid = MyDatabaseId;
+		e->dboid = dboid;
 		SpinLockRelease(&e->mutex);
-		return i;
 	}
-	return -1;
+	return free_index;
 }
 
 static LocalHook *
@@ -181,7 +192,7 @@ local_hook(int64 hook_id)
 		h->retrying = 0;
 		h->oldest_held = 0;
 		LWLockAcquire(area->lock, LW_EXCLUSIVE);
-		h->index = take_entry(hook_id, NULL);
+		h->index = take_entry(MyDatabaseId, hook_id, NULL);
 		LWLockRelease(area->lock);
 		if (h->index < 0)
 		{
@@ -246,7 +257,7 @@ load_saved(void)
 			h->held = 0;
 			h->retrying = 0;
 			h->oldest_held = 0;
-			h->index = take_entry(row.hook_id, &row);
+			h->index = take_entry(MyDatabaseId, row.hook_id, &row);
 			if (h->index < 0)
 			{
 				hash_search(local_hooks, &row.hook_id, HASH_REMOVE, NULL);
@@ -551,14 +562,21 @@ free_gone_entries(void *arg)
 	SPI_finish();
 
 	LWLockAcquire(area->lock, LW_EXCLUSIVE);
+	/* entries a backend made are ours too */
+	for (int i = 0; i < area->nentries; i++)
+	{
+		StatsEntry *e = &area->entries[i];
+
+		if (e->dboid == MyDatabaseId &&
+			!hash_search(alive, &e->row.hook_id, HASH_FIND, NULL))
+			e->dboid = InvalidOid;
+	}
 	hash_seq_init(&seq, local_hooks);
 	while ((h = hash_seq_search(&seq)) != NULL)
 	{
 		/* a hook without an entry looks for one again */
-		if (h->index >= 0 && hash_search(alive, &h->hook_id, HASH_FIND, NULL))
+		if (h->index >= 0 && area->entries[h->index].dboid == MyDatabaseId)
 			continue;
-		if (h->index >= 0)
-			area->entries[h->index].dboid = InvalidOid;
 		hash_search(local_hooks, &h->hook_id, HASH_REMOVE, NULL);
 	}
 	LWLockRelease(area->lock);
@@ -690,6 +708,31 @@ coco_hook_stats_snapshot(Oid dboid, int *n)
 	LWLockRelease(area->lock);
 	*n = count;
 	return rows;
+}
+
+/*
+ * A backend could not evaluate the hook's filter on a row (row_filter.c):
+ * counted in the hook's entry, made here if the worker has none yet.
+ * Only on that error's path: the lock is taken exclusive.
+ */
+void
+coco_hook_stats_filter_error(int64 hook_id)
+{
+	int			i;
+
+	if (area == NULL || area->nentries == 0)
+		return;
+	LWLockAcquire(area->lock, LW_EXCLUSIVE);
+	i = take_entry(MyDatabaseId, hook_id, NULL);
+	if (i >= 0)
+	{
+		StatsEntry *e = &area->entries[i];
+
+		SpinLockAcquire(&e->mutex);
+		e->row.filter_errors++;
+		SpinLockRelease(&e->mutex);
+	}
+	LWLockRelease(area->lock);
 }
 
 /* Zeroes the figures of a hook of database dboid (its gauges stay). */

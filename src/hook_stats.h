@@ -54,6 +54,7 @@ typedef struct CocoHookStatsRow
 	uint64		dropped;		/* failed for good without an attempt */
 	uint64		attempts[COCO_NUM_OUTCOMES];
 	uint64		consecutive_failures;	/* failed attempts since a success */
+	uint64		filter_errors;	/* rows its filter failed on (backends) */
 	TimestampTz last_success;	/* 0: none */
 	TimestampTz last_failure;
 	char		last_error[COCO_STATS_ERROR_LEN];
@@ -87,6 +88,7 @@ extern void coco_hook_stats_maintain(void);
 extern void coco_hook_stats_forget(Oid dboid);
 
 /* backends */
+extern void coco_hook_stats_filter_error(int64 hook_id);
 extern CocoHookStatsRow *coco_hook_stats_snapshot(Oid dboid, int *n);
 extern void coco_hook_stats_reset(Oid dboid, int64 hook_id);
 extern double coco_latency_percentile(const CocoHookStatsRow *row, double q,

@@ -57,6 +57,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "hook_stats.h"
 #include "own_transaction.h"
 #include "pg_compat.h"
 #include "row_filter.h"
@@ -201,6 +202,7 @@ report(CocoRowFilter *f, ErrorData *edata)
 					(long long) f->hook_id, edata->message),
 			 errdetail("The hook fires for this row, as if its filter were true.")));
 	FreeErrorData(edata);
+	coco_hook_stats_filter_error(f->hook_id);
 }
 
 /*

@@ -44,7 +44,7 @@ PG_FUNCTION_INFO_V1(cocohooks_hook_counters);
 PG_FUNCTION_INFO_V1(cocohooks_reset_stats);
 PG_FUNCTION_INFO_V1(cocohooks_wait_for_deliveries);
 
-#define HOOK_COUNTERS_COLS	27
+#define HOOK_COUNTERS_COLS	28
 
 /*
  * wait_for_deliveries() while the worker reads events from the WAL: every
@@ -347,6 +347,7 @@ cocohooks_hook_counters(PG_FUNCTION_ARGS)
 		values[24] = bounds;
 		values[25] = cumulative_buckets(r);
 		values[26] = Float8GetDatum(r->latency_sum_s);
+		values[27] = Int64GetDatum((int64) r->filter_errors);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -106,6 +106,7 @@ cmp_ok(sample('cocohooks_hook_last_success_timestamp_seconds', %ok), '>', time()
 is(sample('cocohooks_hook_lag_seconds', %ok), 0, 'nothing waiting: no lag');
 is(sample('cocohooks_hook_retrying', %bad), 0, 'and nothing retrying once it failed for good');
 is(sample('cocohooks_hook_enabled', %ok), 1, 'enabled');
+is(sample('cocohooks_hook_filter_errors_total', %ok), 0, 'no filter errors');
 like($metrics, qr/^# TYPE cocohooks_hook_latency_seconds histogram$/m, 'latency is a histogram');
 is(sample('cocohooks_hook_latency_seconds_count', %slow), 2, 'two latencies of the slow hook');
 is(sample('cocohooks_hook_latency_seconds_bucket', %slow, le => '0.25'), 0,
