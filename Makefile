@@ -7,6 +7,7 @@ MODULE_big = cocohooks
 # bottom layer first (src/README: who may call whom)
 OBJS = \
 	src/settings.o \
+	src/trace_context.o \
 	src/own_transaction.o \
 	src/event_message.o \
 	src/db_slots.o \

@@ -43,11 +43,6 @@ extern char *cocohooks_ca_file;
 extern char *cocohooks_traceparent;	/* "": none */
 extern char *cocohooks_tracestate;
 
-/* W3C Trace Context bounds, checked when the settings are set */
-#define COCO_TRACEPARENT_LEN		55
-#define COCO_TRACESTATE_MAX_LEN		512
-#define COCO_TRACESTATE_MAX_MEMBERS	32
-
 extern void coco_settings_define(void);
 
 /* true when events go into the WAL: durability = wal and the server allows it */
