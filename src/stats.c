@@ -173,6 +173,18 @@ visible_hooks(int64 one_id, bool only_one, int *n)
 	return ids;
 }
 
+/* a hash in the current memory context whose entries start with a hook id */
+static HTAB *
+hash_by_hook_id(const char *name, Size entrysize, int n)
+{
+	HASHCTL		ctl = {0};
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = entrysize;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create(name, Max(n, 16), &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 typedef struct HookParked
 {
 	int64		hook_id;
@@ -188,18 +200,13 @@ typedef struct HookParked
 static HTAB *
 parked_of(int64 *ids, int n)
 {
-	HASHCTL		ctl = {0};
 	HTAB	   *parked;
 	CocoAsOwner owner;
 	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
 	Datum		arg;
 	Oid			type = INT8ARRAYOID;
 
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(HookParked);
-	ctl.hcxt = CurrentMemoryContext;
-	parked = hash_create("cocohooks parked per hook", Max(n, 16), &ctl,
-						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	parked = hash_by_hook_id("cocohooks parked per hook", sizeof(HookParked), n);
 	for (int i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(ids[i]);
 	arg = coco_sql_array(elems, NULL, n, INT8OID);
@@ -274,7 +281,6 @@ cocohooks_hook_counters(PG_FUNCTION_ARGS)
 	CocoHookStatsRow *rows;
 	HTAB	   *parked;
 	HTAB	   *by_id;
-	HASHCTL		ctl = {0};
 	Datum		bound_datums[COCO_LATENCY_BOUNDS];
 	Datum		bounds;
 
@@ -286,11 +292,7 @@ cocohooks_hook_counters(PG_FUNCTION_ARGS)
 	ids = visible_hooks(0, false, &nids);
 	parked = parked_of(ids, nids);
 	rows = coco_hook_stats_snapshot(MyDatabaseId, &nrows);
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(StatsById);
-	ctl.hcxt = CurrentMemoryContext;
-	by_id = hash_create("cocohooks hook stats rows", Max(nrows, 16), &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	by_id = hash_by_hook_id("cocohooks hook stats rows", sizeof(StatsById), nrows);
 	for (int i = 0; i < nrows; i++)
 	{
 		StatsById  *e = hash_search(by_id, &rows[i].hook_id, HASH_ENTER, NULL);
