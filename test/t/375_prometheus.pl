@@ -40,12 +40,17 @@ my $dsn = 'host=' . $node->host . ' port=' . $node->port
   . ' user=' . getpwuid($<) . ' dbname=postgres sslmode=disable';
 my ($out, $err) = ('', '');
 # only our queries and the exporter's own figures: its built-in collectors
-# do not all know PostgreSQL 17 and 18
+# (named differently from one version to the next: Debian 12 has 0.11,
+# Debian 13 0.17) do not all know every PostgreSQL version
+my ($help_out, $help_err) = ('', '');
+IPC::Run::run([ $exporter, '--help' ], '>', \$help_out, '2>', \$help_err);
+my %collectors = map { $_ => 1 } ("$help_out$help_err" =~ /--(?:\[no-\])?collector\.(\w+)/g);
+my @no_collectors = map { "--no-collector.$_" } sort keys %collectors;
+note("turned off: @no_collectors");
 my $h = IPC::Run::start(
 	[ $exporter, "--web.listen-address=127.0.0.1:$port",
 	  "--extend.query-path=$queries", '--disable-default-metrics',
-	  '--disable-settings-metrics', '--no-collector.bgwriter',
-	  '--no-collector.database' ],
+	  '--disable-settings-metrics', @no_collectors ],
 	'<', \undef, '>', \$out, '2>', \$err,
 	init => sub { $ENV{DATA_SOURCE_NAME} = $dsn });
 
