@@ -460,7 +460,10 @@ coco_hook_stats_held_due(bool none_held)
 	if (local_hooks == NULL)
 		return false;
 	if (none_held && !held_nonzero)
-		return false;			/* shown already */
+	{
+		held_pending = false;	/* shown already */
+		return false;
+	}
 	if (!none_held && !TimestampDifferenceExceeds(held_published, now, HELD_INTERVAL_MS))
 	{
 		/* what changed since the last count is shown at the next */
