@@ -117,6 +117,13 @@ mark_dirty(FailingHook *f)
 	f->dirty = true;
 }
 
+/* A new entry: everything but its hook id zero (no clock, no counts). */
+static void
+clear_entry(FailingHook *f)
+{
+	memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
+}
+
 /* The failures counted since the hook's last line, if any: one line. */
 static void
 report_line(FailingHook *f, TimestampTz now)
@@ -202,7 +209,7 @@ coco_failing_init(void)
 				int64		id = DatumGetInt64(heap_getattr(tup, 1, desc, &isnull));
 				FailingHook *f = hash_search(failing, &id, HASH_ENTER, NULL);
 
-				memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
+				clear_entry(f);
 				f->failing_since = DatumGetTimestampTz(heap_getattr(tup, 2, desc, &isnull));
 				f->persisted = true;
 			}
@@ -247,7 +254,7 @@ coco_failing_note_failure(int64 hook_id, TimestampTz now)
 			return 0;
 		}
 		f = hash_search(failing, &hook_id, HASH_ENTER, &found);
-		memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
+		clear_entry(f);
 	}
 	if (f->failing_since == 0)
 	{
@@ -310,7 +317,7 @@ coco_failing_note_disabled(int64 hook_id)
 		if (hash_get_num_entries(failing) >= MAX_FAILING_HOOKS)
 			return;
 		f = hash_search(failing, &hook_id, HASH_ENTER, &found);
-		memset(((char *) f) + sizeof(int64), 0, sizeof(FailingHook) - sizeof(int64));
+		clear_entry(f);
 	}
 	if (f->failing_since != 0)
 	{

@@ -179,6 +179,15 @@ take_entry(Oid dboid, int64 hook_id, const CocoHookStatsRow *from)
 	return free_index;
 }
 
+/* what the worker holds of the hook, counted afresh */
+static void
+clear_held(LocalHook *h)
+{
+	h->held = 0;
+	h->retrying = 0;
+	h->oldest_held = 0;
+}
+
 static LocalHook *
 local_hook(int64 hook_id)
 {
@@ -188,9 +197,7 @@ local_hook(int64 hook_id)
 	h = hash_search(local_hooks, &hook_id, HASH_ENTER, &found);
 	if (!found)
 	{
-		h->held = 0;
-		h->retrying = 0;
-		h->oldest_held = 0;
+		clear_held(h);
 		LWLockAcquire(area->lock, LW_EXCLUSIVE);
 		h->index = take_entry(MyDatabaseId, hook_id, NULL);
 		LWLockRelease(area->lock);
@@ -254,9 +261,7 @@ load_saved(void)
 
 			if (found)
 				continue;		/* this server's own figures are newer */
-			h->held = 0;
-			h->retrying = 0;
-			h->oldest_held = 0;
+			clear_held(h);
 			h->index = take_entry(MyDatabaseId, row.hook_id, &row);
 			if (h->index < 0)
 			{
@@ -304,9 +309,7 @@ coco_hook_stats_start(void)
 			LocalHook  *h = hash_search(local_hooks, &e->row.hook_id, HASH_ENTER, NULL);
 
 			h->index = i;
-			h->held = 0;
-			h->retrying = 0;
-			h->oldest_held = 0;
+			clear_held(h);
 		}
 	}
 	LWLockRelease(area->lock);
@@ -475,9 +478,7 @@ coco_hook_stats_held_due(bool none_held)
 	hash_seq_init(&seq, local_hooks);
 	while ((h = hash_seq_search(&seq)) != NULL)
 	{
-		h->held = 0;
-		h->retrying = 0;
-		h->oldest_held = 0;
+		clear_held(h);
 	}
 	return true;
 }
