@@ -56,6 +56,7 @@ OBJS = \
 	src/parked_retries.o \
 	src/retry_policy.o \
 	src/document_order.o \
+	src/batch_builder.o \
 	src/delivery_log.o \
 	src/delivery_engine.o \
 	src/wal_scan.o \
@@ -87,7 +88,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context
+REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context batches
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

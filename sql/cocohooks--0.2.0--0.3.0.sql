@@ -66,7 +66,9 @@ CREATE FUNCTION cocohooks.register_hook(
     retry_for       interval DEFAULT '1 day',
     filter          text    DEFAULT NULL,
     max_per_second  real    DEFAULT NULL,
-    max_concurrent  integer DEFAULT NULL
+    max_concurrent  integer DEFAULT NULL,
+    batch_size      integer DEFAULT 1,
+    batch_wait      interval DEFAULT '5 milliseconds'
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 
@@ -117,6 +119,9 @@ CREATE TABLE cocohooks.hook_versions (
     previous_secret  text,
     previous_secret_until timestamptz,
     retired_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the version's batching (cocohooks.hooks.batch_size, batch_wait)
+    batch_size       integer     NOT NULL DEFAULT 1,
+    batch_wait       interval    NOT NULL DEFAULT '5 milliseconds',
     PRIMARY KEY (hook_id, settings_version)
 );
 ALTER TABLE cocohooks.hook_versions ENABLE ROW LEVEL SECURITY;
@@ -133,6 +138,8 @@ BEGIN
            AND NEW.max_retries IS NOT DISTINCT FROM OLD.max_retries
            AND NEW.ordering IS NOT DISTINCT FROM OLD.ordering
            AND NEW.retry_for IS NOT DISTINCT FROM OLD.retry_for
+           AND NEW.batch_size IS NOT DISTINCT FROM OLD.batch_size
+           AND NEW.batch_wait IS NOT DISTINCT FROM OLD.batch_wait
            AND NEW.settings_version = OLD.settings_version THEN
             RETURN NEW;
         END IF;
@@ -141,12 +148,13 @@ BEGIN
     INSERT INTO cocohooks.hook_versions
         (hook_id, settings_version, url, headers, timeout_ms, max_retries,
          ordering, retry_for, unregistered, secret, previous_secret,
-         previous_secret_until)
+         previous_secret_until, batch_size, batch_wait)
     VALUES (OLD.id, OLD.settings_version, OLD.url, OLD.headers, OLD.timeout_ms,
             OLD.max_retries, OLD.ordering, OLD.retry_for, TG_OP = 'DELETE',
             CASE WHEN TG_OP = 'DELETE' THEN OLD.secret END,
             CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret END,
-            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret_until END)
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret_until END,
+            OLD.batch_size, OLD.batch_wait)
     ON CONFLICT (hook_id, settings_version) DO NOTHING;
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
@@ -167,10 +175,10 @@ BEGIN
     INSERT INTO cocohooks.hook_versions
         (hook_id, settings_version, url, headers, timeout_ms, max_retries,
          ordering, retry_for, unregistered, secret, previous_secret,
-         previous_secret_until)
+         previous_secret_until, batch_size, batch_wait)
     SELECT id, settings_version, url, headers, timeout_ms, max_retries,
            ordering, retry_for, true, secret, previous_secret,
-           previous_secret_until
+           previous_secret_until, batch_size, batch_wait
       FROM cocohooks.hooks
     ON CONFLICT (hook_id, settings_version) DO NOTHING;
     RETURN NULL;
@@ -187,6 +195,15 @@ ALTER TABLE cocohooks.hooks ADD COLUMN filter text;
 ALTER TABLE cocohooks.hooks ADD COLUMN filter_tree text;
 ALTER TABLE cocohooks.hooks ADD COLUMN max_per_second real CHECK (max_per_second > 0);
 ALTER TABLE cocohooks.hooks ADD COLUMN max_concurrent integer CHECK (max_concurrent >= 1);
+
+-- Batched delivery (issue 24): up to batch_size events in one request,
+-- gathered for at most batch_wait; 1 sends each event alone, as before.
+-- Each log row names the batch its event went in (NULL: alone).
+ALTER TABLE cocohooks.hooks ADD COLUMN batch_size integer NOT NULL DEFAULT 1
+    CHECK (batch_size BETWEEN 1 AND 1000);
+ALTER TABLE cocohooks.hooks ADD COLUMN batch_wait interval NOT NULL DEFAULT '5 milliseconds'
+    CHECK (batch_wait >= '0' AND batch_wait <= '10 seconds');
+ALTER TABLE cocohooks.deliveries ADD COLUMN batch_id text;
 
 -- A hook's filter is compiled from its text into filter_tree on every
 -- insert (a restore's too: column numbers and oids change) and on every
@@ -215,7 +232,9 @@ CREATE FUNCTION cocohooks.alter_hook(
     filter          text     DEFAULT NULL,
     max_per_second  real     DEFAULT NULL,
     max_concurrent  integer  DEFAULT NULL,
-    clear           text[]   DEFAULT NULL
+    clear           text[]   DEFAULT NULL,
+    batch_size      integer  DEFAULT NULL,
+    batch_wait      interval DEFAULT NULL
 ) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_alter_hook';
 

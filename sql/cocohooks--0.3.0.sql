@@ -39,7 +39,8 @@ CREATE TABLE cocohooks.hooks (
     -- retries stop this long after the event's commit (NULL: no time limit)
     retry_for   interval    DEFAULT '1 day' CHECK (retry_for > '0'),
     -- what events name: bumped by every change of url, headers, timeout_ms,
-    -- max_retries, ordering or retry_for (cocohooks.hook_versions)
+    -- max_retries, ordering, retry_for, batch_size or batch_wait
+    -- (cocohooks.hook_versions)
     settings_version integer NOT NULL DEFAULT 1,
     -- fires only on rows for which this is true (NULL: every row), as
     -- normalized text; filter_tree is its compiled form, which the row
@@ -49,7 +50,12 @@ CREATE TABLE cocohooks.hooks (
     -- the hook's pace: requests started per second, requests in flight
     -- (NULL: no limit of its own)
     max_per_second real    CHECK (max_per_second > 0),
-    max_concurrent integer CHECK (max_concurrent >= 1)
+    max_concurrent integer CHECK (max_concurrent >= 1),
+    -- batched delivery: up to batch_size events in one request, gathered
+    -- for at most batch_wait (1: each event alone)
+    batch_size  integer     NOT NULL DEFAULT 1 CHECK (batch_size BETWEEN 1 AND 1000),
+    batch_wait  interval    NOT NULL DEFAULT '5 milliseconds'
+        CHECK (batch_wait >= '0' AND batch_wait <= '10 seconds')
 );
 ALTER SEQUENCE cocohooks.hooks_id_seq OWNED BY cocohooks.hooks.id;
 CREATE INDEX hooks_collection_idx ON cocohooks.hooks (collection);
@@ -107,6 +113,9 @@ CREATE TABLE cocohooks.hook_versions (
     previous_secret  text,
     previous_secret_until timestamptz,
     retired_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- the version's batching (cocohooks.hooks.batch_size, batch_wait)
+    batch_size       integer     NOT NULL DEFAULT 1,
+    batch_wait       interval    NOT NULL DEFAULT '5 milliseconds',
     PRIMARY KEY (hook_id, settings_version)
 );
 ALTER TABLE cocohooks.hook_versions ENABLE ROW LEVEL SECURITY;
@@ -123,6 +132,8 @@ BEGIN
            AND NEW.max_retries IS NOT DISTINCT FROM OLD.max_retries
            AND NEW.ordering IS NOT DISTINCT FROM OLD.ordering
            AND NEW.retry_for IS NOT DISTINCT FROM OLD.retry_for
+           AND NEW.batch_size IS NOT DISTINCT FROM OLD.batch_size
+           AND NEW.batch_wait IS NOT DISTINCT FROM OLD.batch_wait
            AND NEW.settings_version = OLD.settings_version THEN
             RETURN NEW;
         END IF;
@@ -131,12 +142,13 @@ BEGIN
     INSERT INTO cocohooks.hook_versions
         (hook_id, settings_version, url, headers, timeout_ms, max_retries,
          ordering, retry_for, unregistered, secret, previous_secret,
-         previous_secret_until)
+         previous_secret_until, batch_size, batch_wait)
     VALUES (OLD.id, OLD.settings_version, OLD.url, OLD.headers, OLD.timeout_ms,
             OLD.max_retries, OLD.ordering, OLD.retry_for, TG_OP = 'DELETE',
             CASE WHEN TG_OP = 'DELETE' THEN OLD.secret END,
             CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret END,
-            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret_until END)
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.previous_secret_until END,
+            OLD.batch_size, OLD.batch_wait)
     ON CONFLICT (hook_id, settings_version) DO NOTHING;
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
@@ -157,10 +169,10 @@ BEGIN
     INSERT INTO cocohooks.hook_versions
         (hook_id, settings_version, url, headers, timeout_ms, max_retries,
          ordering, retry_for, unregistered, secret, previous_secret,
-         previous_secret_until)
+         previous_secret_until, batch_size, batch_wait)
     SELECT id, settings_version, url, headers, timeout_ms, max_retries,
            ordering, retry_for, true, secret, previous_secret,
-           previous_secret_until
+           previous_secret_until, batch_size, batch_wait
       FROM cocohooks.hooks
     ON CONFLICT (hook_id, settings_version) DO NOTHING;
     RETURN NULL;
@@ -187,7 +199,8 @@ CREATE TABLE cocohooks.deliveries (
     finished_at timestamptz      NOT NULL,
     webhook_id  text             NOT NULL,
     payload     jsonb,           -- failed deliveries, all with log_deliveries = 'all'
-    response    text             -- first 1 kB of the last attempt's response body
+    response    text,            -- first 1 kB of the last attempt's response body
+    batch_id    text             -- the webhook-id of the batch it went in (NULL: alone)
 );
 -- One index on finished_at per kind of row: each has its own retention
 -- (cocohooks.log_retention, log_retention_failed), and the worker's prune
@@ -219,7 +232,9 @@ CREATE FUNCTION cocohooks.register_hook(
     retry_for       interval DEFAULT '1 day',
     filter          text    DEFAULT NULL,
     max_per_second  real    DEFAULT NULL,
-    max_concurrent  integer DEFAULT NULL
+    max_concurrent  integer DEFAULT NULL,
+    batch_size      integer DEFAULT 1,
+    batch_wait      interval DEFAULT '5 milliseconds'
 ) RETURNS bigint
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_register_hook';
 
@@ -249,7 +264,9 @@ CREATE FUNCTION cocohooks.alter_hook(
     filter          text     DEFAULT NULL,
     max_per_second  real     DEFAULT NULL,
     max_concurrent  integer  DEFAULT NULL,
-    clear           text[]   DEFAULT NULL
+    clear           text[]   DEFAULT NULL,
+    batch_size      integer  DEFAULT NULL,
+    batch_wait      interval DEFAULT NULL
 ) RETURNS boolean
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_alter_hook';
 

@@ -67,6 +67,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "batch_builder.h"
 #include "cocohooks.h"
 #include "delivery_engine.h"
 #include "delivery_log.h"
@@ -129,7 +130,23 @@ typedef struct Delivery
 	struct curl_slist *headers;
 	char		webhook_id[96];
 	int			attempts;
+	CocoBatch  *batch;			/* the batch it goes in, or NULL: alone */
 } Delivery;
+
+/*
+ * A batch goes as one delivery, its first member (its leader): the leader
+ * alone waits in lines, for pace, for a turn, to retry; the other members
+ * only wait for it.  What the leader does counts for the batch's members
+ * (active, the counters).
+ */
+#define leader_of(d)	((Delivery *) (d)->batch->members[0])
+
+/* the deliveries d stands for: its batch's members, or itself */
+static inline int
+weight(const Delivery *d)
+{
+	return d->batch ? d->batch->n : 1;
+}
 
 static dlist_head events = DLIST_STATIC_INIT(events);
 static dlist_head live = DLIST_STATIC_INIT(live);	/* every unfinished delivery */
@@ -216,6 +233,8 @@ finish_delivery(Delivery *d)
 		coco_pace_remove(&d->pace);
 	coco_hook_target_release(d->target);
 	dlist_delete(&d->live_node);
+	if (d->batch)
+		coco_batch_member_finished(d->batch);
 	pfree(d);
 	active--;
 	if (--ev->remaining == 0)
@@ -227,8 +246,12 @@ finish_delivery(Delivery *d)
 }
 
 static void send_delivery(Delivery *d);
+static void dispatch_batch(CocoBatch *b);
+static void delivery_finished(Delivery *d, const CocoHttpResult *r, bool success,
+							  char *error);
 static char *reason_not_to_send(const Delivery *d);
 static void park_delivery(Delivery *d, int made, TimestampTz at);
+static void park_batch(CocoBatch *b, int made, TimestampTz at);
 static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 							 const CocoEventSource *source, void *source_arg,
 							 const char *give_up_error);
@@ -246,7 +269,7 @@ leave_line(Delivery *d)
 	d->line = NULL;
 	if (next)
 	{
-		active++;
+		active += weight(dlist_container(Delivery, line_node, next));
 		dlist_push_tail(&ready, next);
 	}
 }
@@ -284,7 +307,7 @@ try_send(Delivery *d)
 			case COCO_PACE_ADMITTED:
 				break;
 			case COCO_PACE_WAITING:
-				active--;
+				active -= weight(d);
 				return true;
 			case COCO_PACE_PARK:
 				park_delivery(d, d->attempts - 1, park_at);
@@ -314,7 +337,7 @@ send_paced(void)
 	{
 		Delivery   *d = coco_paced_container(Delivery, pace, paced);
 
-		active++;
+		active += weight(d);
 		if (coco_origin_admit(d->origin, &d->wait_node))
 			send_delivery(d);
 	}
@@ -332,11 +355,11 @@ start_due_retries(void)
 		Delivery   *d = coco_retry_container(Delivery, retry, retry);
 
 		d->waiting_retry = false;
-		active++;
+		active += weight(d);
 		d->attempts++;
 		/* not counted if parked for its pace: counted when taken back */
 		if (try_send(d))
-			coco_marks_count_deliveries(0, 0, 1);
+			coco_marks_count_deliveries(0, 0, weight(d));
 	}
 }
 
@@ -357,6 +380,35 @@ park_one(Delivery *d, int made, TimestampTz at, int64 document_key)
 }
 
 /*
+ * Parks the members of a batch, each on a row of its own with its own
+ * webhook-id, and, for an ordered hook, its document's key, so that the
+ * document's later events park behind it.  Taken back, they are batched
+ * again: the batch is formed anew, with an id of its own (docs/reference.md).
+ * The batch may be freed once done (its members are finished on a flush).
+ */
+static void
+park_batch(CocoBatch *b, int made, TimestampTz at)
+{
+	int			n = b->n;
+	bool		ordered = (b->target->flags & COCO_SPEC_ORDERED) != 0;
+	Delivery  **members = palloc(sizeof(Delivery *) * n);
+
+	/* a flush within park_one may finish the members parked before */
+	memcpy(members, b->members, sizeof(Delivery *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		Delivery   *m = members[i];
+		int64		key = 0;
+
+		if (ordered && m->ev->msg->document_id_len > 0)
+			key = coco_order_document_key(coco_event_document_id(m->ev->msg),
+										  m->ev->msg->document_id_len);
+		park_one(m, made, at, key);
+	}
+	pfree(members);
+}
+
+/*
  * Parks a delivery, made attempts made (one that failed, or one its hook's
  * pace holds back), and the deliveries waiting behind it in its document's
  * line, in order: later events of the document are parked behind them
@@ -369,6 +421,21 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 	int64		key = 0;
 	dlist_node *next;
 
+	if (d->batch)
+	{
+		/* a batch's line is its hook's: each parks with its own (batches) */
+		d->line = NULL;
+		park_batch(d->batch, made, at);
+		while (line && (next = coco_order_leave(line)) != NULL)
+		{
+			Delivery   *w = dlist_container(Delivery, line_node, next);
+
+			active += weight(w);
+			w->line = NULL;
+			park_batch(w->batch, w->attempts - 1, at);
+		}
+		return;
+	}
 	if (line)
 		key = coco_order_document_key(coco_event_document_id(d->ev->msg),
 									  d->ev->msg->document_id_len);
@@ -404,14 +471,14 @@ park_line_at_backlog(void *line)
 	{
 		coco_retry_remove(&first->retry);
 		first->waiting_retry = false;
-		active++;
+		active += weight(first);
 		park_delivery(first, first->attempts, first->retry.at);
 	}
 	else if (first->pace.waiting)
 	{
 		TimestampTz at = coco_pace_remove_to_park(&first->pace);
 
-		active++;
+		active += weight(first);
 		park_delivery(first, first->attempts - 1, at);
 	}
 }
@@ -444,7 +511,7 @@ disable_hook(int64 hook_id, const char *reason, const char *not_sent)
 		{
 			/* first in its document's line if ordered: line_node is free */
 			coco_pace_remove(&w->pace);
-			active++;
+			active += weight(w);
 			dlist_push_tail(&ready, &w->line_node);
 		}
 	}
@@ -566,7 +633,7 @@ park_retries_behind(void)
 
 		coco_retry_remove(&d->retry);
 		d->waiting_retry = false;
-		active++;
+		active += weight(d);
 		park_delivery(d, d->attempts, d->retry.at);
 	}
 	pfree(found);
@@ -583,7 +650,11 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	bool		held_back = false;
 
 	if (!d->given_up)
-		coco_hook_stats_attempt(d->target->hook_id, r);
+	{
+		/* a batch's attempt is each member's (its counters are per event) */
+		for (int i = weight(d); i > 0; i--)
+			coco_hook_stats_attempt(d->target->hook_id, r);
+	}
 	if (d->pace.admitted)
 		coco_pace_release(&d->pace,
 						  success ? COCO_PACE_SUCCESS :
@@ -626,7 +697,8 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	{
 		TimestampTz retry_at;
 
-		switch (coco_failure_step(msg, d->target, d->webhook_id, d->attempts,
+		switch (coco_failure_step(msg, d->target,
+								  d->batch ? d->batch->id : d->webhook_id, d->attempts,
 								  d->given_up || disabled != NULL || held_back, d->line != NULL,
 								  r, &retry_at, &error))
 		{
@@ -638,7 +710,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 				/* waits in worker memory, holding no place in the shared queue */
 				pfree(error);
 				d->waiting_retry = true;
-				active--;
+				active -= weight(d);
 				coco_retry_add(&d->retry, retry_at);
 				return;
 			case COCO_FAILED_FOR_GOOD:
@@ -660,6 +732,44 @@ delivery_done(void *arg, const CocoHttpResult *r)
 				break;
 		}
 	}
+	if (d->batch == NULL)
+	{
+		delivery_finished(d, r, success, error);
+		return;
+	}
+
+	/*
+	 * A batch's outcome is each member's: a log row each (or finished at
+	 * once), the error copied for each; the batch is freed with its last.
+	 */
+	{
+		CocoBatch  *b = d->batch;
+		int			n = b->n;
+		Delivery  **members = palloc(sizeof(Delivery *) * n);
+
+		memcpy(members, b->members, sizeof(Delivery *) * n);
+		for (int i = 1; i < n; i++)
+		{
+			members[i]->attempts = d->attempts;
+			members[i]->given_up = d->given_up;
+		}
+		for (int i = 0; i < n; i++)
+			delivery_finished(members[i], r, success,
+							  i == n - 1 || error == NULL ? error : pstrdup(error));
+		pfree(members);
+	}
+}
+
+/*
+ * A delivery (or a batch's member) finished for good, with r its last
+ * attempt's outcome and error (palloc'd, taken over) its log row's: the
+ * counters, the next in its line, its log row, or finished now.
+ */
+static void
+delivery_finished(Delivery *d, const CocoHttpResult *r, bool success, char *error)
+{
+	const CocoEventHeader *msg = d->ev->msg;
+
 	coco_marks_count_deliveries(success ? 1 : 0, success ? 0 : 1, 0);
 	coco_hook_stats_finished(d->target->hook_id, success, d->attempts > 0,
 							 msg->queued_at);
@@ -688,6 +798,7 @@ delivery_done(void *arg, const CocoHttpResult *r)
 		row->queued_at = msg->queued_at;
 		row->finished_at = GetCurrentTimestamp();
 		row->webhook_id = d->webhook_id;
+		row->batch_id = d->batch ? d->batch->id : NULL;
 		/* kept for redeliver(): failures always, everything when all is logged */
 		row->payload = coco_event_body(msg);
 		row->payload_len = msg->body_len;
@@ -825,12 +936,19 @@ send_delivery(Delivery *d)
 	{
 		const CocoEventHeader *msg = d->ev->msg;
 		char	   *url = pnstrdup(d->target->url, d->target->url_len);
+		const CocoBatch *b = d->batch;
+		const char *body = b ? b->body : coco_event_body(msg);
+		size_t		body_len = b ? b->body_len : msg->body_len;
 
 		d->sent = true;
-		d->headers = coco_request_headers(msg, d->target, d->webhook_id,
-										  coco_signing_keys_for(d->target->hook_id));
-		if (!coco_http_post(http, url, d->headers, coco_event_body(msg),
-							msg->body_len, d->target->timeout_ms, d))
+		/* a batch carries its first event's trace context, if any */
+		d->headers = coco_request_headers(msg,
+										  b ? b->event : coco_event_names[coco_event_kind(msg)],
+										  d->target, b ? b->id : d->webhook_id,
+										  coco_signing_keys_for(d->target->hook_id),
+										  body, body_len);
+		if (!coco_http_post(http, url, d->headers, body, body_len,
+							d->target->timeout_ms, d))
 		{
 			CocoHttpResult r = {0};
 
@@ -958,6 +1076,15 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 				pfree(missing);
 			continue;
 		}
+		/* a batch of the hook still open ends before an event not for it */
+		if (coco_batch_any_open())
+		{
+			CocoBatch  *open = coco_batch_open_of(d->target->hook_id);
+
+			if (open && (d->target->batch_size <= 1 ||
+						 !coco_batch_takes(open, d->target, ev->msg->queued_at)))
+				dispatch_batch(open);
+		}
 		if ((d->target->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0)
 		{
 			int64		key = coco_order_document_key(coco_event_document_id(ev->msg),
@@ -970,7 +1097,9 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 				park_one(d, ev->msg->attempts, GetCurrentTimestamp(), key);
 				continue;
 			}
-			if (!coco_order_enter(d->target->hook_id, coco_event_document_id(ev->msg),
+			/* a batch waits in its hook's line, not its documents' */
+			if (d->target->batch_size <= 1 &&
+				!coco_order_enter(d->target->hook_id, coco_event_document_id(ev->msg),
 								  ev->msg->document_id_len, &d->line_node, &d->line))
 			{
 				/* waits for an earlier event of its document */
@@ -979,9 +1108,58 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 			}
 		}
 		active++;
+		if (d->target->batch_size > 1)
+		{
+			CocoBatch  *b = coco_batch_open_of(d->target->hook_id);
+
+			if (b == NULL)
+				b = coco_batch_begin(d->target, ev->msg->queued_at);
+			d->batch = b;
+			if (coco_batch_add(b, d, ev->msg, ev->event_id, d->webhook_id))
+				dispatch_batch(b);
+			continue;
+		}
 		try_send(d);
 	}
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Closes an open batch and sends it as one delivery, its first member:
+ * for an ordered hook, after the hook's batch before it (one batch of an
+ * ordered hook at a time, so that its documents' events stay in order
+ * across batches; docs/reference.md).  Its members are counted in active
+ * already.
+ */
+static void
+dispatch_batch(CocoBatch *b)
+{
+	Delivery   *leader = (Delivery *) b->members[0];
+
+	coco_batch_close(b);
+	if ((b->target->flags & COCO_SPEC_ORDERED) &&
+		!coco_order_enter(b->hook_id, "", 0, &leader->line_node, &leader->line))
+	{
+		/* waits for the hook's batch before it */
+		active -= b->n;
+		park_line_at_backlog(leader->line);
+		return;
+	}
+	try_send(leader);
+}
+
+/* Sends the open batches whose batch_wait has passed. */
+static void
+dispatch_due_batches(void)
+{
+	TimestampTz now;
+	CocoBatch  *b;
+
+	if (!coco_batch_any_open())
+		return;
+	now = GetCurrentTimestamp();
+	while ((b = coco_batch_pop_due(now)) != NULL)
+		dispatch_batch(b);
 }
 
 /*
@@ -1021,6 +1199,7 @@ coco_engine_init(void)
 	coco_retry_init();
 	coco_order_init(engine_cxt);
 	coco_pace_init(engine_cxt);
+	coco_batch_init(engine_cxt);
 	http = coco_http_create(delivery_done);
 	coco_engine_apply_settings();
 }
@@ -1099,7 +1278,8 @@ publish_held(void)
 		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
 
 		coco_hook_stats_held(d->target->hook_id, d->ev->msg->queued_at,
-							 d->waiting_retry);
+							 (d->batch && !d->batch->open && !d->done) ?
+							 leader_of(d)->waiting_retry : d->waiting_retry);
 	}
 	coco_hook_stats_held_publish();
 }
@@ -1112,6 +1292,7 @@ coco_engine_progress(void)
 	coco_hook_settings_refresh();
 	old = MemoryContextSwitchTo(engine_cxt);
 	park_retries_behind();
+	dispatch_due_batches();
 	start_due_retries();
 	send_ready();
 	send_paced();
@@ -1133,6 +1314,7 @@ coco_engine_timeout_ms(void)
 	long		retry_ms = coco_retry_next_ms();
 	long		pace_ms = coco_pace_next_ms();
 	long		stats_ms = coco_hook_stats_timeout_ms();
+	long		batch_ms = coco_batch_next_ms();
 
 	if (retry_ms >= 0 && (timeout < 0 || retry_ms < timeout))
 		timeout = retry_ms;
@@ -1140,6 +1322,8 @@ coco_engine_timeout_ms(void)
 		timeout = stats_ms;
 	if (pace_ms >= 0 && (timeout < 0 || pace_ms < timeout))
 		timeout = pace_ms;
+	if (batch_ms >= 0 && (timeout < 0 || batch_ms < timeout))
+		timeout = batch_ms;
 	return timeout;
 }
 
@@ -1181,13 +1365,16 @@ coco_engine_save_unfinished(StringInfo buf)
 	{
 		Delivery   *d = dlist_container(Delivery, live_node, iter.cur);
 
+		const Delivery *s = (d->batch && !d->batch->open) ? leader_of(d) : d;
+
 		/* events in the WAL or parked are read again from there */
 		if (d->done || d->ev->wal_lsn != 0 || (d->ev->source && d->ev->source->keeps_events))
 			continue;
+		/* a batch's members are saved one by one, batched again when read */
 		coco_message_append_carried(buf, d->ev->msg,
 									(const char *) d->spec, d->spec->spec_len, 1,
 									d->ev->event_id,
-									d->waiting_retry ? d->attempts : d->attempts - 1);
+									s->waiting_retry ? s->attempts : s->attempts - 1);
 		n++;
 	}
 	return n;

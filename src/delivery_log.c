@@ -22,7 +22,7 @@
  *	  rows deleted), so the worker keeps the deliveries it holds;
  *	- the INSERT's plan is kept across calls (SPI_keepplan), and prepared
  *	  again after a failure or once ALTER EXTENSION UPDATE adds the
- *	  response column;
+ *	  response or batch_id column;
  *	- the caller's memory context is current again on return.
  *
  *-------------------------------------------------------------------------
@@ -44,12 +44,15 @@
 #include "gone_hooks.h"
 #include "sql_array.h"
 
-#define NCOLS 14
+#define NCOLS 15
 
 static SPIPlanPtr insert_plan = NULL;
-static bool insert_plan_has_response = false;
+static int	insert_plan_ncols = 0;
 
-/* one INSERT over arrays; the 0.2.0 log has response, 0.1.0's does not */
+/*
+ * one INSERT over arrays; the 0.3.0 log has batch_id, the 0.2.0 one
+ * response, 0.1.0's neither
+ */
 #define LOG_INSERT(col, sel, unnest, alias) \
 "INSERT INTO cocohooks.deliveries (hook_id, event, collection, document_id, " \
 "success, status_code, error, attempts, duration_ms, queued_at, finished_at, " \
@@ -66,6 +69,10 @@ static bool insert_plan_has_response = false;
 "AS r(h, e, c, d, s, sc, er, a, du, q, f, w, p" alias ")"
 
 static const char *insert_sql =
+LOG_INSERT(", response, batch_id", ", rs, b",
+		   ", pg_catalog.unnest($14::pg_catalog.text[]), pg_catalog.unnest($15::pg_catalog.text[])",
+		   ", rs, b");
+static const char *insert_sql_0_2 =
 LOG_INSERT(", response", ", rs", ", pg_catalog.unnest($14::pg_catalog.text[])", ", rs");
 static const char *insert_sql_0_1 = LOG_INSERT("", "", "", "");
 
@@ -175,7 +182,7 @@ insert_rows(CocoLogRow *rows, int nrows,
 	static const Oid elemtypes[NCOLS] = {
 		INT8OID, TEXTOID, TEXTOID, TEXTOID, BOOLOID, INT4OID, TEXTOID,
 		INT4OID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID,
-		TEXTOID
+		TEXTOID, TEXTOID
 	};
 	Oid			argtypes[NCOLS];
 	Datum		args[NCOLS];
@@ -194,7 +201,8 @@ insert_rows(CocoLogRow *rows, int nrows,
 		Datum	   *values = palloc(sizeof(Datum) * Max(nrows, 1));
 		bool	   *nulls = palloc(sizeof(bool) * Max(nrows, 1));
 		bool		has_response = get_attnum(logrel, "response") != InvalidAttrNumber;
-		int			ncols = has_response ? NCOLS : NCOLS - 1;
+		bool		has_batch = get_attnum(logrel, "batch_id") != InvalidAttrNumber;
+		int			ncols = !has_response ? NCOLS - 2 : !has_batch ? NCOLS - 1 : NCOLS;
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -259,21 +267,26 @@ insert_rows(CocoLogRow *rows, int nrows,
 						nulls[i] = (r->response == NULL);
 						values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(r->response);
 						break;
+					case 14:
+						nulls[i] = (r->batch_id == NULL);
+						values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(r->batch_id);
+						break;
 				}
 			}
 			args[c] = coco_sql_array(values, nulls, nrows, elemtypes[c]);
 			argtypes[c] = get_array_type(elemtypes[c]);
 		}
 
-		if (insert_plan != NULL && insert_plan_has_response != has_response)
+		if (insert_plan != NULL && insert_plan_ncols != ncols)
 		{
-			/* ALTER EXTENSION UPDATE added the column */
+			/* ALTER EXTENSION UPDATE added columns */
 			SPI_freeplan(insert_plan);
 			insert_plan = NULL;
 		}
 		if (insert_plan == NULL)
 		{
-			SPIPlanPtr	plan = SPI_prepare(has_response ? insert_sql : insert_sql_0_1,
+			SPIPlanPtr	plan = SPI_prepare(ncols == NCOLS ? insert_sql :
+										   ncols == NCOLS - 1 ? insert_sql_0_2 : insert_sql_0_1,
 										   ncols, argtypes);
 
 			if (plan == NULL)
@@ -282,7 +295,7 @@ insert_rows(CocoLogRow *rows, int nrows,
 			if (SPI_keepplan(plan) != 0)
 				elog(ERROR, "could not keep cocohooks.deliveries insert plan");
 			insert_plan = plan;
-			insert_plan_has_response = has_response;
+			insert_plan_ncols = ncols;
 		}
 		if (SPI_execute_plan(insert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not insert into cocohooks.deliveries");

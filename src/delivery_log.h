@@ -27,6 +27,7 @@ typedef struct CocoLogRow
 	const char *payload;		/* the body sent, or NULL */
 	uint32		payload_len;
 	const char *response;		/* start of the last response body, or NULL */
+	const char *batch_id;		/* the webhook-id of its batch, or NULL */
 } CocoLogRow;
 
 struct CocoHookDisable;

@@ -82,19 +82,22 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	CocoAsOwner st;
 	int64		id;
 	bool		isnull;
-	Datum		args[14];
-	char		nulls[14] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Oid			types[14] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, FLOAT4OID, INT4OID};
+	Datum		args[16];
+	char		nulls[16] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' '};
+	Oid			types[16] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, FLOAT4OID, INT4OID,
+	INT4OID, INTERVALOID};
 
 	/*
 	 * The SQL function of an older schema, until ALTER EXTENSION UPDATE, has
 	 * fewer arguments: seven in 0.1.0, ten in 0.2.0 (whose catalog has no
-	 * retry_for and needs a max_retries).
+	 * retry_for and needs a max_retries), fourteen in 0.3.0 before batches.
 	 */
 	bool		v02 = PG_NARGS() >= 10;
 	bool		v03 = PG_NARGS() >= 14;
-	int			nargs = v03 ? 14 : v02 ? 10 : 7;
+	bool		batches = PG_NARGS() >= 16;
+	int			nargs = batches ? 16 : v03 ? 14 : v02 ? 10 : 7;
 	ArrayType  *columns = NULL;
 	ArrayType  *exclude = NULL;
 	char	   *ordering = "document";
@@ -111,6 +114,11 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		coco_require_arg(fcinfo, 6, "max_retries");
 	if (v02)
 		coco_require_arg(fcinfo, 9, "ordering");
+	if (batches)
+	{
+		coco_require_arg(fcinfo, 14, "batch_size");
+		coco_require_arg(fcinfo, 15, "batch_wait");
+	}
 
 	relid = PG_GETARG_OID(0);
 	event = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -159,6 +167,11 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 		args[i] = v03 ? PG_GETARG_DATUM(i) : (Datum) 0;
 		nulls[i] = v03 && !PG_ARGISNULL(i) ? ' ' : 'n';
 	}
+	if (batches)
+	{
+		args[14] = PG_GETARG_DATUM(14);
+		args[15] = PG_GETARG_DATUM(15);
+	}
 
 	coco_begin_as_owner(&st);
 	/* stored with every name outside pg_catalog qualified (filter_compile.c) */
@@ -166,7 +179,15 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	nulls[11] = filter ? ' ' : 'n';
 	coco_check_partition_family(relid);
 	/* no row limit: a limited INSERT would not fire its statement trigger */
-	if (SPI_execute_with_args(v03 ?
+	if (SPI_execute_with_args(batches ?
+							  "INSERT INTO cocohooks.hooks "
+							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
+							  "columns, exclude_columns, ordering, retry_for, filter, "
+							  "max_per_second, max_concurrent, batch_size, batch_wait) "
+							  "VALUES ($1::pg_catalog.regclass, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+							  "$12, $13, $14, $15, $16) "
+							  "RETURNING id" :
+							  v03 ?
 							  "INSERT INTO cocohooks.hooks "
 							  "(collection, event, url, headers, secret, timeout_ms, max_retries, "
 							  "columns, exclude_columns, ordering, retry_for, filter, "
@@ -376,7 +397,7 @@ cocohooks_rotate_secret(PG_FUNCTION_ARGS)
 
 /* alter_hook's arguments: hook_id, the settings (hook_args.h), clear */
 #define ALTER_FIRST_SETTING	1
-#define ALTER_CLEAR_ARG		(ALTER_FIRST_SETTING + COCO_NUM_SETTINGS)
+#define ALTER_CLEAR_ARG		(ALTER_FIRST_SETTING + COCO_SETTINGS_BEFORE_CLEAR)
 
 /*
  * The settings alter_hook's clear names, in cleared[]: nullable ones only,
@@ -431,7 +452,7 @@ read_clear(FunctionCallInfo fcinfo, bool *cleared)
 					 errmsg("%s cannot be cleared", name),
 					 errdetail("clear may name only the settings that can be NULL: %s.",
 							   nullable.data)));
-		if (!PG_ARGISNULL(ALTER_FIRST_SETTING + s))
+		if (coco_setting_given(fcinfo, ALTER_FIRST_SETTING, s, COCO_NONE_BY_CLEAR))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s is both given and cleared", name),
@@ -441,7 +462,7 @@ read_clear(FunctionCallInfo fcinfo, bool *cleared)
 }
 
 /*
- * alter_hook(hook_id, <settings>..., clear): changes the settings given
+ * alter_hook(hook_id, <settings>..., clear, <batch settings>): changes the settings given
  * (not NULL) and sets those named in clear to NULL, in one UPDATE; the rest
  * stay.  Every value is checked as register_hook checks it.  The catalog's
  * trigger keeps the settings events already written name
@@ -498,11 +519,14 @@ cocohooks_alter_hook(PG_FUNCTION_ARGS)
 	appendStringInfoString(&sql, "UPDATE cocohooks.hooks SET ");
 	for (int s = 0; s < COCO_NUM_SETTINGS; s++)
 	{
-		bool		given = !PG_ARGISNULL(ALTER_FIRST_SETTING + s);
+		bool		given = coco_setting_given(fcinfo, ALTER_FIRST_SETTING, s,
+											   COCO_NONE_BY_CLEAR);
 
 		if (!given && !cleared[s])
 			continue;
-		args[nargs] = given ? PG_GETARG_DATUM(ALTER_FIRST_SETTING + s) : (Datum) 0;
+		args[nargs] = given ?
+			PG_GETARG_DATUM(coco_setting_argno(ALTER_FIRST_SETTING, s, COCO_NONE_BY_CLEAR)) :
+			(Datum) 0;
 		/* stored with every name outside pg_catalog qualified (filter_compile.c) */
 		if (s == COCO_SETTING_FILTER && given)
 			args[nargs] = CStringGetTextDatum(coco_filter_deparse(filter, relid));

@@ -292,6 +292,38 @@ coco_check_max_per_second(float4 value)
 						   MAX_PER_SECOND)));
 }
 
+/* batch_size: events in one request, 1 (each alone) to MAX_BATCH_SIZE. */
+void
+coco_check_batch_size(int value)
+{
+	if (value < 1 || value > MAX_BATCH_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size %d is out of range", value),
+				 errdetail("batch_size must be between 1 and %d.", MAX_BATCH_SIZE),
+				 errhint("A batch_size of 1 sends each event in a request of its own.")));
+}
+
+/*
+ * batch_wait: how long a batch waits for more events after its first,
+ * from 0 (what is at hand) to MAX_BATCH_WAIT_MS; no months or days, which
+ * have no fixed length.
+ */
+void
+coco_check_batch_wait(Interval *wait)
+{
+	if (INTERVAL_NOT_FINITE(wait) || wait->month != 0 || wait->day != 0 ||
+		wait->time < 0 || wait->time > (int64) MAX_BATCH_WAIT_MS * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid batch_wait \"%s\"",
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(wait)))),
+				 errdetail("batch_wait must be between 0 and %d seconds.",
+						   MAX_BATCH_WAIT_MS / 1000),
+				 errhint("batch_wait is how long a batch waits for more events after its first; 0 sends the events at hand.")));
+}
+
 /*
  * retry_for: a finite interval greater than zero (NULL, for no time limit,
  * is not checked here).
@@ -477,6 +509,8 @@ const CocoSettingInfo coco_settings[COCO_NUM_SETTINGS] = {
 	[COCO_SETTING_FILTER] = {"filter", TEXTOID, true},
 	[COCO_SETTING_MAX_PER_SECOND] = {"max_per_second", FLOAT4OID, true},
 	[COCO_SETTING_MAX_CONCURRENT] = {"max_concurrent", INT4OID, true},
+	[COCO_SETTING_BATCH_SIZE] = {"batch_size", INT4OID, false},
+	[COCO_SETTING_BATCH_WAIT] = {"batch_wait", INTERVALOID, false},
 };
 
 /*
@@ -484,14 +518,24 @@ const CocoSettingInfo coco_settings[COCO_NUM_SETTINGS] = {
  * settings being those from first on; its value in *value if so.
  */
 static bool
-setting_given(FunctionCallInfo fcinfo, int first, CocoSetting s, Datum *value)
+setting_given(FunctionCallInfo fcinfo, int first, CocoSetting s, CocoNoneBy none_by,
+			  Datum *value)
 {
-	int			argno = first + (int) s;
+	int			argno = coco_setting_argno(first, s, none_by);
 
 	if (argno >= PG_NARGS() || PG_ARGISNULL(argno))
 		return false;
 	*value = PG_GETARG_DATUM(argno);
 	return true;
+}
+
+/* Whether setting s is given: the SQL function has it, and it is not NULL. */
+bool
+coco_setting_given(FunctionCallInfo fcinfo, int first, CocoSetting s, CocoNoneBy none_by)
+{
+	Datum		v;
+
+	return setting_given(fcinfo, first, s, none_by, &v);
 }
 
 /*
@@ -505,24 +549,28 @@ coco_check_settings(FunctionCallInfo fcinfo, int first, CocoNoneBy none_by)
 {
 	Datum		v;
 
-	if (setting_given(fcinfo, first, COCO_SETTING_URL, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_URL, none_by, &v))
 		coco_check_url(TextDatumGetCString(v));
-	if (setting_given(fcinfo, first, COCO_SETTING_HEADERS, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_HEADERS, none_by, &v))
 		coco_check_headers(DatumGetJsonbP(v));
-	if (setting_given(fcinfo, first, COCO_SETTING_SECRET, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_SECRET, none_by, &v))
 		coco_check_secret(TextDatumGetCString(v), "secret", none_by == COCO_NONE_BY_NULL);
-	if (setting_given(fcinfo, first, COCO_SETTING_TIMEOUT_MS, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_TIMEOUT_MS, none_by, &v))
 		coco_check_range("timeout_ms", DatumGetInt32(v), 1, MAX_TIMEOUT_MS);
-	if (setting_given(fcinfo, first, COCO_SETTING_MAX_RETRIES, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_RETRIES, none_by, &v))
 		coco_check_range("max_retries", DatumGetInt32(v), 0, MAX_RETRIES);
-	if (setting_given(fcinfo, first, COCO_SETTING_ORDERING, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_ORDERING, none_by, &v))
 		coco_check_ordering(TextDatumGetCString(v));
-	if (setting_given(fcinfo, first, COCO_SETTING_RETRY_FOR, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_RETRY_FOR, none_by, &v))
 		coco_check_retry_for(DatumGetIntervalP(v), none_by);
-	if (setting_given(fcinfo, first, COCO_SETTING_MAX_PER_SECOND, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_PER_SECOND, none_by, &v))
 		coco_check_max_per_second(DatumGetFloat4(v));
-	if (setting_given(fcinfo, first, COCO_SETTING_MAX_CONCURRENT, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_MAX_CONCURRENT, none_by, &v))
 		coco_check_range("max_concurrent", DatumGetInt32(v), 1, MAX_CONCURRENT);
+	if (setting_given(fcinfo, first, COCO_SETTING_BATCH_SIZE, none_by, &v))
+		coco_check_batch_size(DatumGetInt32(v));
+	if (setting_given(fcinfo, first, COCO_SETTING_BATCH_WAIT, none_by, &v))
+		coco_check_batch_wait(DatumGetIntervalP(v));
 }
 
 /*
@@ -537,12 +585,12 @@ coco_check_collection_settings(FunctionCallInfo fcinfo, int first, Oid relid,
 {
 	Datum		v;
 
-	if (setting_given(fcinfo, first, COCO_SETTING_COLUMNS, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_COLUMNS, none_by, &v))
 		coco_check_column_list(relid, DatumGetArrayTypeP(v), "columns", false, none_by);
-	if (setting_given(fcinfo, first, COCO_SETTING_EXCLUDE_COLUMNS, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_EXCLUDE_COLUMNS, none_by, &v))
 		coco_check_column_list(relid, DatumGetArrayTypeP(v), "exclude_columns", true,
 							   none_by);
-	if (setting_given(fcinfo, first, COCO_SETTING_FILTER, &v))
+	if (setting_given(fcinfo, first, COCO_SETTING_FILTER, none_by, &v))
 		return coco_filter_compile(relid, event, TextDatumGetCString(v));
 	return NULL;
 }

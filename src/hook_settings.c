@@ -168,7 +168,7 @@ text_attr(HeapTuple tup, TupleDesc desc, int attnum)
 static void
 note_version(int64 hook_id, uint32 version, HeapTuple tup, TupleDesc desc,
 			 int url_att, int headers_att, int timeout_att, int retries_att,
-			 int ordering_att)
+			 int ordering_att, int batch_size_att, int batch_wait_att)
 {
 	CocoSettingsKey key = {.hook_id = hook_id,.settings_version = version};
 	bool		found;
@@ -203,6 +203,12 @@ note_version(int64 hook_id, uint32 version, HeapTuple tup, TupleDesc desc,
 		value = coco_hooks_attr(tup, desc, retries_att, &isnull);
 		t->max_retries = isnull ? COCO_RETRIES_UNLIMITED : DatumGetInt32(value);
 		t->flags = (ordering && strcmp(ordering, "document") == 0) ? COCO_SPEC_ORDERED : 0;
+		/* a catalog before batches, or a NULL a superuser wrote: one at a time */
+		value = coco_hooks_attr(tup, desc, batch_size_att, &isnull);
+		t->batch_size = isnull ? 1 : Max(DatumGetInt32(value), 1);
+		value = coco_hooks_attr(tup, desc, batch_wait_att, &isnull);
+		t->batch_wait_ms = isnull ? 0 :
+			(int32) Min(Max(interval_ms(DatumGetIntervalP(value)), 0), 10000);
 	}
 }
 
@@ -251,7 +257,8 @@ read_hooks(Oid relid)
 		if (!isnull)
 			note_version(id, (uint32) DatumGetInt32(value), tup, desc,
 						 Anum_hooks_url, Anum_hooks_headers, Anum_hooks_timeout_ms,
-						 Anum_hooks_max_retries, Anum_hooks_ordering);
+						 Anum_hooks_max_retries, Anum_hooks_ordering,
+						 Anum_hooks_batch_size, Anum_hooks_batch_wait);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -283,7 +290,8 @@ read_versions(Oid relid)
 			continue;
 		note_version(id, (uint32) DatumGetInt32(version), tup, desc,
 					 Anum_versions_url, Anum_versions_headers, Anum_versions_timeout_ms,
-					 Anum_versions_max_retries, Anum_versions_ordering);
+					 Anum_versions_max_retries, Anum_versions_ordering,
+					 Anum_versions_batch_size, Anum_versions_batch_wait);
 		if (nretired == max)
 		{
 			max *= 2;

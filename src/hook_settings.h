@@ -25,6 +25,8 @@ typedef struct CocoHookTarget
 	int32		timeout_ms;
 	int32		max_retries;	/* COCO_RETRIES_UNLIMITED: no limit */
 	uint32		flags;			/* COCO_SPEC_ORDERED */
+	int32		batch_size;		/* events per request: 1 sends each alone */
+	int32		batch_wait_ms;	/* a batch's gathering after its first event */
 	const char *url;
 	int			url_len;
 	const char *headers;		/* "Name: value\0" lines */

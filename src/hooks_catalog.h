@@ -41,8 +41,10 @@
 #define Anum_hooks_filter_tree	20	/* ... compiled: nodeToString() */
 #define Anum_hooks_max_per_second	21
 #define Anum_hooks_max_concurrent	22
+#define Anum_hooks_batch_size	23
+#define Anum_hooks_batch_wait	24
 
-#define Natts_hooks				22
+#define Natts_hooks				24
 
 /*
  * cocohooks.hook_versions (0.3.0): a hook's settings as they were before a
@@ -61,6 +63,8 @@
 #define Anum_versions_previous_secret	11
 #define Anum_versions_previous_secret_until	12
 #define Anum_versions_retired_at	13
+#define Anum_versions_batch_size	14
+#define Anum_versions_batch_wait	15
 
 #include "postgres.h"
 

@@ -115,8 +115,9 @@ is_trace_line(const char *line)
  * not copied: the list must not outlive target.
  */
 struct curl_slist *
-coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
-					 const char *webhook_id, const CocoSigningKeys *keys)
+coco_request_headers(const CocoEventHeader *msg, const char *event,
+					 const CocoHookTarget *target, const char *webhook_id,
+					 const CocoSigningKeys *keys, const char *body, size_t body_len)
 {
 	enum
 	{
@@ -149,7 +150,7 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 	ADD("Content-Type: application/json");
 	ADD("User-Agent: cocohooks/" COCOHOOKS_VERSION);
 	snprintf(lines + LINE_EVENT * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
-			 "X-Hook-Event: %s", coco_event_names[coco_event_kind(msg)]);
+			 "X-Hook-Event: %s", event);
 	ADD(lines + LINE_EVENT * COCO_HEADER_LINE_LEN);
 	snprintf(lines + LINE_ID * COCO_HEADER_LINE_LEN, COCO_HEADER_LINE_LEN,
 			 "webhook-id: %s", webhook_id);
@@ -165,16 +166,16 @@ coco_request_headers(const CocoEventHeader *msg, const CocoHookTarget *target,
 		{
 			if (target->key_len > 0)
 				sign(target->key, target->key_len, webhook_id, timestamp,
-					 coco_event_body(msg), msg->body_len, &sigs);
+					 body, body_len, &sigs);
 		}
 		else
 		{
 			if (keys->key_len > 0)
 				sign(keys->key, keys->key_len, webhook_id, timestamp,
-					 coco_event_body(msg), msg->body_len, &sigs);
+					 body, body_len, &sigs);
 			if (keys->previous_len > 0 && GetCurrentTimestamp() < keys->previous_until)
 				sign(keys->previous, keys->previous_len, webhook_id, timestamp,
-					 coco_event_body(msg), msg->body_len, &sigs);
+					 body, body_len, &sigs);
 		}
 		if (sigs.len > 0)
 		{
