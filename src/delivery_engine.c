@@ -15,6 +15,16 @@
  * (delivery_log.c) in batches, each in one short transaction, and only
  * then count as finished.
  *
+ * A hook with batch_size > 1 gets its deliveries in batches
+ * (batch_builder.c): each joins its hook's open batch as it starts, and a
+ * closed batch goes as one delivery, its first member (its leader): the
+ * leader alone waits for its hook's pace, a turn, a retry, and for an
+ * ordered hook in its hook's line (one batch of an ordered hook at a time,
+ * document order holding across batches); its outcome is every member's,
+ * each logged and finished on its own.  A parked batch parks as its
+ * members, which are batched again when they come back.  The other members
+ * count in active whenever their leader does (weight()).
+ *
  * Events are kept in the order they were started, which is the queue's
  * sequence order; the finished mark reported to the queue advances over
  * the finished prefix, so an event is only reported once all its
@@ -55,8 +65,10 @@
  * once, when its last delivery is finished and logged; a delivery is in
  * exactly one of: waiting for its hook's pace, waiting for a turn, in
  * flight, waiting to retry, waiting in its document's line, or waiting for
- * its log row or its parked row; active counts those waiting for a turn
- * or in flight.
+ * its log row or its parked row, or (batched) gathering in its hook's open
+ * batch, or a member behind its batch's leader, in whichever of those
+ * states the leader is; active counts those waiting for a turn or in
+ * flight, and the members of open batches.
  *
  *-------------------------------------------------------------------------
  */
