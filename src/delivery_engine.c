@@ -444,7 +444,10 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 
 			active += weight(w);
 			w->line = NULL;
-			park_batch(w->batch, w->attempts - 1, at);
+			if (w->batch)
+				park_batch(w->batch, w->attempts - 1, at);
+			else
+				park_one(w, w->attempts - 1, at, 0);	/* not seen: lines differ */
 		}
 		return;
 	}
