@@ -435,7 +435,16 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 
 	if (d->batch)
 	{
-		/* a batch's line is its hook's: each parks with its own (batches) */
+		CocoBatch  *open = NULL;
+
+		/*
+		 * A batch's line is its hook's: every batch behind it parks too, and
+		 * for an ordered hook the one still gathering, which would otherwise
+		 * enter the emptied line and overtake the parked events of its
+		 * documents.
+		 */
+		if (d->batch->target->flags & COCO_SPEC_ORDERED)
+			open = coco_batch_open_of(d->batch->hook_id);
 		d->line = NULL;
 		park_batch(d->batch, made, at);
 		while (line && (next = coco_order_leave(line)) != NULL)
@@ -448,6 +457,12 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 				park_batch(w->batch, w->attempts - 1, at);
 			else
 				park_one(w, w->attempts - 1, at, 0);	/* not seen: lines differ */
+		}
+		if (open)
+		{
+			/* its members count in active already */
+			coco_batch_close(open);
+			park_batch(open, ((Delivery *) open->members[0])->attempts - 1, at);
 		}
 		return;
 	}

@@ -33,7 +33,8 @@ With --fail-if TEXT, a request whose body contains TEXT is answered 503,
 whatever its path (a receiver that fails for one document only).  With
 --fail-while FILE, every request is answered 503 while FILE exists (a
 receiver that fails for a while and recovers, without a moment down);
-such records have "failed": true.
+such records have "failed": true, and ?retry_after=<s> adds a Retry-After
+header to those answers.
 
 Only listens on 127.0.0.1.  With --tls-cert and --tls-key it speaks HTTPS
 (TLS 1.2 or later) with that certificate.  Usage:
@@ -129,13 +130,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def _respond(self, body):
         # decided before the record, which says so
+        query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
         if self.fail_while is not None and os.path.exists(self.fail_while):
             self._record(body, failed=True)
-            self._answer(503)
+            extra = {"Retry-After": query["retry_after"]} if "retry_after" in query else None
+            self._answer(503, extra)
             return
         self._record(body)
         parts = [p for p in self.path.split("?")[0].split("/") if p]
-        query = dict(q.split("=", 1) for q in self.path.partition("?")[2].split("&") if "=" in q)
         if self.fail_if is not None and self.fail_if in body:
             self._answer(503)
         elif parts[:1] == ["status"] and len(parts) > 1:

@@ -189,6 +189,35 @@ is( sql("SELECT count(*), count(*) FILTER (WHERE NOT success AND status_code = 4
 		  . "FROM cocohooks.deliveries WHERE hook_id = $f"),
 	'3|3|1|3|1,2,3', 'failed batch: three failed rows of one batch, each with its own payload');
 
+# ---------- a batch whose retry is parked comes back as the same batch
+my $fail_file = PostgreSQL::Test::Utils::tempdir('fail') . '/failing';
+open(my $fh, '>', $fail_file) or die "cannot create $fail_file: $!";
+close $fh;
+my $recv2 = start_receiver(fail_while => $fail_file);
+sql('CREATE TABLE p (id int PRIMARY KEY, n int)');
+# Retry-After 9 s: the retry is due more than 8 s ahead, so it is parked
+my $p = register('p', "$recv2->{url}/status/200?retry_after=9", batch_size => 3,
+	batch_wait => "'5 s'", ordering => "'none'");
+api_sql($node, 'INSERT INTO p SELECT i, i FROM generate_series(1, 3) i');
+ok( wait_until('the batch parked', 30,
+		sub { sql("SELECT count(*) FROM cocohooks.retry_queue WHERE hook_id = $p") == 3 }),
+	'parked: the failed batch is parked as its three events');
+my $preqs = records($recv2);
+is(scalar(@$preqs), 1, 'parked: one failed request so far');
+is( sql("SELECT string_agg(webhook_id, ',' ORDER BY id) FROM cocohooks.retry_queue WHERE hook_id = $p"),
+	join(',', map { $_->{webhook_id} } @{ items($preqs->[0]) }),
+	"parked: a row per event, under the event's own webhook-id, in order");
+unlink $fail_file;
+deliveries_finished('parked: the parked batch delivered');
+$preqs = records($recv2);
+is(scalar(@$preqs), 2, 'parked: the batch was sent again once');
+is($preqs->[1]{headers}{'webhook-id'}, $preqs->[0]{headers}{'webhook-id'},
+	'parked: taken back together, the events make the same batch, with the same webhook-id');
+is($preqs->[1]{body}, $preqs->[0]{body}, 'parked: the same body');
+is( sql("SELECT count(*), bool_and(success), min(attempts), count(DISTINCT batch_id) "
+		  . "FROM cocohooks.deliveries WHERE hook_id = $p"),
+	'3|t|2|1', 'parked: three rows, delivered at the second attempt, one batch');
+
 # ---------- alter_hook between batch sizes; batch_size 1 is the one-event body
 sql('CREATE TABLE a (id int PRIMARY KEY, n int)');
 my $ah = register('a', "$recv->{url}/a", ordering => "'none'");
