@@ -11,7 +11,6 @@ SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), 
 SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), batch_wait => '-1 ms');
 SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), batch_wait => '11 s');
 SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), batch_wait => '1 day');
-SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), batch_wait => 'infinity');
 SELECT cocohooks.register_hook('bt_items', 'post_save', recv_url('/batches/x'), batch_wait => NULL);
 SELECT count(*) AS no_hook_registered FROM cocohooks.hooks WHERE collection = 'bt_items'::regclass;
 
