@@ -275,4 +275,31 @@ is( sql("SELECT count(*), bool_and(success), count(DISTINCT batch_id), "
 	'5|t|1|t', 'crash: five log rows, one batch, its id the one sent');
 
 $node->stop;
+
+# ---------- memory mode: an orderly exit with a batch in flight saves its
+# events; the next worker batches them again, same webhook-id, same events
+my $mnode = new_node('batches_memory', conf => "cocohooks.durability = memory\n");
+$mnode->start;
+create_extension($mnode);
+$mnode->safe_psql('postgres', 'CREATE TABLE m (id int PRIMARY KEY, n int)');
+$mnode->safe_psql('postgres',
+	"SELECT cocohooks.register_hook('m', 'post_save', '$recv->{url}/slow/2000?m', "
+	  . "batch_size => 4, batch_wait => '5 s', ordering => 'none')");
+api_sql($mnode, 'INSERT INTO m SELECT i, i FROM generate_series(1, 4) i');
+ok(wait_until('the memory-mode batch in flight', 30,
+		sub { @{ path_records($recv, '/slow/2000?m') } >= 1 }),
+	'memory: the batch reached the receiver');
+my $mpid = worker_pid($mnode);
+$mnode->safe_psql('postgres', "SELECT pg_terminate_backend($mpid)");
+ok(defined wait_worker($mnode, 30, $mpid), 'memory: a new worker after SIGTERM');
+ok(wait_until('the batch again', 30, sub { @{ path_records($recv, '/slow/2000?m') } >= 2 }),
+	'memory: the saved events were sent again');
+is($mnode->safe_psql('postgres', "SELECT cocohooks.wait_for_deliveries('30 s')"), 't',
+	'memory: every event delivered');
+my $mreqs = path_records($recv, '/slow/2000?m');
+is(scalar(keys %{ { map { $_->{headers}{'webhook-id'} => 1 } @$mreqs } }), 1,
+	'memory: the same batch webhook-id after the orderly restart');
+is(join(' ', map { join(',', map { $_->{document_id} } @{ items($_) }) } @$mreqs[0, -1]),
+	'1,2,3,4 1,2,3,4', 'memory: the same events, in order');
+$mnode->stop;
 done_testing();
