@@ -220,6 +220,26 @@ is( sql("SELECT count(*), bool_and(success), min(attempts), count(DISTINCT batch
 		  . "FROM cocohooks.deliveries WHERE hook_id = $p"),
 	'3|t|2|1', 'parked: three rows, delivered at the second attempt, one batch');
 
+# ---------- ordered: a parked batch takes the batch gathering behind it along
+# (else that one would go first, and a document's update overtake its create)
+my $fail2 = PostgreSQL::Test::Utils::tempdir('fail2') . '/failing';
+open($fh, '>', $fail2) or die "cannot create $fail2: $!";
+close $fh;
+my $recv3 = start_receiver(fail_while => $fail2);
+sql('CREATE TABLE q (id int PRIMARY KEY, n int)');
+my $q = register('q', "$recv3->{url}/status/200?retry_after=9", batch_size => 2,
+	batch_wait => "'5 s'");
+# one transaction: create 1, create 2 (a full batch), update 1 (gathering)
+api_sql($node, 'BEGIN; INSERT INTO q VALUES (1, 0), (2, 0); UPDATE q SET n = 1 WHERE id = 1; COMMIT;');
+ok( wait_until('the ordered batches parked', 30,
+		sub { sql("SELECT count(*) FROM cocohooks.retry_queue WHERE hook_id = $q") == 3 }),
+	'ordered parking: the failed batch and the one gathering behind it are parked');
+unlink $fail2;
+deliveries_finished('ordered parking: delivered');
+my @qitems = map { @{ items($_) } } grep { !$_->{failed} } @{ records($recv3) };
+is(join(' ', map { "$_->{document_id}:$_->{document}{n}" } @qitems), '1:0 2:0 1:1',
+	"ordered parking: each document's events in commit order after the parking");
+
 # ---------- alter_hook between batch sizes; batch_size 1 is the one-event body
 sql('CREATE TABLE a (id int PRIMARY KEY, n int)');
 my $ah = register('a', "$recv->{url}/a", ordering => "'none'");
