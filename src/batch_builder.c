@@ -33,7 +33,11 @@
  * and members never change; a batch lives until its last member is
  * finished (coco_batch_member_finished), and its members' messages live
  * at least as long (the engine frees an event's message only once all its
- * deliveries are finished); nothing here raises an error but out of memory.
+ * deliveries are finished); a batch's arrays grow with its members, up to
+ * batch_size, and its body is its events' bodies and ids once more, so
+ * what batches hold is bounded by the engine's bound on events
+ * (cocohooks.max_concurrent_deliveries); nothing here raises an error but
+ * out of memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -110,7 +114,8 @@ coco_batch_begin(const CocoHookTarget *target, TimestampTz queued_at)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch_cxt);
 	CocoBatch  *b = palloc0(sizeof(CocoBatch));
-	int			size = Max(target->batch_size, 1);
+	/* grown as members come: a batch cut by time may hold one of 1,000 */
+	int			size = Min(Max(target->batch_size, 1), 16);
 	OpenEntry  *e;
 	bool		found;
 
@@ -118,6 +123,7 @@ coco_batch_begin(const CocoHookTarget *target, TimestampTz queued_at)
 	b->target = target;
 	b->first_queued_at = queued_at;
 	b->open = true;
+	b->capacity = size;
 	b->members = palloc(sizeof(void *) * size);
 	b->msgs = palloc(sizeof(CocoEventHeader *) * size);
 	b->item_ids = palloc(sizeof(char *) * size);
@@ -141,6 +147,13 @@ coco_batch_add(CocoBatch *b, void *member, const CocoEventHeader *msg,
 			   const char *event_id, const char *item_id)
 {
 	Assert(b->open && b->n < b->target->batch_size);
+	if (b->n == b->capacity)
+	{
+		b->capacity = Min(b->capacity * 2, b->target->batch_size);
+		b->members = repalloc(b->members, sizeof(void *) * b->capacity);
+		b->msgs = repalloc(b->msgs, sizeof(CocoEventHeader *) * b->capacity);
+		b->item_ids = repalloc(b->item_ids, sizeof(char *) * b->capacity);
+	}
 	if (b->n == 0)
 		strlcpy(b->first_event_id, event_id, sizeof(b->first_event_id));
 	b->members[b->n] = member;

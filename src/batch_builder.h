@@ -31,6 +31,7 @@ typedef struct CocoBatch
 	const CocoHookTarget *target;	/* its first member's: all name the same */
 	TimestampTz first_queued_at;	/* its first event's commit */
 	int			n;				/* members */
+	int			capacity;		/* of the arrays below, at most batch_size */
 	int			unfinished;		/* members not yet finished */
 	bool		open;			/* still gathering */
 	void	  **members;		/* the engine's deliveries, n of them */
