@@ -242,6 +242,32 @@ my @qitems = map { @{ items($_) } } grep { !$_->{failed} } @{ records($recv3) };
 is(join(' ', map { "$_->{document_id}:$_->{document}{n}" } @qitems), '1:0 2:0 1:1',
 	"ordered parking: each document's events in commit order after the parking");
 
+# ---------- 410 Gone: the batch's events fail, the hook is disabled
+sql('CREATE TABLE gone (id int PRIMARY KEY, n int)');
+my $gone = register('gone', "$recv->{url}/status/410", batch_size => 3, batch_wait => "'5 s'",
+	ordering => "'none'");
+api_sql($node, 'INSERT INTO gone SELECT i, i FROM generate_series(1, 3) i');
+deliveries_finished('410: the batch finished');
+is(scalar(@{ path_records($recv, '/status/410') }), 1, '410: one request');
+is( sql("SELECT count(*), count(*) FILTER (WHERE NOT success AND status_code = 410), "
+		  . "count(DISTINCT batch_id), count(response) FROM cocohooks.deliveries WHERE hook_id = $gone"),
+	'3|3|1|3', '410: three failed rows of one batch, each with the response');
+ok( wait_until('the hook disabled', 10,
+		sub { sql("SELECT NOT enabled AND disabled_reason LIKE '%410 Gone%' FROM cocohooks.hooks WHERE id = $gone") eq 't' }),
+	'410: the hook is disabled');
+
+# ---------- pace: max_per_second counts requests, a batch is one
+sql('CREATE TABLE pace (id int PRIMARY KEY, n int)');
+register('pace', "$recv->{url}/paced", batch_size => 5, batch_wait => "'5 s'",
+	max_per_second => 2, ordering => "'none'");
+api_sql($node, 'INSERT INTO pace SELECT i, i FROM generate_series(1, 20) i');
+deliveries_finished('pace: delivered');
+my $pareqs = path_records($recv, '/paced');
+is(scalar(@$pareqs), 4, 'pace: 20 events in 4 requests');
+my $span = $pareqs->[-1]{received_at} - $pareqs->[0]{received_at};
+ok($span >= 1.0 && $span < 4.0,
+	sprintf('pace: 4 requests at 2 per second took %.2f s (20 events at 2 per second would take 10 s)', $span));
+
 # ---------- alter_hook between batch sizes; batch_size 1 is the one-event body
 sql('CREATE TABLE a (id int PRIMARY KEY, n int)');
 my $ah = register('a', "$recv->{url}/a", ordering => "'none'");
