@@ -215,6 +215,48 @@ my @ids = map { body_of($_)->{document}{id} } @$even;
 is_deeply(\@ids, [ sort { $a <=> $b } @ids ], 'in primary-key order');
 ok(exists body_of($even->[0])->{document}{secret}, 'no exclude_columns on this hook');
 
+# --- refused: another event, no key of one column, one running, not the owner --
+sub psql_err
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', $sql);
+	return $err;
+}
+my $hd = $node->safe_psql('postgres',
+	"SELECT cocohooks.register_hook('items', 'post_delete', '$recv->{url}/deleted')");
+like(psql_err("SELECT cocohooks.backfill($hd)"),
+	qr/ERROR:  cannot backfill hook $hd\nDETAIL:  Hook $hd is a post_delete hook; only post_save hooks are backfilled\./,
+	'a post_delete hook is refused');
+my $hk = $node->safe_psql('postgres', qq{
+	CREATE TABLE nokey (a int, b int);
+	SELECT cocohooks.register_hook('nokey', 'post_save', '$recv->{url}/nokey');
+});
+like(psql_err("SELECT cocohooks.backfill($hk)"),
+	qr/ERROR:  cannot backfill hook $hk\nDETAIL:  Table "nokey" has no primary key of one column\.\nHINT:  A backfill reads the table in the order of its primary key\./,
+	'a table without a primary key is refused');
+my $h2 = $node->safe_psql('postgres', qq{
+	CREATE TABLE twokey (a int, b int, PRIMARY KEY (a, b));
+	SELECT cocohooks.register_hook('twokey', 'post_save', '$recv->{url}/twokey');
+});
+like(psql_err("SELECT cocohooks.backfill($h2)"), qr/DETAIL:  Table "twokey" has no primary key of one column/,
+	'a primary key of two columns is refused');
+# one at a time per hook: a disabled hook's backfill stays running
+$node->safe_psql('postgres', "SELECT cocohooks.disable_hook($hf)");
+my $held = $node->safe_psql('postgres', "SET client_min_messages = warning; SELECT cocohooks.backfill($hf)");
+like(psql_err("SELECT cocohooks.backfill($hf)"),
+	qr/ERROR:  hook $hf already has a running backfill\nDETAIL:  Backfill $held is running\.\nHINT:  Wait for it to finish, or cancel it with cocohooks\.cancel_backfill\($held\)\./,
+	'a second backfill of a hook is refused while one runs');
+# another role: not the owner of the collection
+$node->safe_psql('postgres', "CREATE ROLE tenant LOGIN; GRANT USAGE ON SCHEMA cocohooks TO tenant");
+like(psql_err("SET ROLE tenant; SELECT cocohooks.backfill($hook)"),
+	qr/ERROR:  must be owner of table items/, 'backfill() of another owner\'s hook is refused');
+like(psql_err("SET ROLE tenant; SELECT cocohooks.cancel_backfill($held)"),
+	qr/ERROR:  must be owner of table items/, 'cancel_backfill() too');
+is($node->safe_psql('postgres', "SET ROLE tenant; SELECT count(*) FROM cocohooks.backfills"),
+	'0', 'and cocohooks.backfills shows it none of them');
+is($node->safe_psql('postgres', "SELECT cocohooks.cancel_backfill($held)"), 't', 'the owner cancels it');
+$node->safe_psql('postgres', "SELECT cocohooks.enable_hook($hf)");
+
 # --- an immediate stop mid-backfill -----------------------------------------
 $node->safe_psql('postgres', qq{
 	CREATE TABLE crash (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0);
