@@ -622,6 +622,9 @@ coco_pace_hook_backed_up(int64 hook_id, int max_waiting)
 	if (paces == NULL ||
 		(h = hash_search(paces, &hook_id, HASH_FIND, NULL)) == NULL)
 		return false;
+	/* half its own line's bound at most: the engine parks past the bound */
+	if (has_own_pace(h))
+		max_waiting = Min(max_waiting, Max(line_limit(h) / 2, 1));
 	return h->nwaiting >= max_waiting ||
 		(h->parked_until != 0 && h->parked_until > GetCurrentTimestamp());
 }

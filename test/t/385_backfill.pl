@@ -286,6 +286,8 @@ my $hx = $node->safe_psql('postgres', qq{
 });
 my $bfx = $node->safe_psql('postgres', "SELECT cocohooks.backfill($hx, batch_rows => 100)");
 wait_until('some rows of the slow backfill', 30, sub { count_path('/slow') >= 100 });
+is($node->safe_psql('postgres', "SELECT count(*) FROM cocohooks.retry_queue WHERE hook_id = $hx"), '0',
+	'at its hook\'s pace (200/s): nothing parked, the rest waits in the table');
 is($node->safe_psql('postgres', "SELECT cocohooks.cancel_backfill($bfx)"), 't', 'cancel_backfill: true');
 is(backfill_row($node, $bfx)->{state}, 'cancelled', 'state cancelled');
 sleep 3;
