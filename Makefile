@@ -35,6 +35,7 @@ OBJS = \
 	src/filter_compile.o \
 	src/hook_triggers.o \
 	src/hook_admin.o \
+	src/backfill_admin.o \
 	src/column_renames.o \
 	src/redeliver.o \
 	src/stats.o \
@@ -63,6 +64,7 @@ OBJS = \
 	src/wal_merge.o \
 	src/wal_source.o \
 	src/saved_events.o \
+	src/backfill_source.o \
 	src/worker.o \
 	src/launcher.o \
 	src/wal_standby.o \
@@ -88,7 +90,7 @@ PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
 SHLIB_LINK = -lcurl
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
-REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context batches
+REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context backfill batches
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=test/regress.conf
 
 # TAP tests: restarts, signals, timing

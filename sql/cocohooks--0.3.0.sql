@@ -400,6 +400,57 @@ CREATE VIEW cocohooks.hook_stats AS
 CREATE FUNCTION cocohooks.reset_stats(hook_id bigint DEFAULT NULL) RETURNS void
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_reset_stats';
 
+-- Backfills (cocohooks.backfill()): the rows a post_save hook's collection
+-- already holds, sent to the hook as post_save events with "operation":
+-- "backfill", a chunk at a time in primary-key order.  backfill() and
+-- cancel_backfill() write a row; the worker records how far every event
+-- is finished (last_key), and starts again after it following a restart.
+-- The worker's state, not user data: not dumped.
+CREATE TABLE cocohooks.backfill_jobs (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    hook_id         bigint      NOT NULL REFERENCES cocohooks.hooks (id) ON DELETE CASCADE,
+    -- sends only rows for which this is true (NULL: every row), as
+    -- normalized text, and compiled
+    filter          text,
+    filter_tree     text,
+    batch_rows      integer     NOT NULL CHECK (batch_rows BETWEEN 1 AND 10000),
+    state           text        NOT NULL DEFAULT 'running'
+        CHECK (state IN ('running', 'done', 'cancelled', 'failed')),
+    -- the primary key (as text) of the last row up to which every event is
+    -- finished; NULL: from the first row
+    last_key        text,
+    rows_read       bigint      NOT NULL DEFAULT 0,
+    rows_sent       bigint      NOT NULL DEFAULT 0,
+    rows_filtered   bigint      NOT NULL DEFAULT 0,
+    rows_superseded bigint      NOT NULL DEFAULT 0,
+    started_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz,
+    finished_at     timestamptz,
+    error           text
+);
+CREATE INDEX backfill_jobs_hook_id_idx ON cocohooks.backfill_jobs (hook_id);
+CREATE UNIQUE INDEX backfill_jobs_one_running ON cocohooks.backfill_jobs (hook_id)
+    WHERE state = 'running';
+ALTER TABLE cocohooks.backfill_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY backfill_jobs_of_visible_hooks ON cocohooks.backfill_jobs FOR SELECT
+    USING (EXISTS (SELECT 1 FROM cocohooks.hooks h WHERE h.id = hook_id));
+
+-- Progress of backfills, of the hooks the caller may see.
+CREATE VIEW cocohooks.backfills WITH (security_invoker = true) AS
+    SELECT b.id, b.hook_id, h.collection, b.state, b.filter, b.batch_rows,
+           b.rows_read, b.rows_sent, b.rows_filtered, b.rows_superseded,
+           GREATEST(c.reltuples, 0)::bigint AS rows_estimate,
+           b.last_key, b.started_at, b.updated_at, b.finished_at, b.error
+    FROM cocohooks.backfill_jobs b
+    JOIN cocohooks.hooks h ON h.id = b.hook_id
+    LEFT JOIN pg_catalog.pg_class c ON c.oid = h.collection;
+
+CREATE FUNCTION cocohooks.backfill(hook_id bigint, filter text DEFAULT NULL,
+                                   batch_rows integer DEFAULT 1000) RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_backfill';
+CREATE FUNCTION cocohooks.cancel_backfill(backfill_id bigint) RETURNS boolean
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'cocohooks_cancel_backfill';
+
 -- DROP TABLE of a collection removes its hooks.
 CREATE FUNCTION cocohooks.drop_hooks_of_dropped_tables() RETURNS event_trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -444,4 +495,5 @@ REVOKE ALL ON ALL TABLES IN SCHEMA cocohooks FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA cocohooks FROM PUBLIC;
 GRANT USAGE ON SCHEMA cocohooks TO PUBLIC;
 GRANT SELECT ON cocohooks.hooks, cocohooks.deliveries, cocohooks.stats,
-    cocohooks.hook_failing, cocohooks.hook_stats TO PUBLIC;
+    cocohooks.hook_failing, cocohooks.hook_stats, cocohooks.backfill_jobs,
+    cocohooks.backfills TO PUBLIC;

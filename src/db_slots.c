@@ -175,6 +175,7 @@ setup_slot(CocoDbSlot *q, Oid dboid, int state)
 	pg_atomic_init_u64(&q->wal_only_lsn, 0);
 	pg_atomic_init_u32(&q->commit_prepared_running, 0);
 	pg_atomic_init_u32(&q->hooks_generation, 0);
+	pg_atomic_init_u32(&q->backfills_generation, 0);
 	pg_atomic_init_u32(&q->ext_check_request, 0);
 	pg_atomic_init_u32(&q->ext_check_done, 0);
 	LWLockRelease(q->lock);

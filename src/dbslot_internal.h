@@ -64,6 +64,7 @@ typedef struct CocoDbSlot
 	pg_atomic_uint32 commit_prepared_running;
 	/* the extension was created or dropped: the worker looks and answers */
 	pg_atomic_uint32 hooks_generation;	/* bumped when a hooks change commits */
+	pg_atomic_uint32 backfills_generation;	/* bumped when a backfill starts or is cancelled */
 	pg_atomic_uint32 ext_check_request;
 	pg_atomic_uint32 ext_check_done;
 } CocoDbSlot;

@@ -167,6 +167,7 @@ static int	active = 0;			/* unfinished, not waiting to retry, for
 static dlist_head ready = DLIST_STATIC_INIT(ready);	/* first in line now, to send */
 static uint64 events_started = 0;
 static uint64 events_released = 0;
+static CocoStartWatch start_watch = NULL;	/* coco_engine_watch_starts */
 
 static CocoHttp *http = NULL;
 static TimestampTz park_wal_checked = 0;
@@ -1015,6 +1016,17 @@ coco_engine_uses_hook(int64 hook_id)
  * record ending at wal_lsn (0 if none), is reported finished to its
  * source's callback with source_arg.
  */
+/*
+ * watch is told of every event before the engine starts it (not of those
+ * given up): a source that must know what went ahead of its own events
+ * (backfill_source.c) looks there.
+ */
+void
+coco_engine_watch_starts(CocoStartWatch watch)
+{
+	start_watch = watch;
+}
+
 void
 coco_engine_start_event(const CocoEventHeader *queued, uint64 wal_lsn,
 						const CocoEventSource *source, void *source_arg)
@@ -1053,6 +1065,8 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	const char *p;
 
 	coco_hook_settings_refresh();
+	if (start_watch != NULL && give_up_error == NULL)
+		start_watch(queued, source);
 	old = MemoryContextSwitchTo(engine_cxt);
 	ev = palloc(sizeof(WorkerEvent));
 

@@ -33,6 +33,10 @@ extern int	coco_engine_room(void);
 extern void coco_engine_start_event(const CocoEventHeader *msg, uint64 wal_lsn,
 									const CocoEventSource *source,
 									void *source_arg);
+/* told of each event the engine starts, before its deliveries */
+typedef void (*CocoStartWatch) (const CocoEventHeader *msg,
+								const CocoEventSource *source);
+extern void coco_engine_watch_starts(CocoStartWatch watch);
 extern void coco_engine_note_skipped(const CocoEventHeader *msg);
 extern void coco_engine_give_up_event(const CocoEventHeader *msg, uint64 wal_lsn,
 									  const CocoEventSource *source,

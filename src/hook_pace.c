@@ -608,6 +608,27 @@ coco_pace_waiting(void)
 	return total_waiting;
 }
 
+/*
+ * Requests waiting in one hook's line, and whether requests of its are
+ * parked for its pace ahead of new ones: a source that can hold its events
+ * back (backfill_source.c) hands more only while neither, so it never
+ * fills the line or makes the engine park them.
+ */
+bool
+coco_pace_hook_backed_up(int64 hook_id, int max_waiting)
+{
+	HookPace   *h;
+
+	if (paces == NULL ||
+		(h = hash_search(paces, &hook_id, HASH_FIND, NULL)) == NULL)
+		return false;
+	/* half its own line's bound at most: the engine parks past the bound */
+	if (has_own_pace(h))
+		max_waiting = Min(max_waiting, Max(line_limit(h) / 2, 1));
+	return h->nwaiting >= max_waiting ||
+		(h->parked_until != 0 && h->parked_until > GetCurrentTimestamp());
+}
+
 /* Requests waiting in the lines of hooks without a pace of their own. */
 int
 coco_pace_waiting_unpaced(void)

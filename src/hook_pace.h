@@ -85,5 +85,6 @@ extern CocoPaced *coco_pace_pop_ready(void);
 extern long coco_pace_next_ms(void);
 extern int	coco_pace_waiting(void);
 extern int	coco_pace_waiting_unpaced(void);
+extern bool coco_pace_hook_backed_up(int64 hook_id, int max_waiting);
 
 #endif							/* COCOHOOKS_HOOK_PACE_H */

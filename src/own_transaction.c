@@ -37,6 +37,16 @@
 bool
 coco_in_own_transaction(void (*fn) (void *arg), void *arg)
 {
+	return coco_in_own_transaction_error(fn, arg, NULL);
+}
+
+/*
+ * As coco_in_own_transaction, and when it fails, *error (if not NULL) is
+ * its message, palloc'd in the caller's memory context.
+ */
+bool
+coco_in_own_transaction_error(void (*fn) (void *arg), void *arg, char **error)
+{
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool committed = true;
 
@@ -53,6 +63,13 @@ coco_in_own_transaction(void (*fn) (void *arg), void *arg)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
+		if (error != NULL)
+		{
+			ErrorData  *edata = CopyErrorData();
+
+			*error = edata->message ? pstrdup(edata->message) : pstrdup("unknown error");
+			FreeErrorData(edata);
+		}
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();

@@ -12,6 +12,8 @@
 #include "postgres.h"
 
 extern bool coco_in_own_transaction(void (*fn) (void *arg), void *arg);
+extern bool coco_in_own_transaction_error(void (*fn) (void *arg), void *arg,
+										  char **error);
 extern ErrorData *coco_in_subtransaction(void (*fn) (void *arg), void *arg);
 
 #endif							/* COCOHOOKS_OWN_TRANSACTION_H */

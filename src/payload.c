@@ -13,7 +13,7 @@
  *	post_delete event, collection, document_id, document
  *
  * Runs in: backends (the row trigger; redeliver(), which builds a body
- * again from the delivery log).
+ * again from the delivery log), and the worker (backfills).
  *
  * Invariants:
  *	- all functions allocate in the current memory context and may raise
@@ -68,12 +68,14 @@ coco_document_id_json(CocoTableHooks *th, Relation rel, HeapTuple tuple)
  * event is about, old_row the row before an update (NULL otherwise), and
  * document_id its JSON text from coco_document_id_json (unused for
  * pre_save); ex, if not NULL, the columns left out of document and
- * old_data.
+ * old_data; operation, if not NULL, the operation of a save in place of
+ * "create" or "update".
  */
-void
-coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
-				Relation rel, HeapTuple document, HeapTuple old_row,
-				const char *document_id, const CocoExclusion *ex)
+static void
+build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
+		   Relation rel, HeapTuple document, HeapTuple old_row,
+		   const char *document_id, const CocoExclusion *ex,
+		   const char *operation)
 {
 	appendStringInfoString(buf, "{\"event\": ");
 	escape_json(buf, coco_event_names[event]);
@@ -85,7 +87,10 @@ coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 		case COCO_PRE_SAVE:
 		case COCO_POST_SAVE:
 			appendStringInfoString(buf, ", \"operation\": ");
-			appendStringInfoString(buf, old_row ? "\"update\"" : "\"create\"");
+			/* a word of ours, with nothing to escape */
+			appendStringInfoChar(buf, '"');
+			appendStringInfoString(buf, operation ? operation : old_row ? "update" : "create");
+			appendStringInfoChar(buf, '"');
 			appendStringInfoString(buf, ", \"document\": ");
 			append_row(buf, th, rel, document, ex);
 			if (event == COCO_POST_SAVE)
@@ -110,6 +115,26 @@ coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
 			elog(ERROR, "unexpected cocohooks event %d", (int) event);
 	}
 	appendStringInfoChar(buf, '}');
+}
+
+void
+coco_build_body(StringInfo buf, CocoEventKind event, CocoTableHooks *th,
+				Relation rel, HeapTuple document, HeapTuple old_row,
+				const char *document_id, const CocoExclusion *ex)
+{
+	build_body(buf, event, th, rel, document, old_row, document_id, ex, NULL);
+}
+
+/*
+ * Appends the body of a backfill's event for a row of rel: a post_save
+ * whose operation is "backfill", with the row as stored and no old_data.
+ */
+void
+coco_build_backfill_body(StringInfo buf, CocoTableHooks *th, Relation rel,
+						 HeapTuple row, const char *document_id,
+						 const CocoExclusion *ex)
+{
+	build_body(buf, COCO_POST_SAVE, th, rel, row, NULL, document_id, ex, "backfill");
 }
 
 /*

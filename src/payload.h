@@ -25,6 +25,10 @@ extern void coco_build_body(StringInfo buf, CocoEventKind event,
 							HeapTuple document, HeapTuple old_row,
 							const char *document_id, const CocoExclusion *ex);
 
+extern void coco_build_backfill_body(StringInfo buf, CocoTableHooks *th,
+									 Relation rel, HeapTuple row,
+									 const char *document_id,
+									 const CocoExclusion *ex);
 extern char *coco_body_from_jsonb(Jsonb *payload, CocoEventKind event);
 
 #endif							/* COCOHOOKS_PAYLOAD_H */

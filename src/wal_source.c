@@ -325,6 +325,27 @@ job_event_finished(uint64 lsn, void *source_arg)
 	((WalJob *) source_arg)->unfinished--;
 }
 
+/* True while events are read from the WAL. */
+bool
+coco_wal_source_reading(void)
+{
+	return coco_wal_state.active;
+}
+
+/*
+ * True when every event whose transaction committed before lsn (an end of
+ * record) has been handed to the engine, or carried by the queue: the scan
+ * has passed lsn and no job that ends before it is left unread.
+ */
+bool
+coco_wal_source_handed_on_through(uint64 lsn)
+{
+	WalSourceState *st = &coco_wal_state;
+
+	return st->active && st->scan_next >= lsn &&
+		(st->first_unread == NULL || st->first_unread->end_lsn >= lsn);
+}
+
 /* True while the WAL holds events not yet handed on, or records not scanned. */
 bool
 coco_wal_source_behind(void)

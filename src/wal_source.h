@@ -17,6 +17,8 @@ extern bool coco_wal_source_take(void);
 extern void coco_wal_source_advance(void);
 extern long coco_wal_source_timeout_ms(void);
 extern bool coco_wal_source_behind(void);
+extern bool coco_wal_source_reading(void);
+extern bool coco_wal_source_handed_on_through(uint64 lsn);
 extern void coco_wal_source_exit(void);
 extern bool coco_wal_source_read_for_good(uint64 lsn);
 extern uint64 coco_wal_retention_cut(void);

@@ -63,6 +63,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "backfill_source.h"
 #include "cocohooks.h"
 #include "db_slots.h"
 #include "delivery_engine.h"
@@ -460,6 +461,7 @@ cocohooks_worker_main(Datum main_arg)
 				 errdetail("They are counted in cocohooks.stats as dropped.")));
 
 	coco_engine_init();
+	coco_backfill_init();
 	popbuf = palloc(popbufsize);
 	/* a CREATE EXTENSION that started us waits for this */
 	{
@@ -496,6 +498,7 @@ cocohooks_worker_main(Datum main_arg)
 		long		parked_ms;
 		long		retire_ms;
 		long		report_ms;
+		long		backfill_ms;
 		bool		took;
 		uint32		check_request;
 		uint64		started_before;
@@ -542,6 +545,8 @@ cocohooks_worker_main(Datum main_arg)
 		 * left no room to read new events, and the WAL grew.
 		 */
 		took |= take_parked();
+		/* backfills last: live events go first */
+		took |= coco_backfill_take();
 		coco_engine_progress();
 		/*
 		 * Before the marks that wake wait_for_deliveries() (the engine sets
@@ -583,6 +588,9 @@ cocohooks_worker_main(Datum main_arg)
 		report_ms = coco_failing_report_timeout_ms();
 		if (report_ms >= 0 && (timeout < 0 || report_ms < timeout))
 			timeout = report_ms;
+		backfill_ms = coco_backfill_timeout_ms();
+		if (backfill_ms >= 0 && (timeout < 0 || backfill_ms < timeout))
+			timeout = backfill_ms;
 		if (next_prune > 0)
 		{
 			long		prune_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),

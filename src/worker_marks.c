@@ -7,7 +7,8 @@
  * The worker reports how far it has finished (finished_seq for queued
  * events, wal_done for events read from the WAL) and its counters;
  * backends tell it about events the ring does not carry (WAL-only events,
- * COMMIT PREPARED running), that the hooks changed (hooks_generation), and
+ * COMMIT PREPARED running), that the hooks changed (hooks_generation), that
+ * a backfill started or was cancelled (backfills_generation), and
  * ask it to look whether the extension still exists.  wait_for_deliveries()
  * (stats.c) and CREATE/DROP EXTENSION sleep on the dbslot's condition
  * variable until the worker's mark passes what they wait for.
@@ -30,6 +31,7 @@
 
 #include "miscadmin.h"
 
+#include "db_slots.h"
 #include "dbslot_internal.h"
 #include "worker_marks.h"
 
@@ -316,6 +318,29 @@ coco_marks_hooks_generation(void)
 	CocoDbSlot *slot = coco_dbslot_mine(false);
 
 	return slot ? pg_atomic_read_u32(&slot->hooks_generation) : 0;
+}
+
+/*
+ * A transaction that started or cancelled a backfill committed: the worker
+ * reads cocohooks.backfill_jobs again, at once.
+ */
+void
+coco_marks_bump_backfills_generation(void)
+{
+	CocoDbSlot *slot = coco_dbslot_mine(false);
+
+	if (slot == NULL)
+		return;
+	pg_atomic_fetch_add_u32(&slot->backfills_generation, 1);
+	coco_dbslot_wake_worker();
+}
+
+uint32
+coco_marks_backfills_generation(void)
+{
+	CocoDbSlot *slot = coco_dbslot_mine(false);
+
+	return slot ? pg_atomic_read_u32(&slot->backfills_generation) : 0;
 }
 
 /* Deliveries parked in cocohooks.retry_queue, and not finished yet. */

@@ -23,6 +23,8 @@ extern bool coco_marks_request_extension_check(int wait_ms);
 /* the worker: what backends told it */
 extern bool coco_marks_wal_only(uint64 *lsn);
 extern uint32 coco_marks_hooks_generation(void);
+extern void coco_marks_bump_backfills_generation(void);
+extern uint32 coco_marks_backfills_generation(void);
 extern bool coco_marks_extension_check_requested(uint32 *request);
 extern void coco_marks_extension_checked(uint32 request);
 
