@@ -8,7 +8,11 @@
 # members), one that fails for good logged per event, alter_hook between
 # batch sizes (batch_size 1 is the one-event body, unchanged), and a kill -9
 # of the worker while a batch is in flight: after the restart the batch
-# comes again with the same webhook-id and members (wal mode).
+# comes again with the same webhook-id and members (wal mode; memory mode:
+# an orderly exit).  Also: a parked batch comes back as the same batch; an
+# ordered hook's parked batch takes the one gathering behind it along; a
+# 410 Gone fails every event and disables the hook; the pace counts a batch
+# as one request; a backfill of a batched hook goes in batches.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -267,6 +271,20 @@ is(scalar(@$pareqs), 4, 'pace: 20 events in 4 requests');
 my $span = $pareqs->[-1]{received_at} - $pareqs->[0]{received_at};
 ok($span >= 1.0 && $span < 4.0,
 	sprintf('pace: 4 requests at 2 per second took %.2f s (20 events at 2 per second would take 10 s)', $span));
+
+# ---------- a backfill of a batched hook goes in batches too
+sql('CREATE TABLE bf (id int PRIMARY KEY, n int); INSERT INTO bf SELECT i, i FROM generate_series(1, 25) i');
+my $bfh = register('bf', "$recv->{url}/bf", batch_size => 10, batch_wait => "'2 s'");
+my $bfid = sql("SELECT cocohooks.backfill($bfh)");
+ok(wait_until('the backfill done', 60,
+		sub { sql("SELECT state FROM cocohooks.backfills WHERE id = $bfid") eq 'done' }),
+	'backfill: done');
+deliveries_finished('backfill: delivered');
+my $bfreqs = path_records($recv, '/bf');
+is(join(',', map { scalar @{ items($_) } } @$bfreqs), '10,10,5',
+	'backfill: 25 rows in batches of 10, 10 and 5');
+is(join(',', map { "$_->{document_id}:$_->{operation}" } map { @{ items($_) } } @$bfreqs),
+	join(',', map { "$_:backfill" } 1 .. 25), 'backfill: the rows in key order, one batch at a time');
 
 # ---------- alter_hook between batch sizes; batch_size 1 is the one-event body
 sql('CREATE TABLE a (id int PRIMARY KEY, n int)');
