@@ -83,8 +83,8 @@ cocohooks_register_hook(PG_FUNCTION_ARGS)
 	int64		id;
 	bool		isnull;
 	Datum		args[16];
-	char		nulls[16] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
-	' ', ' '};
+	char		nulls[16] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ',
+	' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Oid			types[16] = {OIDOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
 		TEXTARRAYOID, TEXTARRAYOID, TEXTOID, INTERVALOID, TEXTOID, FLOAT4OID, INT4OID,
 	INT4OID, INTERVALOID};
@@ -462,8 +462,9 @@ read_clear(FunctionCallInfo fcinfo, bool *cleared)
 }
 
 /*
- * alter_hook(hook_id, <settings>..., clear, <batch settings>): changes the settings given
- * (not NULL) and sets those named in clear to NULL, in one UPDATE; the rest
+ * alter_hook(hook_id, <settings>..., clear, batch_size, batch_wait):
+ * changes the settings given (not NULL) and sets those named in clear to
+ * NULL, in one UPDATE; the rest
  * stay.  Every value is checked as register_hook checks it.  The catalog's
  * trigger keeps the settings events already written name
  * (keep_hook_settings); the collection's triggers depend on the hooks'
