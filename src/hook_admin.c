@@ -464,13 +464,13 @@ read_clear(FunctionCallInfo fcinfo, bool *cleared)
 /*
  * alter_hook(hook_id, <settings>..., clear, batch_size, batch_wait):
  * changes the settings given (not NULL) and sets those named in clear to
- * NULL, in one UPDATE; the rest
- * stay.  Every value is checked as register_hook checks it.  The catalog's
- * trigger keeps the settings events already written name
- * (keep_hook_settings); the collection's triggers depend on the hooks'
- * events only, which do not change.  A secret given or cleared takes
- * effect at once and ends a rotation's overlap, as rotate_secret with
- * overlap '0' does.  False if there is no such hook.
+ * NULL, in one UPDATE; the rest stay.  Every value is checked as
+ * register_hook checks it.  The catalog's trigger keeps the settings
+ * events already written name (keep_hook_settings); the collection's
+ * triggers depend on the hooks' events only, which do not change.  A
+ * secret given or cleared takes effect at once and ends a rotation's
+ * overlap, as rotate_secret with overlap '0' does.  False if there is no
+ * such hook.
  */
 Datum
 cocohooks_alter_hook(PG_FUNCTION_ARGS)
