@@ -65,6 +65,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -183,6 +184,7 @@ static dlist_head backfills = DLIST_STATIC_INIT(backfills);
 static MemoryContext source_cxt = NULL;
 static int	nheld = 0;			/* backfills with a current chunk */
 static uint32 seen_generation = 0;
+static uint32 seen_hooks_generation = 0;
 static TimestampTz next_reload = 0;
 static TimestampTz next_record = 0;
 
@@ -664,10 +666,15 @@ read_jobs(void *arg)
 {
 	dlist_iter	iter;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	Oid			nsp = get_namespace_oid("cocohooks", true);
+
 	dlist_foreach(iter, &backfills)
 		dlist_container(Backfill, node, iter.cur)->seen = false;
+	/* a catalog older than 0.3.0 (not updated yet) has none */
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("backfill_jobs", nsp)))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT b.id, b.hook_id, h.collection::oid, b.batch_rows, b.filter_tree, b.last_key"
 					" FROM cocohooks.backfill_jobs b JOIN cocohooks.hooks h ON h.id = b.hook_id"
 					" WHERE b.state = 'running' ORDER BY b.id", true, 0) != SPI_OK_SELECT)
@@ -707,13 +714,17 @@ read_jobs(void *arg)
 	SPI_finish();
 }
 
-/* Reads backfill_jobs again: new backfills start, those gone stop. */
+/*
+ * Reads backfill_jobs again: new backfills start, those gone stop (their
+ * events handed on are still delivered).
+ */
 static void
 reload(void)
 {
 	dlist_iter	iter;
 
 	seen_generation = coco_marks_backfills_generation();
+	seen_hooks_generation = coco_marks_hooks_generation();
 	next_reload = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RELOAD_MS);
 	if (!coco_in_own_transaction(read_jobs, NULL))
 		return;
@@ -839,7 +850,9 @@ coco_backfill_take(void)
 	bool		took = false;
 	TimestampTz now = GetCurrentTimestamp();
 
-	if (seen_generation != coco_marks_backfills_generation() || now >= next_reload)
+	/* started or cancelled, or a hook unregistered (its backfills go with it) */
+	if (seen_generation != coco_marks_backfills_generation() ||
+		seen_hooks_generation != coco_marks_hooks_generation() || now >= next_reload)
 		reload();
 	dlist_foreach(iter, &backfills)
 	{

@@ -1011,12 +1011,6 @@ coco_engine_uses_hook(int64 hook_id)
 }
 
 /*
- * Starts one delivery per target hook of an event; the message is copied.
- * Call only while coco_engine_room() is positive.  An event in the WAL, its
- * record ending at wal_lsn (0 if none), is reported finished to its
- * source's callback with source_arg.
- */
-/*
  * watch is told of every event before the engine starts it (not of those
  * given up): a source that must know what went ahead of its own events
  * (backfill_source.c) looks there.
@@ -1027,6 +1021,12 @@ coco_engine_watch_starts(CocoStartWatch watch)
 	start_watch = watch;
 }
 
+/*
+ * Starts one delivery per target hook of an event; the message is copied.
+ * Call only while coco_engine_room() is positive.  An event in the WAL, its
+ * record ending at wal_lsn (0 if none), is reported finished to its
+ * source's callback with source_arg.
+ */
 void
 coco_engine_start_event(const CocoEventHeader *queued, uint64 wal_lsn,
 						const CocoEventSource *source, void *source_arg)

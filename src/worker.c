@@ -16,7 +16,9 @@
  *	   WAL (extension_watch.c)
  *	-> take events from the sources while the engine has room:
  *	   the events a previous worker saved (saved_events.c), the shared
- *	   queue, then (durability = wal) the WAL (wal_scan.c, wal_source.c)
+ *	   queue, then (durability = wal) the WAL (wal_scan.c, wal_source.c),
+ *	   parked deliveries that are due (parked_retries.c), and last the
+ *	   rows of backfills (backfill_source.c)
  *	-> let the engine progress (delivery_engine.c): retries that are due,
  *	   libcurl, the batch of log rows, the report of finished events
  *	-> move the WAL source's restart point past what is finished
