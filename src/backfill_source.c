@@ -194,21 +194,27 @@ chunk_event_finished(uint64 wal_lsn, void *source_arg)
 	((Chunk *) source_arg)->unfinished--;
 }
 
-/* Whether one of msg's target hooks is hook_id. */
-static bool
-targets_hook(const CocoEventHeader *msg, int64 hook_id)
+/*
+ * The spec (or reference) of hook_id in a list of nhooks of them, and its
+ * place in the list; NULL if it is not there.
+ */
+static const CocoHookSpec *
+spec_in(const char *specs, int nhooks, int64 hook_id, int *index)
 {
-	const char *p = coco_event_hooks(msg);
+	const char *p = specs;
 
-	for (int i = 0; i < msg->nhooks; i++)
+	for (int i = 0; i < nhooks; i++)
 	{
 		const CocoHookSpec *spec = (const CocoHookSpec *) p;
 
 		if (spec->hook_id == hook_id)
-			return true;
+		{
+			*index = i;
+			return spec;
+		}
 		p += spec->spec_len;
 	}
-	return false;
+	return NULL;
 }
 
 /* The row of the current chunk whose document_id is doc, or NULL. */
@@ -244,9 +250,10 @@ watch_started(const CocoEventHeader *msg, const CocoEventSource *source)
 	{
 		Backfill   *bf = dlist_container(Backfill, node, iter.cur);
 		ChunkRow   *row;
+		int			index;
 
 		if (bf->current == NULL || bf->relid != msg->collection_relid ||
-			!targets_hook(msg, bf->hook_id))
+			spec_in(coco_event_hooks(msg), msg->nhooks, bf->hook_id, &index) == NULL)
 			continue;
 		row = find_row(bf, coco_event_document_id(msg), msg->document_id_len);
 		if (row != NULL && row - bf->rows >= bf->next_row)
@@ -300,28 +307,6 @@ drop_current(Backfill *bf)
  * Reading a chunk
  */
 
-/* The hook's reference in the table's post_save list, or false: not enabled. */
-static bool
-find_hook(CocoTableHooks *th, int64 hook_id, int *index, const char **ref, uint32 *ref_len)
-{
-	const char *p = th->hooks[COCO_POST_SAVE];
-
-	for (int i = 0; i < th->nhooks[COCO_POST_SAVE]; i++)
-	{
-		const CocoHookSpec *spec = (const CocoHookSpec *) p;
-
-		if (spec->hook_id == hook_id)
-		{
-			*index = i;
-			*ref = p;
-			*ref_len = spec->spec_len;
-			return true;
-		}
-		p += spec->spec_len;
-	}
-	return false;
-}
-
 /* SELECT of the next rows: the table's own (ONLY), or a partitioned table's */
 static char *
 chunk_query(Relation rel, AttrNumber key_attnum, bool after)
@@ -367,8 +352,7 @@ read_chunk(void *arg)
 	CocoRowFilter *filter = NULL;
 	CocoRowFilterRows *filter_rows = NULL;
 	int			index;
-	const char *ref;
-	uint32		ref_len;
+	const CocoHookSpec *spec;
 	Portal		portal;
 	Datum		args[1];
 	Oid			types[1] = {TEXTOID};
@@ -389,7 +373,9 @@ read_chunk(void *arg)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("table \"%s\" has no primary key of one column",
 						RelationGetRelationName(rel))));
-	bf->paused = !find_hook(th, bf->hook_id, &index, &ref, &ref_len);
+	/* the hook's reference among the table's enabled post_save hooks */
+	spec = spec_in(th->hooks[COCO_POST_SAVE], th->nhooks[COCO_POST_SAVE], bf->hook_id, &index);
+	bf->paused = spec == NULL;
 	if (bf->paused)
 	{
 		/* disabled: try again later */
@@ -471,7 +457,7 @@ read_chunk(void *arg)
 			row->hash = hash_bytes((const unsigned char *) document_id, strlen(document_id));
 			row->superseded = false;
 			coco_message_append(&bf->msgs, COCO_POST_SAVE, th->collection_relid,
-								ref, ref_len, 1,
+								(const char *) spec, spec->spec_len, 1,
 								th->collection, strlen(th->collection),
 								document_id, strlen(document_id),
 								event_id, 0, now, NULL, NULL,
