@@ -168,6 +168,13 @@ static dlist_head ready = DLIST_STATIC_INIT(ready);	/* first in line now, to sen
 static uint64 events_started = 0;
 static uint64 events_released = 0;
 static CocoStartWatch start_watch = NULL;	/* coco_engine_watch_starts */
+/*
+ * The members of batches waiting in their hook's line beyond the one entry
+ * each batch is there (document_order.c counts entries): counted with
+ * them against the lines' bound, so that batches waiting hold no more
+ * events than single deliveries may (coco_engine_room).
+ */
+static int	batch_members_waiting = 0;
 
 static CocoHttp *http = NULL;
 static TimestampTz park_wal_checked = 0;
@@ -274,6 +281,17 @@ static void start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
  * document goes to the ready list (sent by send_ready(), not from here,
  * which may be deep in libcurl's callbacks or in a chain of failures).
  */
+/* The delivery next in a line, out of the line's waiting ones (from coco_order_leave). */
+static Delivery *
+line_next(dlist_node *next)
+{
+	Delivery   *w = dlist_container(Delivery, line_node, next);
+
+	if (w->batch)
+		batch_members_waiting -= w->batch->n - 1;
+	return w;
+}
+
 static void
 leave_line(Delivery *d)
 {
@@ -282,7 +300,7 @@ leave_line(Delivery *d)
 	d->line = NULL;
 	if (next)
 	{
-		active += weight(dlist_container(Delivery, line_node, next));
+		active += weight(line_next(next));
 		dlist_push_tail(&ready, next);
 	}
 }
@@ -450,7 +468,7 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 		park_batch(d->batch, made, at);
 		while (line && (next = coco_order_leave(line)) != NULL)
 		{
-			Delivery   *w = dlist_container(Delivery, line_node, next);
+			Delivery   *w = line_next(next);
 
 			active += weight(w);
 			w->line = NULL;
@@ -474,7 +492,7 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 	park_one(d, made, at, key);
 	while (line && (next = coco_order_leave(line)) != NULL)
 	{
-		Delivery   *w = dlist_container(Delivery, line_node, next);
+		Delivery   *w = line_next(next);
 
 		/* out of the line, as leave_line() counts it, never sent */
 		active++;
@@ -1186,6 +1204,7 @@ dispatch_batch(CocoBatch *b)
 	{
 		/* waits for the hook's batch before it */
 		active -= b->n;
+		batch_members_waiting += b->n - 1;
 		park_line_at_backlog(leader->line);
 		return;
 	}
@@ -1276,7 +1295,8 @@ coco_engine_room(void)
 	 * lines, is parked.
 	 */
 	if (nlog >= MAX_LOG_BATCH / 2 ||
-		coco_order_waiting() >= cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR ||
+		coco_order_waiting() + batch_members_waiting >=
+		cocohooks_max_concurrent_deliveries * COCO_ORDER_BACKLOG_FACTOR ||
 		(coco_pace_waiting() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR &&
 		 (!coco_parked_available() ||
 		  coco_pace_waiting_unpaced() >= cocohooks_max_concurrent_deliveries * COCO_PACE_BACKLOG_FACTOR)))

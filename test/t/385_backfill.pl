@@ -59,7 +59,7 @@ sub count_path
 
 # Per document of a path's records (100,000s: Python reads them faster):
 # { id => [v of the last one received, backfill records, records,
-# distinct webhook-ids] }.
+# distinct webhook-ids, records older than one received before it] }.
 my $summary_script = PostgreSQL::Test::Utils::tempdir() . '/summary.py';
 PostgreSQL::Test::Utils::append_to_file($summary_script, <<'PY');
 import json, sys
@@ -71,13 +71,17 @@ for line in open(sys.argv[1], encoding="utf-8"):
     if r["path"] != sys.argv[2]:
         continue
     b = json.loads(r["body"])
-    d = docs.setdefault(b["document"]["id"], [None, 0, 0, set()])
-    d[0] = b["document"].get("v")
+    d = docs.setdefault(b["document"]["id"], [None, 0, 0, set(), 0])
+    v = b["document"].get("v")
+    # a version older than one received before (v only grows)
+    if v is not None and d[0] is not None and v < d[0]:
+        d[4] += 1
+    d[0] = v
     d[1] += b.get("operation") == "backfill"
     d[2] += 1
     d[3].add(r["headers"].get("webhook-id"))
 for i, d in docs.items():
-    print("%s|%s|%d|%d|%d" % (i, d[0], d[1], d[2], len(d[3])))
+    print("%s|%s|%d|%d|%d|%d" % (i, d[0], d[1], d[2], len(d[3]), d[4]))
 PY
 
 sub summary
@@ -142,6 +146,9 @@ sub check_latest
 	is(scalar(@missing), 0, "$label: every row arrived") or diag("missing: @missing[0 .. 9]");
 	is(scalar(@stale), 0, "$label: each document's last event is its latest version")
 	  or diag(join ', ', map { "$_: got $docs->{$_}[0], is $now{$_}" } @stale[ 0 .. 9 ]);
+	my @back = grep { $docs->{$_}[4] > 0 } keys %$docs;
+	is(scalar(@back), 0, "$label: no document's event (backfill or update) came after a newer one")
+	  or diag("went back: @back[0 .. 9]");
 	return $docs;
 }
 
