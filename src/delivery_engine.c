@@ -729,11 +729,19 @@ delivery_done(void *arg, const CocoHttpResult *r)
 	}
 	if (d->sent)
 	{
-		dlist_node *next = coco_origin_release(d->origin);
+		CocoOrigin *origin = d->origin;
+		dlist_node *next;
 
 		d->sent = false;
-		if (next)
+		/* an answer over HTTP/2 lets more of the origin's waiters go at once */
+		if (r->status > 0)
+			coco_origin_note_protocol(origin, r->multiplexed);
+		next = coco_origin_release(origin);
+		while (next)
+		{
 			send_delivery(dlist_container(Delivery, wait_node, next));
+			next = coco_origin_next_waiter(origin);
+		}
 	}
 
 	if (d->headers)
@@ -1272,7 +1280,7 @@ void
 coco_engine_apply_settings(void)
 {
 	coco_http_set_limits(http, cocohooks_max_host_connections);
-	coco_origin_set_limit(cocohooks_max_host_connections);
+	coco_origin_set_limits(cocohooks_max_host_connections, cocohooks_max_host_streams);
 }
 
 /* The socket that becomes readable when libcurl has work. */

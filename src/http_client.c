@@ -9,6 +9,15 @@
  * in the same WaitEventSet as its latch and postmaster death, so a delivery
  * in flight never keeps it from new events, config reloads or shutdown.
  *
+ * HTTP/2 (cocohooks.http2): an https receiver that offers it by ALPN gets
+ * it, and its deliveries are multiplexed as streams over the connections
+ * already open to it (libcurl's default of at most 100 streams per
+ * connection; a new transfer waits for a new connection's protocol rather
+ * than opening another one); http:// receivers get HTTP/1.1 unless asked
+ * for HTTP/2 with prior knowledge.  Connections per host and port are
+ * capped at cocohooks.max_host_connections inside libcurl too; the origin
+ * queue keeps requests within that for HTTP/1.1.
+ *
  * Every transfer is restricted to http and https, follows no redirect, and
  * keeps only the first kilobyte of the response body, reading at most
  * 64 kB of it.  Easy handles are kept for reuse; the multi
@@ -281,6 +290,9 @@ coco_http_set_limits(CocoHttp *http, int max_host_connections)
 
 	curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS,
 					  (long) Max(max_host_connections * 16, 256));
+	curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+					  (long) max_host_connections);
+	curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
 	/* a new cocohooks.ca_file: every handle is set up again before its next use */
 	if (http->ca_file == NULL || strcmp(http->ca_file, ca_file) != 0)
 	{
@@ -357,6 +369,19 @@ get_request(CocoHttp *http)
 	return req;
 }
 
+/* The HTTP version to ask for, by cocohooks.http2 and the URL's scheme. */
+static long
+http_version_for(const char *url)
+{
+	bool		tls = pg_strncasecmp(url, "https://", 8) == 0;
+
+	if (tls && cocohooks_http2 != COCO_HTTP2_OFF)
+		return CURL_HTTP_VERSION_2TLS;
+	if (!tls && cocohooks_http2 == COCO_HTTP2_PRIOR_KNOWLEDGE)
+		return CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
+	return CURL_HTTP_VERSION_1_1;
+}
+
 /*
  * Starts a POST.  headers and body must stay valid until the completion
  * callback runs for arg.  Returns false if libcurl refused the transfer
@@ -368,6 +393,7 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 {
 	HttpRequest *req = get_request(http);
 	CURL	   *e = req->easy;
+	long		version = http_version_for(url);
 
 	req->arg = arg;
 	req->errbuf[0] = '\0';
@@ -382,6 +408,9 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
+	/* wait to multiplex on a connection being opened rather than open more */
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, version == CURL_HTTP_VERSION_1_1 ? 0L : 1L);
 
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
 	{
@@ -406,6 +435,7 @@ collect_finished(CocoHttp *http)
 		CocoHttpResult result = {0};
 		double		total = 0;
 		curl_off_t	retry_after = 0;
+		long		version = 0;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -416,6 +446,9 @@ collect_finished(CocoHttp *http)
 		if (curl_easy_getinfo(req->easy, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
 			retry_after > 0)
 			result.retry_after_s = (long) Min(retry_after, (curl_off_t) 86400);
+		if (curl_easy_getinfo(req->easy, CURLINFO_HTTP_VERSION, &version) == CURLE_OK)
+			result.multiplexed = (version == CURL_HTTP_VERSION_2_0 ||
+								  version == CURL_HTTP_VERSION_3);
 		result.response = req->response;
 		result.response_len = (int) Min(req->body_read, (size_t) COCO_RESPONSE_EXCERPT);
 		if (msg->data.result == CURLE_WRITE_ERROR && req->body_cut)

@@ -28,6 +28,7 @@ typedef struct CocoHttpResult
 	bool		permanent;		/* retrying cannot help (the network guard) */
 	bool		timed_out;		/* no complete response within the timeout */
 	bool		blocked;		/* the network guard refused an address */
+	bool		multiplexed;	/* the response came over HTTP/2 */
 	const char *response;		/* the start of the response body */
 	int			response_len;	/* at most COCO_RESPONSE_EXCERPT bytes */
 } CocoHttpResult;

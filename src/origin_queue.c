@@ -4,10 +4,13 @@
  *	  Per-receiver admission of deliveries in the worker.
  *
  * A receiver (an origin: scheme, host and port) gets at most
- * cocohooks.max_host_connections requests at once; further deliveries to it
- * wait here, in arrival order, not inside libcurl.  So a hook's timeout
- * counts from when its request is actually sent, and a slow receiver only
- * ever makes its own deliveries wait.
+ * cocohooks.max_host_connections requests at once, one per connection, or,
+ * once it has answered over HTTP/2, cocohooks.max_host_streams, as streams
+ * multiplexed over few connections; further deliveries to it wait here, in
+ * arrival order, not inside libcurl.  So a hook's timeout counts from when
+ * its request is actually sent, and a slow receiver only ever makes its own
+ * deliveries wait.  Until its first answer an origin counts as HTTP/1.1,
+ * and its latest answer says which it speaks from then on.
  *
  * Origins live for the worker's lifetime; there are as many as distinct
  * receivers of registered hooks.  Worker-local, no locking.
@@ -34,16 +37,36 @@ struct CocoOrigin
 {
 	char		key[ORIGIN_KEY_LEN];	/* hash key: "scheme://host:port" */
 	int			active;			/* requests in flight */
+	bool		multiplexed;	/* its latest answer came over HTTP/2 */
 	dlist_head	waiting;		/* deliveries waiting for a turn */
 };
 
 static HTAB *origins = NULL;
-static int	origin_limit = 1;
+static int	connection_limit = 1;
+static int	stream_limit = 1;
 
 void
-coco_origin_set_limit(int limit)
+coco_origin_set_limits(int connections, int streams)
 {
-	origin_limit = Max(limit, 1);
+	connection_limit = Max(connections, 1);
+	stream_limit = Max(streams, 1);
+}
+
+static inline int
+origin_limit(const CocoOrigin *origin)
+{
+	return origin->multiplexed ? stream_limit : connection_limit;
+}
+
+/*
+ * Records which protocol the origin answered with.  When it now allows
+ * more requests at once, the caller sends the waiters coco_origin_next_waiter
+ * gives.
+ */
+void
+coco_origin_note_protocol(CocoOrigin *origin, bool multiplexed)
+{
+	origin->multiplexed = multiplexed;
 }
 
 /* The origin of a URL: everything before the path, query or fragment. */
@@ -83,6 +106,7 @@ coco_origin_for_url(const char *url, int url_len)
 	if (!found)
 	{
 		origin->active = 0;
+		origin->multiplexed = false;
 		dlist_init(&origin->waiting);
 	}
 	return origin;
@@ -95,7 +119,7 @@ coco_origin_for_url(const char *url, int url_len)
 bool
 coco_origin_admit(CocoOrigin *origin, dlist_node *waiter)
 {
-	if (origin->active < origin_limit)
+	if (origin->active < origin_limit(origin))
 	{
 		origin->active++;
 		return true;
@@ -112,7 +136,17 @@ dlist_node *
 coco_origin_release(CocoOrigin *origin)
 {
 	origin->active--;
-	if (origin->active < origin_limit && !dlist_is_empty(&origin->waiting))
+	return coco_origin_next_waiter(origin);
+}
+
+/*
+ * The next waiting delivery if the origin has a free turn, which it now
+ * holds and should be sent; else NULL.
+ */
+dlist_node *
+coco_origin_next_waiter(CocoOrigin *origin)
+{
+	if (origin->active < origin_limit(origin) && !dlist_is_empty(&origin->waiting))
 	{
 		origin->active++;
 		return dlist_pop_head_node(&origin->waiting);

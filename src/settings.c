@@ -39,6 +39,8 @@ int			cocohooks_max_databases = 16;
 int			cocohooks_max_hook_stats = 1000;
 int			cocohooks_max_concurrent_deliveries = 4096;
 int			cocohooks_max_host_connections = 32;
+int			cocohooks_max_host_streams = 1000;
+int			cocohooks_http2 = COCO_HTTP2_TLS;
 int			cocohooks_log_deliveries = COCO_LOG_FAILURES;
 int			cocohooks_retry_max_backoff = 60000;	/* ms */
 int			cocohooks_disable_failing_hooks_after = 5 * 24 * 3600 * 1000;	/* ms */
@@ -58,6 +60,13 @@ static const struct config_enum_entry log_deliveries_options[] = {
 	{"none", COCO_LOG_NONE, false},
 	{"failures", COCO_LOG_FAILURES, false},
 	{"all", COCO_LOG_ALL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry http2_options[] = {
+	{"off", COCO_HTTP2_OFF, false},
+	{"tls", COCO_HTTP2_TLS, false},
+	{"prior_knowledge", COCO_HTTP2_PRIOR_KNOWLEDGE, false},
 	{NULL, 0, false}
 };
 
@@ -208,6 +217,27 @@ define_settings(void)
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cocohooks.max_host_streams",
+							"Maximum number of requests the worker has in flight at once to one HTTP/2 host and port.",
+							"They go as streams of at most 100 per connection, over at most cocohooks.max_host_connections connections; a receiver speaking HTTP/1.1 gets one request per connection.",
+							&cocohooks_max_host_streams,
+							1000,
+							1,
+							65536,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cocohooks.http2",
+							 "When deliveries use HTTP/2.",
+							 "tls: with an https receiver that offers it (ALPN), else HTTP/1.1; off: always HTTP/1.1; prior_knowledge: also with http:// receivers, which must then speak HTTP/2 without being asked.",
+							 &cocohooks_http2,
+							 COCO_HTTP2_TLS,
+							 http2_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cocohooks.retry_max_backoff",
 							"Longest wait before a retry of a failed delivery.",

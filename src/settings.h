@@ -17,6 +17,13 @@ typedef enum CocoDurability
 	COCO_DURABILITY_WAL
 } CocoDurability;
 
+typedef enum CocoHttp2
+{
+	COCO_HTTP2_OFF,				/* HTTP/1.1 to every receiver */
+	COCO_HTTP2_TLS,				/* HTTP/2 where an https receiver offers it */
+	COCO_HTTP2_PRIOR_KNOWLEDGE	/* also over cleartext http://, unasked */
+} CocoHttp2;
+
 typedef enum CocoLogDeliveries
 {
 	COCO_LOG_NONE,
@@ -31,6 +38,8 @@ extern int	cocohooks_max_databases;
 extern int	cocohooks_max_hook_stats;
 extern int	cocohooks_max_concurrent_deliveries;
 extern int	cocohooks_max_host_connections;
+extern int	cocohooks_max_host_streams;
+extern int	cocohooks_http2;	/* CocoHttp2 */
 extern int	cocohooks_log_deliveries;	/* CocoLogDeliveries */
 extern int	cocohooks_retry_max_backoff;	/* ms */
 extern int	cocohooks_disable_failing_hooks_after;	/* ms, 0: never */

@@ -31,6 +31,8 @@ our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
+my $h2_receiver_script =
+  File::Spec->rel2abs(dirname(__FILE__) . '/../h2_receiver.mjs');
 my @receivers;
 
 # A cluster with cocohooks preloaded (unless preload => 0), serving
@@ -147,6 +149,11 @@ sub wait_until
 # request whose body contains TEXT (restart_receiver starts it without).
 # With fail_while => FILE it answers 503 to every request while FILE
 # exists, and its records of those say "failed".
+# With h2 => 1 it is test/h2_receiver.mjs instead (Node.js): over TLS it
+# offers HTTP/2 and HTTP/1.1 (h1_only => 1: HTTP/1.1 alone), with
+# cleartext => 1 it speaks HTTP/2 with prior knowledge on http://;
+# delay_ms => N answers after N ms, max_streams => N announces that many
+# concurrent streams per connection.
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -155,15 +162,21 @@ sub start_receiver
 	my $log = $opts{log} // "$dir/requests.jsonl";
 	my $port_file = "$dir/port";
 	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(
-		[
-			'python3', $receiver_script, '--log', $log, '--port', $listen_port,
-			'--port-file', $port_file,
-			($opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ()),
-			(defined $opts{fail_if} ? ('--fail-if', $opts{fail_if}) : ()),
-			(defined $opts{fail_while} ? ('--fail-while', $opts{fail_while}) : ())
-		],
-		'<', \undef, '>', \$out, '2>', \$err);
+	my @tls = $opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ();
+	my @cmd = $opts{h2}
+	  ? (
+		'node', $h2_receiver_script, '--log', $log, '--port', $listen_port,
+		'--port-file', $port_file, @tls,
+		($opts{h1_only} ? ('--h1-only') : ()),
+		($opts{cleartext} ? ('--cleartext') : ()),
+		($opts{delay_ms} ? ('--delay-ms', $opts{delay_ms}) : ()),
+		($opts{max_streams} ? ('--max-streams', $opts{max_streams}) : ()))
+	  : (
+		'python3', $receiver_script, '--log', $log, '--port', $listen_port,
+		'--port-file', $port_file, @tls,
+		(defined $opts{fail_if} ? ('--fail-if', $opts{fail_if}) : ()),
+		(defined $opts{fail_while} ? ('--fail-while', $opts{fail_while}) : ()));
+	my $h = IPC::Run::start(\@cmd, '<', \undef, '>', \$out, '2>', \$err);
 	my $ok = wait_until('receiver port file', 15, sub { -s $port_file });
 	die "receiver did not start: $err" unless $ok;
 	my $port = PostgreSQL::Test::Utils::slurp_file($port_file);
@@ -174,6 +187,7 @@ sub start_receiver
 		port => $port,
 		url => $opts{tls_cert} ? "https://localhost:$port" : "http://127.0.0.1:$port",
 		err => \$err,
+		opts => \%opts,
 	};
 	push @receivers, $recv;
 	return $recv;
@@ -196,7 +210,9 @@ sub restart_receiver
 {
 	my ($recv) = @_;
 	stop_receiver($recv);
-	my $new = start_receiver(port => $recv->{port}, log => $recv->{log});
+	my %same = map { $_ => $recv->{opts}{$_} }
+	  grep { $_ ne 'fail_if' && $_ ne 'fail_while' } keys %{ $recv->{opts} // {} };
+	my $new = start_receiver(%same, port => $recv->{port}, log => $recv->{log});
 	@receivers = grep { $_ != $new } @receivers;
 	$recv->{$_} = $new->{$_} for qw(handle err);
 	return $recv;
