@@ -422,6 +422,30 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	return true;
 }
 
+/*
+ * Whether a transfer that failed while sending its body had its answer
+ * already, whole: over HTTP/2 a receiver may answer before it has read the
+ * request (RFC 9113 §8.1) and then reset the stream with NO_ERROR, which
+ * libcurl before 8 reports as a failed upload, or, when the body was larger
+ * than the stream's window, waits on until the timeout.  The answer counts
+ * when its length was announced and all of it came; otherwise it cannot be
+ * told from one cut short, and the attempt fails.
+ */
+static bool
+answered_early(HttpRequest *req, CURLcode code, long status)
+{
+	curl_off_t	length = -1;
+
+	if (code != CURLE_HTTP2_STREAM && code != CURLE_SEND_ERROR &&
+		code != CURLE_OPERATION_TIMEDOUT)
+		return false;
+	if (status < 200 || req->body_cut)
+		return false;
+	if (curl_easy_getinfo(req->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) != CURLE_OK)
+		return false;
+	return length >= 0 && (size_t) length == req->body_read;
+}
+
 /* Calls the completion callback for every finished transfer. */
 static void
 collect_finished(CocoHttp *http)
@@ -454,6 +478,10 @@ collect_finished(CocoHttp *http)
 		if (msg->data.result == CURLE_WRITE_ERROR && req->body_cut)
 		{
 			/* a complete answer whose body we would not read to the end */
+		}
+		else if (answered_early(req, msg->data.result, result.status))
+		{
+			/* the receiver answered, then stopped the upload: its answer stands */
 		}
 		else if (msg->data.result != CURLE_OK)
 		{

@@ -21,6 +21,9 @@
 //                        answering the n-th (HTTP/1.1: close the connection)
 //     /reset/<n>         reset every n-th request to this path (RST_STREAM
 //                        INTERNAL_ERROR; HTTP/1.1: close the connection)
+//     /early             answer 200 before reading the body, then reset
+//                        the stream with NO_ERROR (the body not recorded)
+//     /early-cut         the same, but 10 of the 100 bytes announced
 //     anything else      answer 200 after --delay-ms (default 0)
 //
 // Listens on 127.0.0.1 only.  The port goes to --port-file once listening.
@@ -162,8 +165,31 @@ function handle(req, res, conn, body) {
   else respond();
 }
 
+// /early and /early-cut answer as soon as the request's headers are in,
+// without reading its body, then reset the stream with NO_ERROR (RFC 9113
+// §8.1 allows it); /early-cut announces 100 bytes and sends 10.
+function answerEarly(req, res, conn) {
+  const cut = req.url.startsWith('/early-cut');
+  record(req, conn, null, { early: true, cut });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': cut ? 100 : 12 });
+  res.write(cut ? '{"ok": true' : '{"ok": true}');
+  if (!req.stream) {
+    if (cut) req.socket.destroy();
+    else res.end();
+    return;
+  }
+  if (!cut) res.end();
+  setImmediate(() => {
+    if (!req.stream.destroyed) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  });
+}
+
 function onRequest(req, res) {
   const conn = req.stream ? req.stream.session : req.socket;
+  if (req.url.startsWith('/early')) {
+    answerEarly(req, res, conn);
+    return;
+  }
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => handle(req, res, conn, Buffer.concat(chunks).toString('utf8')));

@@ -207,6 +207,30 @@ is($node->safe_psql('postgres',
 		"SELECT status_code || ' ' || response FROM cocohooks.deliveries WHERE hook_id = $err"),
 	'500 {"ok": false}', 'a failed answer\'s status and body excerpt logged');
 
+# 7b. a receiver may answer before it has read the request, then reset the
+# stream with NO_ERROR (RFC 9113 §8.1): its whole answer stands, even when
+# the rest of a body larger than the stream's window can no longer be sent;
+# an answer cut short does not
+$node->safe_psql('postgres', 'CREATE TABLE early (id int PRIMARY KEY, v text)');
+my $early = $node->safe_psql('postgres',
+	"SELECT cocohooks.register_hook('early', 'post_save', '$h2->{url}/early', timeout_ms => 2000, max_retries => 0)");
+$node->safe_psql('postgres', 'CREATE TABLE cut (id int PRIMARY KEY, v text)');
+my $cut = $node->safe_psql('postgres',
+	"SELECT cocohooks.register_hook('cut', 'post_save', '$h2->{url}/early-cut', timeout_ms => 2000, max_retries => 0)");
+api_sql($node, "INSERT INTO early SELECT g, repeat('x', CASE WHEN g = 1 THEN 200000 ELSE 10 END) FROM generate_series(1, 5) g; "
+	  . "INSERT INTO cut VALUES (1, 'short')");
+ok(wait_deliveries($node), 'finished');
+is(scalar(grep { $_->{early} } @{ records($h2) }), 6, 'six requests answered before their bodies were read');
+is($node->safe_psql('postgres',
+		"SELECT count(*) FILTER (WHERE success) || '/' || count(*) FROM cocohooks.deliveries WHERE hook_id = $early"),
+	'0/0', 'no failure logged for the early answers (a body of 200 kB among them)');
+is($node->safe_psql('postgres',
+		"SELECT delivered || '/' || failed FROM cocohooks.hook_stats WHERE hook_id = $early"),
+	'5/0', 'all five delivered');
+is($node->safe_psql('postgres',
+		"SELECT success FROM cocohooks.deliveries WHERE hook_id = $cut"),
+	'f', 'an answer cut short (10 of 100 bytes) failed');
+
 # 8. the network guard holds on a kept-alive HTTP/2 connection
 my $guarded = hooked('guard', "$h2->{url}/guard", 'max_retries => 0');
 api_sql($node, 'INSERT INTO guard VALUES (1, 1)');
