@@ -426,7 +426,7 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
  * Whether a transfer that failed while sending its body had its answer
  * already, whole: over HTTP/2 a receiver may answer before it has read the
  * request (RFC 9113 §8.1) and then reset the stream with NO_ERROR, which
- * libcurl before 8 reports as a failed upload, or, when the body was larger
+ * libcurl 7.88 reports as a failed upload, or, when the body was larger
  * than the stream's window, waits on until the timeout.  The answer counts
  * when its length was announced and all of it came; otherwise it cannot be
  * told from one cut short, and the attempt fails.
