@@ -27,7 +27,8 @@ use Time::HiRes qw(time usleep);
 our @EXPORT = qw(new_node create_extension start_receiver stop_receiver
   records wait_until wait_records wait_deliveries stats worker_pid
   wait_worker api_sql body_of restart_receiver by_webhook_id
-  proc_status_kb start_verifier try_psql wait_server wal_messages);
+  proc_status_kb start_verifier try_psql wait_server wal_messages
+  make_test_ca make_test_cert);
 
 my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
@@ -358,6 +359,44 @@ sub wal_messages
 	my $out = `pg_waldump --rmgr=LogicalMessage --path=$dir --start=$from 2>/dev/null`;
 	my $n = () = $out =~ /prefix "\Q$prefix\E"/g;
 	return $n;
+}
+
+# Test certificates, made with openssl in $dir: a CA ($dir/$name.pem and
+# .key), and a server certificate for subjectAltName $san signed by CA $ca
+# ($dir/$name.pem and .key).  Both readable by the server's user.
+sub run_openssl
+{
+	my @args = @_;
+	my ($out, $err);
+	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
+	  or die "openssl @args: $err";
+	return;
+}
+
+sub make_test_ca
+{
+	my ($dir, $name) = @_;
+	run_openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256',
+		'-days', '2', '-subj', "/CN=cocohooks test $name",
+		'-keyout', "$dir/$name.key", '-out', "$dir/$name.pem",
+		'-addext', 'basicConstraints=critical,CA:TRUE',
+		'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+	chmod 0644, "$dir/$name.pem", "$dir/$name.key";
+	return;
+}
+
+sub make_test_cert
+{
+	my ($dir, $name, $ca, $san) = @_;
+	run_openssl('req', '-newkey', 'rsa:2048', '-nodes', '-sha256',
+		'-subj', "/CN=$name", '-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
+	PostgreSQL::Test::Utils::append_to_file("$dir/$name.ext",
+		"subjectAltName=$san\nextendedKeyUsage=serverAuth\n");
+	run_openssl('x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/$ca.pem",
+		'-CAkey', "$dir/$ca.key", '-CAcreateserial', '-days', '2', '-sha256',
+		'-extfile', "$dir/$name.ext", '-out', "$dir/$name.pem");
+	chmod 0644, "$dir/$name.pem", "$dir/$name.key";
+	return;
 }
 
 1;

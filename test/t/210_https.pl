@@ -14,48 +14,11 @@ use CocoHooksTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir('tls');
 
-# Runs openssl, dying with its output on failure.
-sub openssl
-{
-	my @args = @_;
-	my ($out, $err);
-	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
-	  or die "openssl @args: $err";
-	return;
-}
-
-# A CA: key and self-signed certificate.
-sub make_ca
-{
-	my ($name) = @_;
-	openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256',
-		'-days', '2', '-subj', "/CN=cocohooks test $name",
-		'-keyout', "$dir/$name.key", '-out', "$dir/$name.pem",
-		'-addext', 'basicConstraints=critical,CA:TRUE',
-		'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-	return;
-}
-
-# A server certificate for the given subjectAltName, signed by a CA.
-sub make_server_cert
-{
-	my ($name, $ca, $san) = @_;
-	openssl('req', '-newkey', 'rsa:2048', '-nodes', '-sha256',
-		'-subj', "/CN=$name", '-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
-	PostgreSQL::Test::Utils::append_to_file("$dir/$name.ext",
-		"subjectAltName=$san\nextendedKeyUsage=serverAuth\n");
-	openssl('x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/$ca.pem",
-		'-CAkey', "$dir/$ca.key", '-CAcreateserial', '-days', '2', '-sha256',
-		'-extfile', "$dir/$name.ext", '-out', "$dir/$name.pem");
-	return;
-}
-
-make_ca('ca');
-make_ca('otherca');
-make_server_cert('good', 'ca', 'DNS:localhost,IP:127.0.0.1');
-make_server_cert('untrusted', 'otherca', 'DNS:localhost,IP:127.0.0.1');
-make_server_cert('wronghost', 'ca', 'DNS:wrong.example');
-chmod 0644, glob("$dir/*");
+make_test_ca($dir, 'ca');
+make_test_ca($dir, 'otherca');
+make_test_cert($dir, 'good', 'ca', 'DNS:localhost,IP:127.0.0.1');
+make_test_cert($dir, 'untrusted', 'otherca', 'DNS:localhost,IP:127.0.0.1');
+make_test_cert($dir, 'wronghost', 'ca', 'DNS:wrong.example');
 
 my %recv;
 $recv{$_} = start_receiver(tls_cert => "$dir/$_.pem", tls_key => "$dir/$_.key")

@@ -21,27 +21,8 @@ use CocoHooksTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir('h2tls');
 
-sub openssl
-{
-	my @args = @_;
-	my ($out, $err);
-	IPC::Run::run([ 'openssl', @args ], '<', \undef, '>', \$out, '2>', \$err)
-	  or die "openssl @args: $err";
-	return;
-}
-
-openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-	'-subj', '/CN=cocohooks test h2 ca', '-keyout', "$dir/ca.key", '-out', "$dir/ca.pem",
-	'-addext', 'basicConstraints=critical,CA:TRUE',
-	'-addext', 'keyUsage=critical,keyCertSign,cRLSign');
-openssl('req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-subj', '/CN=localhost',
-	'-keyout', "$dir/server.key", '-out', "$dir/server.csr");
-PostgreSQL::Test::Utils::append_to_file("$dir/server.ext",
-	"subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-openssl('x509', '-req', '-in', "$dir/server.csr", '-CA', "$dir/ca.pem", '-CAkey', "$dir/ca.key",
-	'-CAcreateserial', '-days', '2', '-sha256', '-extfile', "$dir/server.ext",
-	'-out', "$dir/server.pem");
-chmod 0644, glob("$dir/*");
+make_test_ca($dir, 'ca');
+make_test_cert($dir, 'server', 'ca', 'DNS:localhost,IP:127.0.0.1');
 
 my $row;
 my %tls = (tls_cert => "$dir/server.pem", tls_key => "$dir/server.key");
