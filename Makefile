@@ -48,6 +48,8 @@ OBJS = \
 	src/hook_settings.o \
 	src/settings_retirement.o \
 	src/gone_hooks.o \
+	src/http1_wire.o \
+	src/http1_conn.o \
 	src/http_client.o \
 	src/request_headers.o \
 	src/origin_queue.o \

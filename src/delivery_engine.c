@@ -1409,6 +1409,13 @@ coco_engine_in_flight(void)
 	return active + coco_retry_count() + coco_order_waiting() + coco_pace_waiting();
 }
 
+/* Deliveries waiting for a turn at their receiver: an answer frees one. */
+int
+coco_engine_waiting_for_turn(void)
+{
+	return coco_origin_waiting();
+}
+
 /*
  * How many events were started, and how many of the oldest are finished and
  * released: once released reaches a count that started had, every event

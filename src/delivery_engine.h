@@ -49,6 +49,7 @@ extern void coco_engine_flush_log(void);
 /* milliseconds until libcurl or a retry needs the engine, -1 if nothing waits */
 extern long coco_engine_timeout_ms(void);
 extern int	coco_engine_in_flight(void);
+extern int	coco_engine_waiting_for_turn(void);
 extern void coco_engine_event_counts(uint64 *started, uint64 *released);
 
 extern bool coco_engine_uses_hook(int64 hook_id);

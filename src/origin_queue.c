@@ -44,6 +44,7 @@ struct CocoOrigin
 static HTAB *origins = NULL;
 static int	connection_limit = 1;
 static int	stream_limit = 1;
+static int	waiting_total = 0;	/* in every origin's waiting list */
 
 void
 coco_origin_set_limits(int connections, int streams)
@@ -125,7 +126,15 @@ coco_origin_admit(CocoOrigin *origin, dlist_node *waiter)
 		return true;
 	}
 	dlist_push_tail(&origin->waiting, waiter);
+	waiting_total++;
 	return false;
+}
+
+/* Requests waiting for a turn, at every origin. */
+int
+coco_origin_waiting(void)
+{
+	return waiting_total;
 }
 
 /*
@@ -149,6 +158,7 @@ coco_origin_next_waiter(CocoOrigin *origin)
 	if (origin->active < origin_limit(origin) && !dlist_is_empty(&origin->waiting))
 	{
 		origin->active++;
+		waiting_total--;
 		return dlist_pop_head_node(&origin->waiting);
 	}
 	return NULL;

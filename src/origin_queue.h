@@ -18,6 +18,7 @@ extern CocoOrigin *coco_origin_for_url(const char *url, int url_len);
 extern bool coco_origin_admit(CocoOrigin *origin, dlist_node *waiter);
 extern dlist_node *coco_origin_release(CocoOrigin *origin);
 extern dlist_node *coco_origin_next_waiter(CocoOrigin *origin);
+extern int	coco_origin_waiting(void);
 extern void coco_origin_note_protocol(CocoOrigin *origin, bool multiplexed);
 extern void coco_origin_set_limits(int connections, int streams);
 

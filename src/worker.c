@@ -435,6 +435,7 @@ cocohooks_worker_main(Datum main_arg)
 {
 	WaitEventSet *wes;
 	WaitEventSet *gather_wes;
+	WaitEventSet *gather_answers_wes;
 	MemoryContext loop_cxt;
 	uint64		lost;
 	uint32		wait_event;
@@ -504,6 +505,10 @@ cocohooks_worker_main(Datum main_arg)
 	/* the wait while gathering: only a timeout, or postmaster death */
 	gather_wes = coco_create_wait_event_set(1);
 	AddWaitEventToSet(gather_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	/* the same, but answers end it: they free turns deliveries wait for */
+	gather_answers_wes = coco_create_wait_event_set(2);
+	AddWaitEventToSet(gather_answers_wes, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(gather_answers_wes, WL_SOCKET_READABLE, coco_engine_wait_fd(), NULL, NULL);
 
 	/* the wait_event pg_stat_activity shows for the loop's wait */
 	wait_event = coco_wait_event_new("CocohooksWorkerMain");
@@ -595,7 +600,11 @@ cocohooks_worker_main(Datum main_arg)
 		 * us no wake-up per commit, responses are read a tick at a time, and
 		 * events go out together, at the price of at most that much
 		 * latency.  A latch set meanwhile stays set, so the first wait on
-		 * the full set ends at once.
+		 * the full set ends at once.  But while deliveries wait for a turn
+		 * at their receiver, each answer frees one: the gathering wait ends
+		 * at the first answer.  (Kept-alive HTTP/1.1 to nginx takes 13 us
+		 * of ours a delivery: a tick of 1 ms per 32 answers made a backlog
+		 * drain at 23,000 events/s with the worker a third busy.)
 		 */
 		timeout = coco_engine_timeout_ms();
 		wal_ms = coco_wal_source_timeout_ms();
@@ -636,7 +645,10 @@ cocohooks_worker_main(Datum main_arg)
 		}
 		if (!took)
 			report_waiting();
-		(void) WaitEventSetWait(took ? gather_wes : wes, timeout,
+		(void) WaitEventSetWait(!took ? wes :
+								coco_engine_waiting_for_turn() > 0 ? gather_answers_wes :
+								gather_wes,
+								timeout,
 								occurred, lengthof(occurred),
 								wait_event);
 	}
