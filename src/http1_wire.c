@@ -9,7 +9,8 @@
  * scanning with sscanf, a liveness poll) cost more than the rest of a
  * delivery.  This file holds the bytes: the head of a POST, the way
  * libcurl would write it for us (Host, the attempt's headers, Accept,
- * Content-Length; a header without a value left out), and a parser that
+ * Content-Length; "Name:" left out, "Name;" sent as "Name:", in libcurl's
+ * notation request_headers.c and header_object.c use), and a parser that
  * takes an answer in whatever pieces it arrives.
  *
  * Only URLs whose request line needs no rewriting are taken
@@ -176,7 +177,19 @@ coco_h1_request_head(const CocoH1Url *url, const struct curl_slist *headers,
 		const char *colon = strchr(h->data, ':');
 		const char *value;
 
-		if (colon == NULL || colon == h->data)
+		if (colon == NULL)
+		{
+			size_t		len = strlen(h->data);
+
+			/* "Name;" is libcurl's way to send a header with an empty value */
+			if (len > 1 && h->data[len - 1] == ';')
+			{
+				appendBinaryStringInfo(out, h->data, len - 1);
+				appendBinaryStringInfo(out, ":\r\n", 3);
+			}
+			continue;
+		}
+		if (colon == h->data)
 			continue;
 		/* as libcurl does: a header without a value is not sent */
 		for (value = colon + 1; *value == ' ' || *value == '\t'; value++)
