@@ -30,8 +30,12 @@
 //                      pieces a few milliseconds apart
 //   /close             200 with Connection: close, then closes
 //   /close-late        200 with Connection: close, then closes only after
-//                      500 ms; a request that comes on it meanwhile is
-//                      recorded ("after_close": true) and not answered
+//                      500 ms
+//
+// A request that comes on a connection after an answer that ended it
+// (Connection: close, HTTP/1.0, a close-delimited body) is recorded
+// ("after_close": true) and not answered; one that comes after this side
+// closed it unannounced (/drop, /idle-close) is recorded as "dropped".
 //   /close-delimited/<n>  HTTP/1.1 200 with Connection: close and no
 //                      Content-Length: n bytes of body, then closes
 //   /http10            HTTP/1.0 200 without Content-Length: the body
@@ -49,6 +53,8 @@
 //                      is read whole, then the connection is closed without
 //                      an answer ("answered": false, "dropped": true): a
 //                      kept-alive connection that died as it was reused
+//   /reset-next        the same, but the connection is reset (RST), not
+//                      closed
 //   /many-headers      200 with 40 header lines of about 1 kB each
 //   /mixed-case        200 whose header names are in odd case, a value
 //                      with spaces around it, an empty value
@@ -198,6 +204,7 @@ async function respond(conn, req) {
     }
     case 'close':
       send(conn, simple(200, 'ok', ['Connection: close']));
+      conn.saidClose = true;
       endConn(conn);
       return 'closed';
     case 'close-late':
@@ -208,10 +215,12 @@ async function respond(conn, req) {
     case 'close-delimited':
       send(conn, head(200, 'OK', ['Content-Type: text/plain', 'Connection: close']));
       send(conn, pattern(n));
+      conn.saidClose = true;
       endConn(conn);
       return 'closed';
     case 'http10':
       send(conn, head(200, 'OK', ['Content-Type: text/plain'], 'HTTP/1.0') + 'http10-body');
+      conn.saidClose = true;
       endConn(conn);
       return 'closed';
     case 'interim':
@@ -247,6 +256,10 @@ async function respond(conn, req) {
     case 'drop-next':
       send(conn, simple(200, 'ok'));
       conn.dropNext = true;
+      return 'keep';
+    case 'reset-next':
+      send(conn, simple(200, 'ok'));
+      conn.dropNext = 'reset';
       return 'keep';
     case 'many-headers': {
       const extra = [];
@@ -407,10 +420,17 @@ function pump(conn) {
       record(conn, req, { answered: false, after_close: true });
       continue;
     }
+    if (conn.closing) {
+      // it came after this side was closed unannounced (/drop): too late
+      record(conn, req, { answered: false, dropped: true });
+      continue;
+    }
     if (conn.dropNext) {
       record(conn, req, { answered: false, dropped: true });
+      if (conn.dropNext === 'reset') conn.sock.resetAndDestroy();
+      else endConn(conn);
       conn.dropNext = false;
-      endConn(conn);
+      conn.closing = true;
       return;
     }
     if (req.early) {
