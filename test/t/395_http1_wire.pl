@@ -59,7 +59,8 @@ my $secret = 'whsec_' . encode_base64($secret_key, '');
 my $ntable = 0;
 
 # A hook on a new table to $path; unless raw_path, the path gets a query
-# parameter c=<table> of its own, so that its records are told apart.
+# parameter c=<table> of its own, so that its records are told apart.  It
+# is created with the first SQL run for it (run_for): one psql a step.
 sub hook
 {
 	my ($path, %o) = @_;
@@ -67,28 +68,40 @@ sub hook
 	my $raw = delete $o{raw_path};
 	my $full = $raw ? $path : $path . ($path =~ /\?/ ? '&' : '?') . "c=$t";
 	my $extra = join '', map { ", $_ => $o{$_}" } sort keys %o;
-	my $id = $node->safe_psql('postgres', qq{
-		CREATE TABLE $t (id int PRIMARY KEY, v text);
-		SELECT cocohooks.register_hook('$t', 'post_save', '$url$full'$extra);
-	});
-	return { id => $id, table => $t, path => $full };
+	return {
+		table => $t,
+		path => $full,
+		pending => "CREATE TABLE $t (id int PRIMARY KEY, v text);\n"
+		  . "SELECT cocohooks.register_hook('$t', 'post_save', '$url$full'$extra);\n",
+	};
 }
 
-# Inserts rows 1..$n (or the given values) into the hook's table.
+# Runs $sql, after creating the hook if it is not yet; its output lines.
+sub run_for
+{
+	my ($h, $sql) = @_;
+	my $pending = delete $h->{pending};
+	my @lines = split /\n/, $node->safe_psql('postgres', ($pending // '') . $sql);
+	$h->{id} = shift @lines if defined $pending;
+	return @lines;
+}
+
+# Inserts rows 1..$n into the hook's table (or runs $insert), in an API
+# session; with $wait, waits for the deliveries: true if they finished.
 sub fire
 {
-	my ($h, $n, $value) = @_;
-	$value //= q{'x'};
-	api_sql($node, "INSERT INTO $h->{table} SELECT g, $value FROM generate_series(1, "
-		  . ($n // 1) . ') g');
-	return;
+	my ($h, $n, $insert, $wait) = @_;
+	$insert //= "INSERT INTO $h->{table} SELECT g, 'x' FROM generate_series(1, " . ($n // 1) . ') g';
+	my @out = run_for($h, "SET cocohooks.api_session = on;\n$insert;\nRESET cocohooks.api_session;\n"
+		  . ($wait ? "SELECT cocohooks.wait_for_deliveries('30 s');\n" : ''));
+	return $wait && @out && $out[-1] eq 't';
 }
 
 # The hook's rows in cocohooks.deliveries, oldest first.
 sub rows
 {
 	my ($h) = @_;
-	my $out = $node->safe_psql('postgres', qq{
+	my $out = join "\n", run_for($h, qq{
 		SELECT webhook_id, success, coalesce(status_code::text, ''), attempts,
 		       coalesce(error, ''), coalesce(response, '<null>')
 		  FROM cocohooks.deliveries WHERE hook_id = $h->{id} ORDER BY id});
@@ -125,9 +138,8 @@ sub recs
 # The hook's event delivered: the wait bounded.
 sub deliver
 {
-	my ($h, $what, $n) = @_;
-	fire($h, $n);
-	ok(wait_deliveries($node, '30 s'), "$what: finished");
+	my ($h, $what, $n, $insert) = @_;
+	ok(fire($h, $n, $insert, 1), "$what: finished");
 	return;
 }
 
@@ -177,12 +189,9 @@ my $wire = hook('/wire/a%20b?x=1&y=two', raw_path => 1,
 	headers => q{'{"X-Custom": "custom value", "Authorization": "Bearer t0k3n"}'},
 	secret => "'$secret'");
 my $text = qq{h\x{e9}llo \x{2713} "quoted" \\ back};
-{
-	my $sql_text = $text;
-	utf8::encode($sql_text);
-	api_sql($node, "INSERT INTO $wire->{table} VALUES (7, \$v\$$sql_text\$v\$)");
-}
-ok(wait_deliveries($node), 'the wire case: finished');
+my $sql_text = $text;
+utf8::encode($sql_text);
+deliver($wire, 'the wire case', 1, "INSERT INTO $wire->{table} VALUES (7, \$v\$$sql_text\$v\$)");
 is(outcome($wire), 't 200 1 ok', 'delivered at the first attempt');
 my $r = recs($wire);
 is(scalar(@$r), 1, 'one request');
@@ -401,10 +410,9 @@ for my $case ([ $ra, 'Retry-After: 3', 2.9, 4.5 ], [ $rd, 'Retry-After: <3 s fro
 # --- 7. an answer before the body is read: 200 stands, the body still sent whole
 my $early_small = hook('/early', secret => "'$secret'");
 my $early_big = hook('/early', secret => "'$secret'");
-fire($early_small);
-ok(wait_deliveries($node), 'an early answer to a small body: finished');
-api_sql($node, "INSERT INTO $early_big->{table} VALUES (1, repeat('y', 500000))");
-ok(wait_deliveries($node), 'an early answer to a 500 kB body: finished');
+deliver($early_small, 'an early answer to a small body');
+deliver($early_big, 'an early answer to a 500 kB body', 1,
+	"INSERT INTO $early_big->{table} VALUES (1, repeat('y', 500000))");
 is(outcome($early_small), 't 200 1 early', 'an early answer to a small body: success');
 is(outcome($early_big), 't 200 1 early', 'an early answer to a 500 kB body: success');
 $r = wait_records($recv, 2, 10, sub { $_[0]{early} });
