@@ -186,7 +186,7 @@ my $before = stats($node);
 
 # --- 1. the request on the wire
 my $wire = hook('/wire/a%20b?x=1&y=two', raw_path => 1,
-	headers => q{'{"X-Custom": "custom value", "Authorization": "Bearer t0k3n"}'},
+	headers => q{'{"X-Custom": "custom value", "Authorization": "Bearer t0k3n", "X-Empty": ""}'},
 	secret => "'$secret'");
 my $text = qq{h\x{e9}llo \x{2713} "quoted" \\ back};
 my $sql_text = $text;
@@ -216,12 +216,14 @@ $sig .= '=' while length($sig) % 4;
 is($h->{'webhook-signature'}, "v1,$sig", 'webhook-signature: over the exact body bytes received');
 is($h->{'x-custom'}, 'custom value', 'the hook\'s own header');
 is($h->{authorization}, 'Bearer t0k3n', 'the hook\'s own header (Authorization)');
+is(scalar(grep { $_ eq 'X-Empty:' } @{ $req->{header_lines} }), 1, 'the hook\'s own header with an empty value: "X-Empty:"');
 my $doc = eval { decode_json($body) } // {};
 is($doc->{document}{v}, $text, 'the body: the row, non-ASCII text in UTF-8');
 is($doc->{document_id}, '7', 'the body: its document id');
 is(scalar(grep { $_ > 1 } values %{ $req->{header_counts} }), 0, 'no header sent twice');
-is(scalar(grep { !/^[!#\$%&'*+.^_`|~0-9A-Za-z-]+: \S(?:[^\r\n]*\S)?$/ } @{ $req->{header_lines} }), 0,
-	'every header line is "Name: value"');
+is(scalar(grep { !/^[!#\$%&'*+.^_`|~0-9A-Za-z-]+:(?: \S(?:[^\r\n]*\S)?)?$/ } @{ $req->{header_lines} }), 0,
+	'every header line is "Name: value" (or "Name:", the value empty)');
+is(scalar(grep { /^[^:]+;/ } @{ $req->{header_lines} }), 0, 'no "Name;" line (libcurl\'s notation for an empty value)');
 
 # a URL without a path asks for /, and one with a query alone for /?query
 my $bare = hook('', raw_path => 1);
