@@ -34,6 +34,8 @@ my $receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../receiver.py');
 my $h2_receiver_script =
   File::Spec->rel2abs(dirname(__FILE__) . '/../h2_receiver.mjs');
+my $raw_receiver_script =
+  File::Spec->rel2abs(dirname(__FILE__) . '/../raw_receiver.mjs');
 my @receivers;
 
 # A cluster with cocohooks preloaded (unless preload => 0), serving
@@ -155,6 +157,10 @@ sub wait_until
 # cleartext => 1 it speaks HTTP/2 with prior knowledge on http://;
 # delay_ms => N answers after N ms, max_streams => N announces that many
 # concurrent streams per connection.
+# With raw => 1 it is test/raw_receiver.mjs (Node.js, raw TCP): plain
+# HTTP/1.1 whose answers, byte for byte, the path chooses (its header
+# comment lists them), with each request's raw header lines, exact body
+# bytes and connection recorded.
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -164,7 +170,10 @@ sub start_receiver
 	my $port_file = "$dir/port";
 	my ($out, $err) = ('', '');
 	my @tls = $opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ();
-	my @cmd = $opts{h2}
+	my @cmd = $opts{raw}
+	  ? ('node', $raw_receiver_script, '--log', $log, '--port', $listen_port,
+		'--port-file', $port_file)
+	  : $opts{h2}
 	  ? (
 		'node', $h2_receiver_script, '--log', $log, '--port', $listen_port,
 		'--port-file', $port_file, @tls,
