@@ -50,6 +50,7 @@ OBJS = \
 	src/gone_hooks.o \
 	src/http1_wire.o \
 	src/http1_conn.o \
+	src/tls_protocols.o \
 	src/http_client.o \
 	src/request_headers.o \
 	src/origin_queue.o \

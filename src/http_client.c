@@ -11,12 +11,15 @@
  *
  * Kept-alive HTTP/1.1 is ours (http1_conn.c, whose sockets share the
  * epoll set, told apart by the low bit of their event data): to every
- * http:// receiver, and to https ones with cocohooks.http2 = off (with
- * HTTP/2 offered, libcurl's transfer learns what the receiver speaks only
- * from its answer, on a connection that stays libcurl's).  libcurl
- * only opens such a connection (CURLOPT_CONNECT_ONLY, on a fresh
- * connection, offering only HTTP/1.1), with the same resolution, network
- * guard, TLS checks and timeout as any transfer.  A plain socket is then
+ * http:// receiver, and to https ones that speak HTTP/1.1.  The first
+ * connection to an https receiver is a probe offering HTTP/2 too, and
+ * requests that come meanwhile wait for it (tls_protocols.c): if ALPN
+ * chose HTTP/1.1 the connection is ours, else it is closed and the
+ * receiver's requests are libcurl transfers; with cocohooks.http2 = off
+ * every https receiver is ours.  libcurl only opens such a connection
+ * (CURLOPT_CONNECT_ONLY, on a fresh connection, offering only HTTP/1.1
+ * but for a probe), with the same resolution, network guard, TLS checks
+ * and timeout as any transfer.  A plain socket is then
  * taken over (a duplicate: libcurl closes its own as the handle is
  * removed); a TLS one stays libcurl's, its handle left in the multi handle
  * for curl_easy_send() and curl_easy_recv() until the connection closes.
@@ -78,6 +81,7 @@
 #include "http_client.h"
 #include "network_guard.h"
 #include "settings.h"
+#include "tls_protocols.h"
 
 #define MAX_EPOLL_EVENTS	64
 
@@ -96,6 +100,8 @@ typedef struct HttpRequest
 	bool		connect_only;	/* the handle is set to only connect */
 	bool		own;			/* HTTP/1.1 on a connection of our own */
 	bool		connecting;		/* the handle opens that connection */
+	bool		probe;			/* it offers HTTP/2 too (tls_protocols.c) */
+	dlist_node	wait_node;		/* waiting for its receiver's probe */
 	CocoH1Request h1;
 	char	   *url;			/* its URL, when own */
 	size_t		url_size;
@@ -452,8 +458,10 @@ free_request(CocoHttp *http, HttpRequest *req)
 
 /*
  * Has libcurl open a new connection for req's own HTTP/1.1 request: name
- * resolution, the network guard and the connect timeout stay libcurl's,
- * on a connection of its own (never one it keeps).
+ * resolution, the network guard, TLS and the connect timeout stay
+ * libcurl's, on a connection of its own (never one it keeps).  A probe
+ * offers HTTP/2 too, to learn what an https receiver speaks
+ * (tls_protocols.c); any other connection offers HTTP/1.1 alone.
  */
 static bool
 connect_own(CocoHttp *http, HttpRequest *req)
@@ -465,10 +473,11 @@ connect_own(CocoHttp *http, HttpRequest *req)
 	{
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-		curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
 		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 0L);
 		req->connect_only = true;
 	}
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+					 req->probe ? (long) CURL_HTTP_VERSION_2TLS : (long) CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, Max(left_ms, 1L));
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
@@ -477,16 +486,12 @@ connect_own(CocoHttp *http, HttpRequest *req)
 	return true;
 }
 
-/*
- * A POST over HTTP/1.1 on a connection of our own (http1_conn.c): on an
- * idle one kept for the receiver, or on one libcurl opens for it.
- */
-static bool
-post_own(CocoHttp *http, HttpRequest *req, struct curl_slist *headers,
-		 const char *body, size_t body_len, long timeout_ms)
+/* What a request of our own carries, until it is done. */
+static void
+fill_own(HttpRequest *req, struct curl_slist *headers, const char *body,
+		 size_t body_len, long timeout_ms)
 {
 	CocoH1Request *h1 = &req->h1;
-	CocoH1Conn *conn;
 
 	req->own = true;
 	h1->headers = headers;
@@ -497,16 +502,54 @@ post_own(CocoHttp *http, HttpRequest *req, struct curl_slist *headers,
 	h1->retried = false;
 	h1->excerpt = req->response;
 	h1->errbuf = req->errbuf;
-	conn = coco_h1_idle_conn(http->h1, h1->url.origin, h1->started);
+}
+
+/*
+ * Sends a request of our own (http1_conn.c): on an idle connection kept
+ * for the receiver, or on one libcurl opens for it.  False if libcurl
+ * refused to open one.
+ */
+static bool
+send_own(CocoHttp *http, HttpRequest *req)
+{
+	CocoH1Conn *conn = coco_h1_idle_conn(http->h1, req->h1.url.origin,
+										 GetCurrentTimestamp());
+
 	if (conn)
-		coco_h1_send(http->h1, conn, h1);
-	else if (!connect_own(http, req))
 	{
-		free_request(http, req);
-		return false;
+		coco_h1_send(http->h1, conn, &req->h1);
+		return true;
 	}
-	http->active++;
-	return true;
+	return connect_own(http, req);
+}
+
+/*
+ * Starts req as a libcurl transfer.  False if libcurl refused it.
+ */
+static bool
+start_transfer(CocoHttp *http, HttpRequest *req, const char *url,
+			   struct curl_slist *headers, const char *body, size_t body_len,
+			   long timeout_ms, long version)
+{
+	CURL	   *e = req->easy;
+
+	req->own = false;
+	if (req->connect_only)
+	{
+		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 0L);
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
+		req->connect_only = false;
+	}
+	/* the request's own options; the rest stay set on the handle */
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
+	/* wait to multiplex on a connection being opened rather than open more */
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, version == CURL_HTTP_VERSION_1_1 ? 0L : 1L);
+	return curl_multi_add_handle(http->multi, e) == CURLM_OK;
 }
 
 /* A request of our own is done. */
@@ -519,6 +562,16 @@ h1_done(void *owner, CocoH1Request *h1, const CocoHttpResult *result)
 	http->active--;
 	http->done(req->arg, result);
 	free_request(http, req);
+}
+
+/* A request that could not be started, from coco_http_drive(). */
+static void
+fail_request(CocoHttp *http, HttpRequest *req, const char *why)
+{
+	CocoHttpResult result = {0};
+
+	result.error = why;
+	h1_done(http, &req->h1, &result);
 }
 
 /* A TLS connection of ours is closed: libcurl closes it as its handle goes. */
@@ -538,12 +591,40 @@ h1_reconnect(void *owner, CocoH1Request *h1)
 	CocoHttp   *http = (CocoHttp *) owner;
 	HttpRequest *req = (HttpRequest *) ((char *) h1 - offsetof(HttpRequest, h1));
 
+	req->probe = false;
 	if (!connect_own(http, req))
-	{
-		CocoHttpResult result = {0};
+		fail_request(http, req, "could not start a new connection");
+}
 
-		result.error = "could not start a new connection";
-		h1_done(http, h1, &result);
+/*
+ * The probe told what an https receiver speaks: the requests that waited
+ * for it go out, ours over HTTP/1.1 or libcurl's over HTTP/2; or, when the
+ * probe failed (failed set), they fail as it did.
+ */
+static void
+release_waiting(CocoHttp *http, CocoTlsOrigin *origin, const CocoHttpResult *failed)
+{
+	while (!dlist_is_empty(&origin->waiting))
+	{
+		HttpRequest *req = dlist_container(HttpRequest, wait_node,
+										   dlist_pop_head_node(&origin->waiting));
+		long		left_ms = (long) ((req->h1.deadline - GetCurrentTimestamp()) / 1000);
+
+		if (failed)
+		{
+			http->active--;
+			http->done(req->arg, failed);
+			free_request(http, req);
+		}
+		else if (origin->protocol == COCO_TLS_HTTP1)
+		{
+			if (!send_own(http, req))
+				fail_request(http, req, "could not start a new connection");
+		}
+		else if (!start_transfer(http, req, req->url, req->h1.headers, req->h1.body,
+								 req->h1.body_len, Max(left_ms, 1L),
+								 CURL_HTTP_VERSION_2TLS))
+			fail_request(http, req, "could not start the transfer");
 	}
 }
 
@@ -557,8 +638,8 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 			   const char *body, size_t body_len, long timeout_ms, void *arg)
 {
 	HttpRequest *req = get_request(http);
-	CURL	   *e = req->easy;
 	long		version = http_version_for(url);
+	bool		started;
 
 	req->arg = arg;
 	req->errbuf[0] = '\0';
@@ -568,28 +649,42 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 	req->body_read = 0;
 	req->body_cut = false;
 	req->own = false;
+	req->probe = false;
 	if (version == CURL_HTTP_VERSION_1_1 && own_url(req, url))
-		return post_own(http, req, headers, body, body_len, timeout_ms);
-	if (req->connect_only)
 	{
-		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 0L);
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
-		req->connect_only = false;
+		fill_own(req, headers, body, body_len, timeout_ms);
+		started = send_own(http, req);
 	}
-	/* the request's own options; the rest stay set on the handle */
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) body_len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
-	/* wait to multiplex on a connection being opened rather than open more */
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, version == CURL_HTTP_VERSION_1_1 ? 0L : 1L);
-
-	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
+	else if (version == CURL_HTTP_VERSION_2TLS && own_url(req, url))
 	{
-		req->next_free = http->free_list;
-		http->free_list = req;
+		/* https offering HTTP/2: ours if the receiver turns out to decline it */
+		CocoTlsOrigin *origin = coco_tls_origin(req->h1.url.origin);
+
+		fill_own(req, headers, body, body_len, timeout_ms);
+		if (origin == NULL || origin->protocol == COCO_TLS_HTTP2)
+			started = start_transfer(http, req, url, headers, body, body_len,
+									 timeout_ms, version);
+		else if (origin->protocol == COCO_TLS_HTTP1)
+			started = send_own(http, req);
+		else if (origin->protocol == COCO_TLS_PROBING)
+		{
+			dlist_push_tail(&origin->waiting, &req->wait_node);
+			started = true;
+		}
+		else
+		{
+			req->probe = true;
+			started = connect_own(http, req);
+			if (started)
+				origin->protocol = COCO_TLS_PROBING;
+		}
+	}
+	else
+		started = start_transfer(http, req, url, headers, body, body_len,
+								 timeout_ms, version);
+	if (!started)
+	{
+		free_request(http, req);
 		return false;
 	}
 	http->active++;
@@ -621,6 +716,48 @@ answered_early(HttpRequest *req, CURLcode code, long status)
 }
 
 /*
+ * A probe connected (to an https receiver, offering HTTP/2 and HTTP/1.1):
+ * what did ALPN choose?  HTTP/1.1, and the connection is ours: true, and
+ * the requests that waited go out on connections of our own.  Otherwise
+ * the connection is closed, and req and those that waited go as libcurl
+ * transfers: false.
+ */
+static bool
+probe_chose_http1(CocoHttp *http, HttpRequest *req)
+{
+	CocoTlsOrigin *origin = coco_tls_origin(req->h1.url.origin);
+	char		byte;
+	size_t		n = 0;
+	CURLcode	rc;
+	long		left_ms;
+
+	/* attaches the connection to the handle again; an HTTP/1.1 server says nothing first */
+	rc = curl_easy_recv(req->easy, &byte, 1, &n);
+	req->probe = false;
+	if (rc == CURLE_AGAIN && coco_tls_alpn(req->easy) == COCO_TLS_HTTP1)
+	{
+		if (origin)
+		{
+			origin->protocol = COCO_TLS_HTTP1;
+			release_waiting(http, origin, NULL);
+		}
+		return true;
+	}
+	/* HTTP/2 (its server's SETTINGS may be what was read), or unknown */
+	if (origin)
+		origin->protocol = COCO_TLS_HTTP2;
+	req->connecting = false;
+	curl_multi_remove_handle(http->multi, req->easy);
+	left_ms = (long) ((req->h1.deadline - GetCurrentTimestamp()) / 1000);
+	if (!start_transfer(http, req, req->url, req->h1.headers, req->h1.body,
+						req->h1.body_len, Max(left_ms, 1L), CURL_HTTP_VERSION_2TLS))
+		fail_request(http, req, "could not start the transfer");
+	if (origin)
+		release_waiting(http, origin, NULL);
+	return false;
+}
+
+/*
  * libcurl has connected req's own connection: the socket becomes ours (a
  * duplicate, as libcurl closes its own when the handle is removed) and
  * the request goes out on it.  False, with errbuf set, if it could not be
@@ -632,6 +769,8 @@ adopt_connection(CocoHttp *http, HttpRequest *req)
 	curl_socket_t sock = CURL_SOCKET_BAD;
 	int			fd = -1;
 
+	if (req->probe && !probe_chose_http1(http, req))
+		return true;
 	if (curl_easy_getinfo(req->easy, CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
 		sock != CURL_SOCKET_BAD)
 	{
@@ -731,6 +870,18 @@ collect_finished(CocoHttp *http)
 		}
 		req->connecting = false;
 		curl_multi_remove_handle(http->multi, req->easy);
+		if (req->probe)
+		{
+			/* no connection: the requests that waited fail as the probe did */
+			CocoTlsOrigin *origin = coco_tls_origin(req->h1.url.origin);
+
+			req->probe = false;
+			if (origin)
+			{
+				origin->protocol = COCO_TLS_UNKNOWN;
+				release_waiting(http, origin, &result);
+			}
+		}
 		http->active--;
 		http->done(req->arg, &result);
 		free_request(http, req);
