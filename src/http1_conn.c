@@ -76,7 +76,7 @@ struct CocoH1Conn
 	uint8		addr[16];
 	char		origin[COCO_H1_ORIGIN_LEN];
 	dlist_node	origin_node;	/* in its origin's idle list */
-	struct OriginIdle *entry;	/* that list's entry, while idle */
+	struct OriginIdle *entry;	/* its origin's entry */
 	dlist_node	node;			/* in the idle LRU, busy or closed list */
 	TimestampTz idle_since;
 	CocoH1Request *req;
@@ -93,6 +93,7 @@ typedef struct OriginIdle
 {
 	char		origin[COCO_H1_ORIGIN_LEN];
 	dlist_head	idle;			/* the most recently used first */
+	int			nconns;			/* open connections to it; none: no entry */
 } OriginIdle;
 
 struct CocoH1Pool
@@ -164,9 +165,6 @@ unlist(CocoH1Pool *pool, CocoH1Conn *conn)
 	{
 		dlist_delete(&conn->origin_node);
 		dlist_delete(&conn->node);
-		if (dlist_is_empty(&conn->entry->idle))
-			(void) hash_search(pool->origins, conn->origin, HASH_REMOVE, NULL);
-		conn->entry = NULL;
 	}
 	else if (conn->place == PLACE_BUSY)
 		dlist_delete(&conn->node);
@@ -179,6 +177,9 @@ close_conn(CocoH1Pool *pool, CocoH1Conn *conn)
 	if (conn->place == PLACE_CLOSED)
 		return;
 	unlist(pool, conn);
+	if (--conn->entry->nconns == 0)
+		(void) hash_search(pool->origins, conn->origin, HASH_REMOVE, NULL);
+	conn->entry = NULL;
 	(void) epoll_ctl(pool->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
 	if (conn->easy)
 		pool->release(pool->owner, conn->easy);	/* libcurl closes it */
@@ -212,9 +213,6 @@ coco_h1_reap(CocoH1Pool *pool)
 static void
 make_idle(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 {
-	OriginIdle *entry;
-	bool		found;
-
 	unlist(pool, conn);
 	conn->req = NULL;
 	if (pool->nconns > pool->max_conns)
@@ -223,11 +221,7 @@ make_idle(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 		return;
 	}
 	watch(pool, conn, EPOLLIN);
-	entry = hash_search(pool->origins, conn->origin, HASH_ENTER, &found);
-	if (!found)
-		dlist_init(&entry->idle);
-	dlist_push_head(&entry->idle, &conn->origin_node);
-	conn->entry = entry;
+	dlist_push_head(&conn->entry->idle, &conn->origin_node);
 	dlist_push_head(&pool->idle_lru, &conn->node);
 	conn->idle_since = now;
 	conn->place = PLACE_IDLE;
@@ -242,14 +236,16 @@ make_idle(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 CocoH1Conn *
 coco_h1_idle_conn(CocoH1Pool *pool, const char *origin, TimestampTz now)
 {
-	OriginIdle *entry;
+	OriginIdle *entry = hash_search(pool->origins, origin, HASH_FIND, NULL);
 
-	while ((entry = hash_search(pool->origins, origin, HASH_FIND, NULL)) != NULL)
+	while (entry != NULL && !dlist_is_empty(&entry->idle))
 	{
 		CocoH1Conn *conn = dlist_head_element(CocoH1Conn, origin_node, &entry->idle);
 		const char *why;
 
-		unlist(pool, conn);		/* the entry goes with its last connection */
+		unlist(pool, conn);
+		if (conn->entry->nconns == 1)
+			entry = NULL;		/* closing it below would remove the entry */
 		if (now - conn->idle_since > IDLE_MAX_USEC ||
 			!coco_address_allowed(conn->family, conn->addr, &why))
 		{
@@ -281,6 +277,17 @@ coco_h1_adopt(CocoH1Pool *pool, int fd, CURL *easy, const char *origin)
 	conn->easy = easy;
 	conn->place = PLACE_NONE;
 	strlcpy(conn->origin, origin, sizeof(conn->origin));
+	{
+		bool		found;
+
+		conn->entry = hash_search(pool->origins, origin, HASH_ENTER, &found);
+		if (!found)
+		{
+			dlist_init(&conn->entry->idle);
+			conn->entry->nconns = 0;
+		}
+		conn->entry->nconns++;
+	}
 	if (getpeername(fd, (struct sockaddr *) &peer, &peer_len) == 0)
 	{
 		conn->family = peer.ss_family;
