@@ -25,7 +25,7 @@
 # so the order on the wire is the order of the deliveries.
 #
 # Over TLS besides: TLS 1.2 or later, HTTP/1.1 by ALPN, every handshake
-# completed; a receiver whose certificate is not trusted gets no request
+# completed, new connections resuming the TLS session; a receiver whose certificate is not trusted gets no request
 # at any attempt, and nothing in clear; a kept-alive TLS connection serves
 # sequential deliveries with one handshake.
 use strict;
@@ -503,6 +503,16 @@ sub run_cases
 		is(scalar(grep { ($_->{tls}{alpn} // '') ne 'http/1.1' } @$all), 0, n('all: HTTP/1.1 agreed by ALPN'));
 		my $failed = records($recv, sub { defined $_[0]{tls_error} });
 		is(join(', ', map { $_->{tls_error} } @$failed), '', n('every TLS handshake completed'));
+		# new connections resume the TLS session from the shared cache:
+		# with this receiver (Node.js) one that resumed is followed by a
+		# full handshake, libcurl's own transfers alike, hence every other
+		my %first;
+		$first{ $_->{connection} } //= $_ for @$all;
+		my @conns = map { $first{$_} } sort { $a <=> $b } keys %first;
+		my $resumed = grep { $_->{tls}{session_reused} } @conns;
+		note(sprintf('%d TLS connections, %d of them resumed a session: %s', scalar(@conns), $resumed,
+			join('', map { $_->{tls}{session_reused} ? 'R' : 'F' } @conns)));
+		cmp_ok($resumed, '>=', int(@conns / 2), n('new connections resume the TLS session'));
 	}
 
 	my $after = stats($node);
