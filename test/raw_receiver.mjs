@@ -81,8 +81,21 @@
 //
 // Listens on 127.0.0.1 only, on --port (default 0: a free one), and writes
 // the port to --port-file once listening.
+//
+// With --tls-cert F --tls-key F (PEM files) it speaks TLS, offering only
+// HTTP/1.1 by ALPN, and all of the above runs on the TLS connection: an
+// answer's bytes are written in TLS records, a close is a TLS close
+// (close_notify, then the TCP close), a reset resets the TCP connection
+// under it.  Each request's record then has "tls": its protocol version,
+// the ALPN protocol agreed ("alpn", false if the client offered none) and
+// whether the session was resumed ("session_reused").  A connection whose
+// handshake failed is recorded as one line without a path: "tls_error"
+// (OpenSSL's error code, ERR_SSL_TLSV1_ALERT_UNKNOWN_CA when the client
+// refused the certificate, ERR_SSL_HTTP_REQUEST when it spoke plain HTTP),
+// "tls_message", connection, received_at.
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 
 const args = { port: 0 };
 for (let i = 2; i < process.argv.length; i++) {
@@ -91,11 +104,21 @@ for (let i = 2; i < process.argv.length; i++) {
   if (a === '--log') args.log = next();
   else if (a === '--port') args.port = Number(next());
   else if (a === '--port-file') args.portFile = next();
+  else if (a === '--tls-cert') args.cert = next();
+  else if (a === '--tls-key') args.key = next();
   else {
     process.stderr.write(`raw_receiver: unknown argument ${a}\n`);
     process.exit(2);
   }
 }
+
+if (!args.cert !== !args.key) {
+  process.stderr.write('raw_receiver: --tls-cert and --tls-key go together\n');
+  process.exit(2);
+}
+const secureContext = args.cert
+  ? tls.createSecureContext({ cert: fs.readFileSync(args.cert), key: fs.readFileSync(args.key) })
+  : null;
 
 const MAX_HEAD = 64 * 1024;
 const seenIds = new Set();  // webhook-ids seen by a ?once case
@@ -122,6 +145,7 @@ function record(conn, req, fields = {}) {
     pipelined: req.pipelined,
     bare_lf: req.bareLf,
     chunked: req.chunked,
+    ...(conn.tls ? { tls: conn.tls } : {}),
     ...fields,
   };
   fs.appendFileSync(args.log, JSON.stringify(rec) + '\n');
@@ -427,7 +451,8 @@ function pump(conn) {
     }
     if (conn.dropNext) {
       record(conn, req, { answered: false, dropped: true });
-      if (conn.dropNext === 'reset') conn.sock.resetAndDestroy();
+      // (under TLS, the TCP connection: the TLS socket cannot be reset)
+      if (conn.dropNext === 'reset') conn.raw.resetAndDestroy();
       else endConn(conn);
       conn.dropNext = false;
       conn.closing = true;
@@ -459,13 +484,35 @@ function armIdle(conn) {
   if (conn.idleMs > 0) conn.idleTimer = setTimeout(() => endConn(conn), conn.idleMs);
 }
 
-const server = net.createServer((sock) => {
-  sock.setNoDelay(true);
+const server = net.createServer((raw) => {
+  raw.setNoDelay(true);
+  // with TLS, everything goes through the TLS socket over the TCP one
+  const sock = secureContext
+    ? new tls.TLSSocket(raw, { isServer: true, secureContext, ALPNProtocols: ['http/1.1'] })
+    : raw;
   const conn = {
-    id: nextConnection++, sock, buf: Buffer.alloc(0), req: null, requests: 0,
+    id: nextConnection++, raw, sock, tls: null, buf: Buffer.alloc(0), req: null, requests: 0,
     busy: false, earlyBytes: false, idleMs: 0, idleTimer: null,
     saidClose: false, dropNext: false, closing: false,
   };
+  if (secureContext) {
+    sock.on('secure', () => {
+      conn.tls = {
+        version: sock.getProtocol(),
+        alpn: sock.alpnProtocol,
+        session_reused: sock.isSessionReused(),
+      };
+    });
+    sock.on('error', (err) => {
+      // a handshake that failed: nothing of HTTP came on this connection
+      if (conn.tls || !args.log) return;
+      fs.appendFileSync(args.log, JSON.stringify({
+        tls_error: err.code ?? 'unknown', tls_message: err.message.split('\n')[0],
+        connection: conn.id, received_at: Date.now() / 1000,
+      }) + '\n');
+    });
+    raw.on('error', () => {});
+  }
   sock.on('data', (d) => {
     // bytes of a new request while the last one is not answered yet
     if (conn.busy) conn.earlyBytes = true;

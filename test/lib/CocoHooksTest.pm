@@ -160,7 +160,9 @@ sub wait_until
 # With raw => 1 it is test/raw_receiver.mjs (Node.js, raw TCP): plain
 # HTTP/1.1 whose answers, byte for byte, the path chooses (its header
 # comment lists them), with each request's raw header lines, exact body
-# bytes and connection recorded.
+# bytes and connection recorded; with tls_cert and tls_key it speaks
+# TLS (HTTP/1.1 alone by ALPN), the same answers on the TLS connection, and
+# records failed handshakes too (lines with tls_error and no path).
 sub start_receiver
 {
 	my (%opts) = @_;
@@ -172,7 +174,7 @@ sub start_receiver
 	my @tls = $opts{tls_cert} ? ('--tls-cert', $opts{tls_cert}, '--tls-key', $opts{tls_key}) : ();
 	my @cmd = $opts{raw}
 	  ? ('node', $raw_receiver_script, '--log', $log, '--port', $listen_port,
-		'--port-file', $port_file)
+		'--port-file', $port_file, @tls)
 	  : $opts{h2}
 	  ? (
 		'node', $h2_receiver_script, '--log', $log, '--port', $listen_port,
