@@ -1,7 +1,9 @@
 # HTTP/1.1 on the wire: what a webhook sender must do whatever does its
 # framing (docs/guarantees.md §5, §8), to a plain http:// receiver and to
 # an https:// one with cocohooks.http2 = off (the worker's own HTTP/1.1
-# over the TLS connection libcurl made), every case run on both.  The
+# over the TLS connection libcurl made), every case run on both; at the
+# end, with the default cocohooks.http2 = tls, the first connection that
+# asks by ALPN becoming the worker's own.  The
 # receivers are test/raw_receiver.mjs, on raw TCP or on TLS offering only
 # HTTP/1.1, which write exactly the bytes each case calls for and record
 # every request's raw header lines, exact body bytes, connection and place
@@ -566,6 +568,38 @@ is(join(' ', map { "$_->{connection}/$_->{request}" } @$r), '1/1 1/2 1/3 1/4',
 	n('kept alive: the four on the receiver\'s first connection, one after the other'));
 is(scalar(grep { $_->{tls}{session_reused} } @$r), 0, n('kept alive: its one handshake'));
 is(scalar(@{ records($fresh, sub { defined $_[0]{tls_error} }) }), 0, n('kept alive: no failed handshake'));
+
+# The default, cocohooks.http2 = tls: the first connection to an https
+# receiver offers HTTP/2 and HTTP/1.1, and the worker reads which one ALPN
+# chose; this receiver offers HTTP/1.1 alone, so that connection becomes
+# the worker's own and carries the first delivery, and, as
+# max_host_connections is 1, all the others: one connection in all (had
+# libcurl's transfer learned the protocol from its answer, the worker's
+# own connection would have been a second one).  The deliveries that came
+# while it was being made waited for it.
+$node->append_conf('postgresql.conf', "cocohooks.http2 = tls\n");
+$node->restart;
+$run = 'https, http2 = tls';
+is($node->safe_psql('postgres', 'SHOW cocohooks.http2'), 'tls', n('cocohooks.http2 = tls'));
+my $alpn = start_receiver(raw => 1, tls_cert => "$dir/server.pem", tls_key => "$dir/server.key");
+$recv = $alpn;
+$url = $alpn->{url};
+my $pr = hook('/ok');
+ok(fire($pr, 6, undef, 1), n('six deliveries at once: finished'));
+is(join(' ', map { "$_->{success}$_->{attempts}" } @{ rows($pr) }), 't1 t1 t1 t1 t1 t1',
+	n('six delivered at their first attempt'));
+$r = requests();
+is(scalar(@$r), 6, n('six requests'));
+is(join(' ', map { $_->{connection} } @$r), '1 1 1 1 1 1',
+	n('all on the first connection, the one that asked by ALPN'));
+is(scalar(grep { ($_->{tls}{alpn} // '') ne 'http/1.1' } @$r), 0, n('ALPN agreed http/1.1'));
+# which writer framed them: http1_wire.c puts Accept last, just before
+# Content-Length; libcurl puts it right after Host
+is(scalar(grep { my @l = @{ $_->{header_lines} }; !(@l >= 2 && $l[-2] =~ /^Accept:/ && $l[-1] =~ /^Content-Length:/) } @$r),
+	0, n('each framed by the worker itself, not by libcurl'));
+ok(fire($pr, 1, "INSERT INTO $pr->{table} VALUES (7, 'x')", 1), n('a seventh, later: finished'));
+is(join(' ', map { $_->{connection} } @{ requests() }), '1 1 1 1 1 1 1',
+	n('a seventh, later: on the same connection (the receiver is known to speak HTTP/1.1)'));
 
 $node->stop;
 done_testing();
