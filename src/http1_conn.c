@@ -3,11 +3,14 @@
  * http1_conn.c
  *	  Kept-alive HTTP/1.1 connections the worker writes and reads itself.
  *
- * libcurl opens a plain http:// connection (name resolution, the network
- * guard, the connect timeout: http_client.c); from then on the connection
- * is ours.  A POST on it is one sendmsg() of its head and body, and its
- * answer usually one recv(): no option setting, no header scanning, no
- * liveness poll, no change of what epoll watches.  An idle connection
+ * libcurl opens the connection (name resolution, the network guard, TLS,
+ * the connect timeout: http_client.c); from then on it is ours.  A POST on
+ * it is one sendmsg() of its head and body, and its answer usually one
+ * recv(): no option setting, no header scanning, no liveness poll, no
+ * change of what epoll watches.  Over TLS the session stays libcurl's:
+ * the connection writes and reads through curl_easy_send() and
+ * curl_easy_recv() on the handle that made it, head and body in one
+ * buffer (one record).  An idle connection
  * stays watched for input, so one its receiver closed is seen and closed
  * before it is used again; one that still dies under a request before any
  * answer came sends that request again on a new connection, once, as
@@ -30,8 +33,10 @@
  *	- the done and reconnect callbacks are called last, from event and
  *	  timeout handling, never from coco_h1_send(): the connection may be
  *	  reused by the callback itself;
- *	- memory: at most max_conns connections of about 17 kB, plus the
- *	  largest request head each has built.
+ *	- memory: at most max_conns idle connections of about 17 kB and a
+ *	  request head's buffer each (a TLS one also holds the body while it
+ *	  is sent; one over 64 kB is freed when the connection goes idle),
+ *	  and as many busy ones as requests in flight.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,6 +58,7 @@
 
 #define READ_BUFFER		16384	/* the longest line of an answer's head */
 #define IDLE_MAX_USEC	(118 * USECS_PER_SEC)
+#define HEAD_KEEP		65536	/* a larger head buffer is not kept while idle */
 #define EVENT_TAG		UINT64CONST(1)
 
 typedef enum ConnPlace
@@ -221,6 +227,14 @@ make_idle(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 		return;
 	}
 	watch(pool, conn, EPOLLIN);
+	if (conn->head.maxlen > HEAD_KEEP)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pfree(conn->head.data);
+		initStringInfo(&conn->head);
+		MemoryContextSwitchTo(old);
+	}
 	dlist_push_head(&conn->entry->idle, &conn->origin_node);
 	dlist_push_head(&pool->idle_lru, &conn->node);
 	conn->idle_since = now;
