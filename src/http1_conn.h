@@ -15,7 +15,7 @@
 #include "datatype/timestamp.h"
 
 #include "http1_wire.h"
-#include "http_client.h"
+#include "http_result.h"
 
 typedef struct CocoH1Pool CocoH1Pool;
 typedef struct CocoH1Conn CocoH1Conn;

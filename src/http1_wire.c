@@ -43,7 +43,7 @@
 #include "utils/builtins.h"
 
 #include "http1_wire.h"
-#include "http_client.h"
+#include "http_result.h"
 
 static bool
 is_host_char(char c)

@@ -12,26 +12,9 @@
 
 #include <curl/curl.h>
 
+#include "http_result.h"
+
 typedef struct CocoHttp CocoHttp;
-
-/* how much of a response body is kept, and how much is read at most */
-#define COCO_RESPONSE_EXCERPT	1024
-#define COCO_RESPONSE_MAX_READ	(64 * 1024)
-
-/* What a finished request reports; error is NULL on a complete response. */
-typedef struct CocoHttpResult
-{
-	long		status;			/* HTTP status, 0 when there was no response */
-	const char *error;			/* transport error, or NULL */
-	double		duration_ms;
-	long		retry_after_s;	/* the response's Retry-After, or 0 */
-	bool		permanent;		/* retrying cannot help (the network guard) */
-	bool		timed_out;		/* no complete response within the timeout */
-	bool		blocked;		/* the network guard refused an address */
-	bool		multiplexed;	/* the response came over HTTP/2 */
-	const char *response;		/* the start of the response body */
-	int			response_len;	/* at most COCO_RESPONSE_EXCERPT bytes */
-} CocoHttpResult;
 
 typedef void (*CocoHttpDoneFn) (void *arg, const CocoHttpResult *result);
 
