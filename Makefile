@@ -50,6 +50,7 @@ OBJS = \
 	src/gone_hooks.o \
 	src/http1_wire.o \
 	src/http1_conn.o \
+	src/http2_conn.o \
 	src/tls_protocols.o \
 	src/http_client.o \
 	src/request_headers.o \
@@ -90,7 +91,7 @@ WARNINGS += -Werror
 endif
 PG_CPPFLAGS = -DCOCOHOOKS_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS = $(WARNINGS) $(OPTFLAGS)
-SHLIB_LINK = -lcurl
+SHLIB_LINK = -lcurl -lnghttp2
 
 # pg_regress: one file per topic in sql/, run in a throwaway preloaded server
 REGRESS = setup registration bad_input network_guard payloads filters row_filters commit_semantics api_session delivery trace_context backfill batches

@@ -1379,6 +1379,13 @@ coco_engine_progress(void)
 	MemoryContextSwitchTo(old);
 }
 
+/* Writes the requests posted since the last round (the worker is about to wait). */
+void
+coco_engine_send_posted(void)
+{
+	coco_http_flush(http);
+}
+
 long
 coco_engine_timeout_ms(void)
 {

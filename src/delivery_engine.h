@@ -47,6 +47,7 @@ extern void coco_engine_progress(void);
 extern void coco_engine_flush_log(void);
 
 /* milliseconds until libcurl or a retry needs the engine, -1 if nothing waits */
+extern void coco_engine_send_posted(void);
 extern long coco_engine_timeout_ms(void);
 extern int	coco_engine_in_flight(void);
 extern int	coco_engine_waiting_for_turn(void);

@@ -60,6 +60,7 @@
 #define IDLE_MAX_USEC	(118 * USECS_PER_SEC)
 #define HEAD_KEEP		65536	/* a larger head buffer is not kept while idle */
 #define EVENT_TAG		UINT64CONST(1)
+#define EVENT_TAG_MASK	UINT64CONST(3)	/* http2_conn.c's are 3 */
 
 typedef enum ConnPlace
 {
@@ -601,14 +602,14 @@ read_answer(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 bool
 coco_h1_owns_event(uint64 data)
 {
-	return (data & EVENT_TAG) != 0;
+	return (data & EVENT_TAG_MASK) == EVENT_TAG;
 }
 
 /* Handles what epoll reported for a connection of the pool. */
 void
 coco_h1_event(CocoH1Pool *pool, uint64 data, uint32 events, TimestampTz now)
 {
-	CocoH1Conn *conn = (CocoH1Conn *) (uintptr_t) (data & ~EVENT_TAG);
+	CocoH1Conn *conn = (CocoH1Conn *) (uintptr_t) (data & ~EVENT_TAG_MASK);
 
 	if (conn->place == PLACE_CLOSED)
 		return;

@@ -150,6 +150,45 @@ append_number(StringInfo out, uint64 n)
 }
 
 /*
+ * One of the attempt's headers in libcurl's notation, taken apart: false
+ * if it is not sent ("Name:" removes a header libcurl would add, and one
+ * without a value is not sent; "Name;" sends Name with an empty value).
+ */
+bool
+coco_h1_header_field(const char *line, const char **name, int *name_len,
+					 const char **value, int *value_len)
+{
+	const char *colon = strchr(line, ':');
+	const char *v;
+
+	if (colon == NULL)
+	{
+		size_t		len = strlen(line);
+
+		if (len > 1 && line[len - 1] == ';')
+		{
+			*name = line;
+			*name_len = (int) len - 1;
+			*value = "";
+			*value_len = 0;
+			return true;
+		}
+		return false;
+	}
+	if (colon == line)
+		return false;
+	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	if (*v == '\0')
+		return false;
+	*name = line;
+	*name_len = colon - line;
+	*value = v;
+	*value_len = strlen(v);
+	return true;
+}
+
+/*
  * The head of a POST of body_len bytes to url, with the attempt's headers
  * (request_headers.c's list, then the hook's own).
  */
@@ -174,31 +213,23 @@ coco_h1_request_head(const CocoH1Url *url, const struct curl_slist *headers,
 	appendBinaryStringInfo(out, "\r\n", 2);
 	for (const struct curl_slist *h = headers; h; h = h->next)
 	{
-		const char *colon = strchr(h->data, ':');
+		const char *name;
 		const char *value;
+		int			name_len;
+		int			value_len;
 
-		if (colon == NULL)
-		{
-			size_t		len = strlen(h->data);
-
-			/* "Name;" is libcurl's way to send a header with an empty value */
-			if (len > 1 && h->data[len - 1] == ';')
-			{
-				appendBinaryStringInfo(out, h->data, len - 1);
-				appendBinaryStringInfo(out, ":\r\n", 3);
-			}
+		if (!coco_h1_header_field(h->data, &name, &name_len, &value, &value_len))
 			continue;
-		}
-		if (colon == h->data)
-			continue;
-		/* as libcurl does: a header without a value is not sent */
-		for (value = colon + 1; *value == ' ' || *value == '\t'; value++)
-			;
-		if (*value == '\0')
-			continue;
-		if (colon - h->data == 6 && pg_strncasecmp(h->data, "accept", 6) == 0)
+		if (name_len == 6 && pg_strncasecmp(name, "accept", 6) == 0)
 			accept = true;
-		appendStringInfoString(out, h->data);
+		if (value_len == 0)
+		{
+			/* "Name;" */
+			appendBinaryStringInfo(out, name, name_len);
+			appendStringInfoChar(out, ':');
+		}
+		else
+			appendStringInfoString(out, h->data);	/* as written */
 		appendBinaryStringInfo(out, "\r\n", 2);
 	}
 	if (!accept)
@@ -257,16 +288,19 @@ has_token(const char *value, int len, const char *token)
 	return false;
 }
 
-/* Retry-After: delta-seconds, or an HTTP date (seconds from now). */
-static void
-read_retry_after(CocoH1Response *r, const char *value, int len)
+/*
+ * Retry-After (len bytes of value): delta-seconds, or an HTTP date; the
+ * seconds from now, at most a day, or 0 when none or past.
+ */
+long
+coco_h1_retry_after(const char *value, int len)
 {
 	char		text[64];
 	time_t		when;
 	long		seconds;
 
 	if (len <= 0 || len >= (int) sizeof(text))
-		return;
+		return 0;
 	memcpy(text, value, len);
 	text[len] = '\0';
 	when = curl_getdate(text, NULL);
@@ -279,9 +313,9 @@ read_retry_after(CocoH1Response *r, const char *value, int len)
 		errno = 0;
 		seconds = strtol(text, &end, 10);
 		if (end == text || errno != 0)
-			return;
+			return 0;
 	}
-	r->retry_after_s = seconds > 0 ? Min(seconds, 86400L) : 0;
+	return seconds > 0 ? Min(seconds, 86400L) : 0;
 }
 
 static void
@@ -367,7 +401,7 @@ header_line(CocoH1Response *r, const char *line, int len)
 			r->said_keep_alive = true;
 	}
 	else if (name_len == 11 && pg_strncasecmp(line, "retry-after", 11) == 0)
-		read_retry_after(r, value, value_len);
+		r->retry_after_s = coco_h1_retry_after(value, value_len);
 }
 
 /* The empty line after the head: how the body is framed, if there is one. */

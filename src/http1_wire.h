@@ -65,6 +65,10 @@ typedef struct CocoH1Response
 } CocoH1Response;
 
 extern bool coco_h1_parse_url(const char *url, CocoH1Url *out);
+extern bool coco_h1_header_field(const char *line, const char **name,
+								 int *name_len, const char **value,
+								 int *value_len);
+extern long coco_h1_retry_after(const char *value, int len);
 extern void coco_h1_request_head(const CocoH1Url *url,
 								 const struct curl_slist *headers,
 								 size_t body_len, StringInfo out);

@@ -78,6 +78,7 @@
 
 #include "http1_conn.h"
 #include "http1_wire.h"
+#include "http2_conn.h"
 #include "http_client.h"
 #include "network_guard.h"
 #include "settings.h"
@@ -126,11 +127,16 @@ struct CocoHttp
 	uint32		generation;		/* bumped when a setting of every handle changes */
 	char	   *ca_file;		/* cocohooks.ca_file the handles are set up with */
 	CocoH1Pool *h1;				/* kept-alive HTTP/1.1 connections of our own */
+	CocoH2Pool *h2;				/* HTTP/2 connections of our own */
+	int			max_host_connections;
+	int			nwaiting;		/* requests in the origins' waiting lists */
 };
 
 static void h1_done(void *owner, CocoH1Request *h1, const CocoHttpResult *result);
 static void h1_reconnect(void *owner, CocoH1Request *h1);
 static void h1_release(void *owner, CURL *easy);
+static void h2_reconnect(void *owner, CocoH1Request *h1);
+static void h2_room(void *owner, const char *origin);
 static long libcurl_timeout_ms(CocoHttp *http);
 
 /*
@@ -301,6 +307,9 @@ coco_http_create(CocoHttpDoneFn done)
 	curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	http->done = done;
 	http->h1 = coco_h1_pool_create(http->epfd, h1_done, h1_reconnect, h1_release, http);
+	http->h2 = coco_h2_pool_create(http->epfd, h1_done, h2_reconnect, h1_release,
+								   h2_room, http);
+	http->max_host_connections = 32;
 	http->timeout_ms = -1;
 	http->nwatch = Max(max_safe_fds, 1024);
 	http->have = MemoryContextAlloc(TopMemoryContext, http->nwatch);
@@ -336,6 +345,8 @@ coco_http_set_limits(CocoHttp *http, int max_host_connections)
 					  (long) max_host_connections);
 	curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
 	coco_h1_set_max_conns(http->h1, Max(max_host_connections * 16, 256));
+	coco_h2_set_max_conns(http->h2, Max(max_host_connections * 16, 256));
+	http->max_host_connections = max_host_connections;
 	/* a new cocohooks.ca_file: every handle is set up again before its next use */
 	if (http->ca_file == NULL || strcmp(http->ca_file, ca_file) != 0)
 	{
@@ -388,6 +399,25 @@ configure_handle(CocoHttp *http, HttpRequest *req)
 	req->connect_only = false;
 }
 
+/*
+ * Gives req a handle set up for this generation: a new one if its last
+ * went with a TLS connection it opened.  False if libcurl could not make one.
+ */
+static bool
+ready_handle(CocoHttp *http, HttpRequest *req)
+{
+	if (req->easy == NULL)
+	{
+		req->easy = curl_easy_init();
+		if (req->easy == NULL)
+			return false;
+		req->configured = http->generation - 1;
+	}
+	if (req->configured != http->generation)
+		configure_handle(http, req);
+	return true;
+}
+
 static HttpRequest *
 get_request(CocoHttp *http)
 {
@@ -397,22 +427,14 @@ get_request(CocoHttp *http)
 		http->free_list = req->next_free;
 	else
 		req = MemoryContextAllocZero(TopMemoryContext, sizeof(HttpRequest));
-	/* new, or its handle went with a TLS connection it opened */
-	if (req->easy == NULL)
+	if (!ready_handle(http, req))
 	{
-		req->easy = curl_easy_init();
-		if (req->easy == NULL)
-		{
-			req->next_free = http->free_list;
-			http->free_list = req;
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("could not create a libcurl handle")));
-		}
-		req->configured = http->generation - 1;
+		req->next_free = http->free_list;
+		http->free_list = req;
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a libcurl handle")));
 	}
-	if (req->configured != http->generation)
-		configure_handle(http, req);
 	return req;
 }
 
@@ -466,9 +488,13 @@ free_request(CocoHttp *http, HttpRequest *req)
 static bool
 connect_own(CocoHttp *http, HttpRequest *req)
 {
-	CURL	   *e = req->easy;
+	CURL	   *e;
 	long		left_ms = (long) ((req->h1.deadline - GetCurrentTimestamp()) / 1000);
 
+	/* sent again: its handle may have gone with the connection it opened */
+	if (!ready_handle(http, req))
+		return false;
+	e = req->easy;
 	if (!req->connect_only)
 	{
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
@@ -476,8 +502,10 @@ connect_own(CocoHttp *http, HttpRequest *req)
 		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 0L);
 		req->connect_only = true;
 	}
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-					 req->probe ? (long) CURL_HTTP_VERSION_2TLS : (long) CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+	/* a probe's ALPN offer is ours (tls_protocols.c); else libcurl's, HTTP/1.1 */
+	curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, req->probe ? 0L : 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, req->probe ? coco_tls_offer_h2 : NULL);
 	curl_easy_setopt(e, CURLOPT_URL, req->url);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, Max(left_ms, 1L));
 	if (curl_multi_add_handle(http->multi, e) != CURLM_OK)
@@ -538,6 +566,8 @@ start_transfer(CocoHttp *http, HttpRequest *req, const char *url,
 	{
 		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 0L);
 		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, 1L);
+		curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, NULL);
 		req->connect_only = false;
 	}
 	/* the request's own options; the rest stay set on the handle */
@@ -596,18 +626,105 @@ h1_reconnect(void *owner, CocoH1Request *h1)
 		fail_request(http, req, "could not start a new connection");
 }
 
+/* req waits for a connection to its receiver (tls_protocols.c's list). */
+static void
+push_waiting(CocoHttp *http, CocoTlsOrigin *origin, HttpRequest *req)
+{
+	dlist_push_tail(&origin->waiting, &req->wait_node);
+	http->nwaiting++;
+}
+
+static HttpRequest *
+pop_waiting(CocoHttp *http, CocoTlsOrigin *origin)
+{
+	http->nwaiting--;
+	return dlist_container(HttpRequest, wait_node,
+						   dlist_pop_head_node(&origin->waiting));
+}
+
 /*
- * The probe told what an https receiver speaks: the requests that waited
- * for it go out, ours over HTTP/1.1 or libcurl's over HTTP/2; or, when the
- * probe failed (failed set), they fail as it did.
+ * Has libcurl open a connection offering HTTP/2 for req (a probe, if the
+ * receiver's protocol is not known yet): ALPN then decides whose it is.
+ */
+static bool
+connect_probe(CocoHttp *http, HttpRequest *req, CocoTlsOrigin *origin)
+{
+	req->probe = true;
+	if (!connect_own(http, req))
+	{
+		req->probe = false;
+		return false;
+	}
+	origin->connecting++;
+	return true;
+}
+
+/*
+ * Sends req to an HTTP/2 receiver: as a stream of a connection with room,
+ * else on a new connection if its receiver has none being opened and
+ * fewer than cocohooks.max_host_connections; else it waits for one of
+ * these (h2_room).
+ */
+static bool
+send_h2(CocoHttp *http, HttpRequest *req, CocoTlsOrigin *origin)
+{
+	CocoH2Conn *conn = coco_h2_conn_with_room(http->h2, origin->origin);
+
+	if (conn)
+	{
+		coco_h2_send(http->h2, conn, &req->h1);
+		return true;
+	}
+	if (origin->connecting == 0 &&
+		coco_h2_conns(http->h2, origin->origin) < http->max_host_connections)
+		return connect_probe(http, req, origin);
+	push_waiting(http, origin, req);
+	return true;
+}
+
+/* Requests waiting for an HTTP/2 receiver go out as far as there is room. */
+static void
+send_waiting_h2(CocoHttp *http, CocoTlsOrigin *origin)
+{
+	while (!dlist_is_empty(&origin->waiting))
+	{
+		CocoH2Conn *conn = coco_h2_conn_with_room(http->h2, origin->origin);
+		HttpRequest *req;
+
+		if (conn == NULL)
+		{
+			/* a new connection, for the first of them; the rest wait on */
+			if (origin->connecting == 0 &&
+				coco_h2_conns(http->h2, origin->origin) < http->max_host_connections)
+			{
+				req = pop_waiting(http, origin);
+				if (!connect_probe(http, req, origin))
+					fail_request(http, req, "could not start a new connection");
+				continue;
+			}
+			break;
+		}
+		req = pop_waiting(http, origin);
+		coco_h2_send(http->h2, conn, &req->h1);
+	}
+}
+
+/*
+ * A connection to an https receiver was made, or could not be: the
+ * requests that waited for it go out, ours over HTTP/1.1 or HTTP/2 or
+ * libcurl's; or, when it failed (failed set), they fail as it did.
  */
 static void
 release_waiting(CocoHttp *http, CocoTlsOrigin *origin, const CocoHttpResult *failed)
 {
+	if (!failed && origin->protocol == COCO_TLS_HTTP2)
+	{
+		send_waiting_h2(http, origin);
+		return;
+	}
 	while (!dlist_is_empty(&origin->waiting))
 	{
-		HttpRequest *req = dlist_container(HttpRequest, wait_node,
-										   dlist_pop_head_node(&origin->waiting));
+		HttpRequest *req = pop_waiting(http, origin);
 		long		left_ms = (long) ((req->h1.deadline - GetCurrentTimestamp()) / 1000);
 
 		if (failed)
@@ -626,6 +743,32 @@ release_waiting(CocoHttp *http, CocoTlsOrigin *origin, const CocoHttpResult *fai
 								 CURL_HTTP_VERSION_2TLS))
 			fail_request(http, req, "could not start the transfer");
 	}
+}
+
+/* A stream was refused, or its connection died unanswered: on another. */
+static void
+h2_reconnect(void *owner, CocoH1Request *h1)
+{
+	CocoHttp   *http = (CocoHttp *) owner;
+	HttpRequest *req = (HttpRequest *) ((char *) h1 - offsetof(HttpRequest, h1));
+	CocoTlsOrigin *origin = coco_tls_origin(h1->url.origin);
+
+	if (origin == NULL || !send_h2(http, req, origin))
+		fail_request(http, req, "could not start a new connection");
+}
+
+/* A stream ended or a connection closed: waiting requests may go now. */
+static void
+h2_room(void *owner, const char *origin_key)
+{
+	CocoHttp   *http = (CocoHttp *) owner;
+	CocoTlsOrigin *origin;
+
+	if (http->nwaiting == 0)
+		return;
+	origin = coco_tls_origin(origin_key);
+	if (origin && origin->protocol == COCO_TLS_HTTP2 && !dlist_is_empty(&origin->waiting))
+		send_waiting_h2(http, origin);
 }
 
 /*
@@ -661,20 +804,21 @@ coco_http_post(CocoHttp *http, const char *url, struct curl_slist *headers,
 		CocoTlsOrigin *origin = coco_tls_origin(req->h1.url.origin);
 
 		fill_own(req, headers, body, body_len, timeout_ms);
-		if (origin == NULL || origin->protocol == COCO_TLS_HTTP2)
+		if (origin == NULL || origin->protocol == COCO_TLS_LIBCURL)
 			started = start_transfer(http, req, url, headers, body, body_len,
 									 timeout_ms, version);
+		else if (origin->protocol == COCO_TLS_HTTP2)
+			started = send_h2(http, req, origin);
 		else if (origin->protocol == COCO_TLS_HTTP1)
 			started = send_own(http, req);
 		else if (origin->protocol == COCO_TLS_PROBING)
 		{
-			dlist_push_tail(&origin->waiting, &req->wait_node);
+			push_waiting(http, origin, req);
 			started = true;
 		}
 		else
 		{
-			req->probe = true;
-			started = connect_own(http, req);
+			started = connect_probe(http, req, origin);
 			if (started)
 				origin->protocol = COCO_TLS_PROBING;
 		}
@@ -716,36 +860,66 @@ answered_early(HttpRequest *req, CURLcode code, long status)
 }
 
 /*
- * A probe connected (to an https receiver, offering HTTP/2 and HTTP/1.1):
- * what did ALPN choose?  HTTP/1.1, and the connection is ours: true, and
- * the requests that waited go out on connections of our own.  Otherwise
- * the connection is closed, and req and those that waited go as libcurl
- * transfers: false.
+ * A connection offering HTTP/2 and HTTP/1.1 was made to an https
+ * receiver: what did ALPN choose?  HTTP/2: the connection is ours, framed
+ * by http2_conn.c, and req goes as its first stream.  HTTP/1.1: false,
+ * and the connection becomes one of ours for HTTP/1.1 (adopt_connection).
+ * Neither, or not known: the connection is closed, and req and the
+ * receiver's other requests go as libcurl transfers.  Requests that
+ * waited for the connection go out too.
  */
 static bool
-probe_chose_http1(CocoHttp *http, HttpRequest *req)
+taken_by_alpn(CocoHttp *http, HttpRequest *req, curl_socket_t sock)
 {
 	CocoTlsOrigin *origin = coco_tls_origin(req->h1.url.origin);
+	CocoTlsProtocol chose;
 	char		byte;
 	size_t		n = 0;
 	CURLcode	rc;
 	long		left_ms;
 
-	/* attaches the connection to the handle again; an HTTP/1.1 server says nothing first */
+	/*
+	 * Attaches the connection to the handle again; an HTTP/1.1 server says
+	 * nothing first, an HTTP/2 one its SETTINGS, of which this may be the
+	 * first byte.
+	 */
 	rc = curl_easy_recv(req->easy, &byte, 1, &n);
+	chose = coco_tls_alpn(req->easy);
 	req->probe = false;
-	if (rc == CURLE_AGAIN && coco_tls_alpn(req->easy) == COCO_TLS_HTTP1)
+	if (origin && origin->connecting > 0)
+		origin->connecting--;
+	if (rc == CURLE_AGAIN && chose == COCO_TLS_HTTP1)
 	{
 		if (origin)
 		{
 			origin->protocol = COCO_TLS_HTTP1;
 			release_waiting(http, origin, NULL);
 		}
-		return true;
+		return false;
 	}
-	/* HTTP/2 (its server's SETTINGS may be what was read), or unknown */
+	if ((rc == CURLE_AGAIN || rc == CURLE_OK) && chose == COCO_TLS_HTTP2 && origin)
+	{
+		CURL	   *easy = req->easy;
+		CocoH2Conn *conn;
+
+		set_watch(http, sock, WATCH_NONE);
+		conn = coco_h2_adopt(http->h2, sock, easy, origin->origin, &byte, n);
+		if (conn)
+		{
+			/* the handle stays in the multi handle with the TLS session */
+			curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+			req->easy = NULL;
+			req->connecting = false;
+			origin->protocol = COCO_TLS_HTTP2;
+			coco_h2_send(http->h2, conn, &req->h1);
+			release_waiting(http, origin, NULL);
+			return true;
+		}
+	}
+	/* libcurl's, for good if ALPN could not be read; else the next request probes */
 	if (origin)
-		origin->protocol = COCO_TLS_HTTP2;
+		origin->protocol = (chose == COCO_TLS_LIBCURL) ? COCO_TLS_LIBCURL :
+			(coco_h2_conns(http->h2, origin->origin) > 0 ? COCO_TLS_HTTP2 : COCO_TLS_UNKNOWN);
 	req->connecting = false;
 	curl_multi_remove_handle(http->multi, req->easy);
 	left_ms = (long) ((req->h1.deadline - GetCurrentTimestamp()) / 1000);
@@ -754,7 +928,7 @@ probe_chose_http1(CocoHttp *http, HttpRequest *req)
 		fail_request(http, req, "could not start the transfer");
 	if (origin)
 		release_waiting(http, origin, NULL);
-	return false;
+	return true;
 }
 
 /*
@@ -769,11 +943,11 @@ adopt_connection(CocoHttp *http, HttpRequest *req)
 	curl_socket_t sock = CURL_SOCKET_BAD;
 	int			fd = -1;
 
-	if (req->probe && !probe_chose_http1(http, req))
-		return true;
 	if (curl_easy_getinfo(req->easy, CURLINFO_ACTIVESOCKET, &sock) == CURLE_OK &&
 		sock != CURL_SOCKET_BAD)
 	{
+		if (req->probe && taken_by_alpn(http, req, sock))
+			return true;
 		/* out of the epoll set while libcurl's descriptor still names it */
 		set_watch(http, sock, WATCH_NONE);
 		if (req->h1.url.tls)
@@ -878,7 +1052,11 @@ collect_finished(CocoHttp *http)
 			req->probe = false;
 			if (origin)
 			{
-				origin->protocol = COCO_TLS_UNKNOWN;
+				if (origin->connecting > 0)
+					origin->connecting--;
+				/* an HTTP/2 receiver with connections open stays one */
+				if (coco_h2_conns(http->h2, origin->origin) == 0)
+					origin->protocol = COCO_TLS_UNKNOWN;
 				release_waiting(http, origin, &result);
 			}
 		}
@@ -900,6 +1078,8 @@ coco_http_drive(CocoHttp *http)
 	int			n;
 	TimestampTz now = 0;
 
+	/* streams started since the last round go out first */
+	coco_h2_flush(http->h2);
 	do
 	{
 		n = epoll_wait(http->epfd, events, MAX_EPOLL_EVENTS, 0);
@@ -909,6 +1089,11 @@ coco_http_drive(CocoHttp *http)
 		{
 			int			flags = 0;
 
+			if (coco_h2_owns_event(events[i].data.u64))
+			{
+				coco_h2_event(http->h2, events[i].data.u64, events[i].events, now);
+				continue;
+			}
 			if (coco_h1_owns_event(events[i].data.u64))
 			{
 				coco_h1_event(http->h1, events[i].data.u64, events[i].events, now);
@@ -931,10 +1116,26 @@ coco_http_drive(CocoHttp *http)
 		http->timeout_ms = -1;
 		curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
-	coco_h1_expire(http->h1, now ? now : GetCurrentTimestamp());
+	if (now == 0)
+		now = GetCurrentTimestamp();
+	coco_h1_expire(http->h1, now);
+	coco_h2_expire(http->h2, now);
 	collect_finished(http);
+	/* streams the round's completions started, and what nghttp2 answers */
+	coco_h2_flush(http->h2);
 	/* every event of the round was handled: closed connections can go */
 	coco_h1_reap(http->h1);
+	coco_h2_reap(http->h2);
+}
+
+/*
+ * Writes the streams started since the last round, together: the worker
+ * calls it before it waits.
+ */
+void
+coco_http_flush(CocoHttp *http)
+{
+	coco_h2_flush(http->h2);
 }
 
 /* Milliseconds until libcurl's next timeout is due; -1 when none is set. */
@@ -953,10 +1154,14 @@ libcurl_timeout_ms(CocoHttp *http)
 long
 coco_http_timeout_ms(CocoHttp *http)
 {
-	long		curl_ms = libcurl_timeout_ms(http);
-	long		own_ms = coco_h1_timeout_ms(http->h1, GetCurrentTimestamp());
+	TimestampTz now = GetCurrentTimestamp();
+	long		timeout = libcurl_timeout_ms(http);
+	long		h1_ms = coco_h1_timeout_ms(http->h1, now);
+	long		h2_ms = coco_h2_timeout_ms(http->h2, now);
 
-	if (curl_ms < 0 || (own_ms >= 0 && own_ms < curl_ms))
-		return own_ms;
-	return curl_ms;
+	if (h1_ms >= 0 && (timeout < 0 || h1_ms < timeout))
+		timeout = h1_ms;
+	if (h2_ms >= 0 && (timeout < 0 || h2_ms < timeout))
+		timeout = h2_ms;
+	return timeout;
 }

@@ -26,6 +26,7 @@ extern bool coco_http_post(CocoHttp *http, const char *url,
 						   const char *body, size_t body_len,
 						   long timeout_ms, void *arg);
 extern void coco_http_drive(CocoHttp *http);
+extern void coco_http_flush(CocoHttp *http);
 extern long coco_http_timeout_ms(CocoHttp *http);
 
 #endif							/* COCOHOOKS_HTTP_CLIENT_H */

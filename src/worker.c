@@ -606,6 +606,7 @@ cocohooks_worker_main(Datum main_arg)
 		 * of ours a delivery: a tick of 1 ms per 32 answers made a backlog
 		 * drain at 23,000 events/s with the worker a third busy.)
 		 */
+		coco_engine_send_posted();
 		timeout = coco_engine_timeout_ms();
 		wal_ms = coco_wal_source_timeout_ms();
 		if (wal_ms >= 0 && (timeout < 0 || wal_ms < timeout))

@@ -89,6 +89,31 @@ cmp_ok(scalar(keys %conns), '<=', 4,
 cmp_ok($peak, '>', 4, "more requests at once than connections ($peak)");
 cmp_ok($peak, '<=', 48, "never more than max_host_streams (48) at once ($peak)");
 
+# 1b. a receiver that allows fewer streams per connection (SETTINGS
+# 5): the worker opens more connections, at most max_host_connections,
+# and holds the rest of its requests until a stream ends
+my $h2few = start_receiver(h2 => 1, max_streams => 5, %tls);
+hooked('few', "$h2few->{url}/slow/150", 'ordering => \'none\'');
+api_sql($node, 'INSERT INTO few SELECT g, 0 FROM generate_series(1, 100) g');
+ok(wait_deliveries($node), '100 deliveries to a receiver allowing 5 streams per connection finished');
+$r = recs($h2few, '/slow/150');
+is(scalar(@$r), 100, 'each arrived once');
+is(scalar(grep { $_->{http_version} ne '2.0' } @$r), 0, 'all over HTTP/2');
+%conns = map { $_->{connection} => 1 } @$r;
+$peak = max(map { $_->{in_flight} } @$r);
+cmp_ok(scalar(keys %conns), '<=', 4, 'over at most 4 connections (' . scalar(keys %conns) . ')');
+cmp_ok($peak, '<=', 20, "never more than 5 streams on each of them ($peak at once)");
+cmp_ok($peak, '>', 5, "more than one connection's streams at once ($peak)");
+
+# 1c. a delivery's request over HTTP/2 carries what it carries over HTTP/1.1
+my $one = $r->[0];
+is($one->{headers}{'content-length'}, length($one->{body}), 'content-length is the body\'s');
+is($one->{headers}{'content-type'}, 'application/json', 'content-type application/json');
+is($one->{headers}{accept}, '*/*', 'accept */*');
+like($one->{headers}{'webhook-id'} // '', qr/^\w+_/, 'the webhook-id header');
+ok(!exists $one->{headers}{host}, 'no host header (:authority instead)');
+is(body_of($one)->{collection}, 'few', 'the payload');
+
 # 2. the same to a receiver that speaks HTTP/1.1 only: one request per connection
 hooked('one', "$h1->{url}/slow/50", 'ordering => \'none\'');
 api_sql($node, 'INSERT INTO one SELECT g, 0 FROM generate_series(1, 60) g');
@@ -218,6 +243,15 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		"SELECT success FROM cocohooks.deliveries WHERE hook_id = $cut"),
 	'f', 'an answer cut short (10 of 100 bytes) failed');
+
+# 7c. an answer's body past 64 kB is not read: the answer stands, and the
+# connection goes on carrying others
+hooked('bigans', "$h2->{url}/body/200000", 'max_retries => 0');
+api_sql($node, 'INSERT INTO bigans SELECT g, 0 FROM generate_series(1, 3) g');
+ok(wait_deliveries($node), 'finished');
+is($node->safe_psql('postgres',
+		"SELECT delivered || '/' || failed FROM cocohooks.hook_stats h JOIN cocohooks.hooks k ON k.id = h.hook_id WHERE k.url LIKE '%/body/200000'"),
+	'3/0', 'three answers of 200 kB taken as delivered');
 
 # 8. the network guard holds on a kept-alive HTTP/2 connection
 my $guarded = hooked('guard', "$h2->{url}/guard", 'max_retries => 0');
