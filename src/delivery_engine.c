@@ -113,6 +113,8 @@ typedef struct WorkerEvent
 	CocoEventHeader *msg;		/* owned copy of the queued message; NULL
 								 * once finished */
 	char	   *document_id;	/* for the log: text of the key, or NULL */
+	int64		document_key;	/* coco_order_document_key() of its id, once
+								 * a delivery of an ordered hook needed it */
 	int			remaining;		/* deliveries not yet finished and logged */
 	uint64		seq;			/* its number in the queue (0: none), or for
 								 * a finished run, its last one's */
@@ -431,9 +433,9 @@ park_batch(CocoBatch *b, int made, TimestampTz at)
 		Delivery   *m = members[i];
 		int64		key = 0;
 
+		/* hashed as it started (start_or_give_up) */
 		if (ordered && m->ev->msg->document_id_len > 0)
-			key = coco_order_document_key(coco_event_document_id(m->ev->msg),
-										  m->ev->msg->document_id_len);
+			key = m->ev->document_key;
 		park_one(m, made, at, key);
 	}
 	pfree(members);
@@ -485,9 +487,9 @@ park_delivery(Delivery *d, int made, TimestampTz at)
 		}
 		return;
 	}
+	/* in a line, its document's key was hashed as it started */
 	if (line)
-		key = coco_order_document_key(coco_event_document_id(d->ev->msg),
-									  d->ev->msg->document_id_len);
+		key = d->ev->document_key;
 	d->line = NULL;
 	park_one(d, made, at, key);
 	while (line && (next = coco_order_leave(line)) != NULL)
@@ -1089,6 +1091,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	MemoryContext old;
 	WorkerEvent *ev;
 	const char *p;
+	bool		keyed = false;	/* ev->document_key is set */
 
 	coco_hook_settings_refresh();
 	if (start_watch != NULL && give_up_error == NULL)
@@ -1099,6 +1102,7 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 	ev->msg = palloc(queued->total_len);
 	memcpy(ev->msg, queued, queued->total_len);
 	ev->document_id = coco_event_document_id_text(ev->msg);
+	ev->document_key = 0;
 	ev->remaining = ev->msg->nhooks;
 	ev->seq = ev->msg->seq;
 	ev->count = 1;
@@ -1157,20 +1161,25 @@ start_or_give_up(const CocoEventHeader *queued, uint64 wal_lsn,
 		}
 		if ((d->target->flags & COCO_SPEC_ORDERED) && ev->msg->document_id_len > 0)
 		{
-			int64		key = coco_order_document_key(coco_event_document_id(ev->msg),
-													  ev->msg->document_id_len);
-
-			if (coco_parked_holds(d->target->hook_id, key, source))
+			/* hashed once per event, for all its ordered hooks and parkings */
+			if (!keyed)
+			{
+				ev->document_key = coco_order_document_key(coco_event_document_id(ev->msg),
+														   ev->msg->document_id_len);
+				keyed = true;
+			}
+			if (coco_parked_holds(d->target->hook_id, ev->document_key, source))
 			{
 				/* an earlier event of its document is parked: behind it */
 				active++;
-				park_one(d, ev->msg->attempts, GetCurrentTimestamp(), key);
+				park_one(d, ev->msg->attempts, GetCurrentTimestamp(),
+						 ev->document_key);
 				continue;
 			}
 			/* a batch waits in its hook's line, not its documents' */
 			if (d->target->batch_size <= 1 &&
-				!coco_order_enter(d->target->hook_id, coco_event_document_id(ev->msg),
-								  ev->msg->document_id_len, &d->line_node, &d->line))
+				!coco_order_enter(d->target->hook_id, ev->document_key,
+								  &d->line_node, &d->line))
 			{
 				/* waits for an earlier event of its document */
 				park_line_at_backlog(d->line);
@@ -1207,8 +1216,10 @@ dispatch_batch(CocoBatch *b)
 	Delivery   *leader = (Delivery *) b->members[0];
 
 	coco_batch_close(b);
+	/* the hook's line: the key of the empty id, which no document has */
 	if ((b->target->flags & COCO_SPEC_ORDERED) &&
-		!coco_order_enter(b->hook_id, "", 0, &leader->line_node, &leader->line))
+		!coco_order_enter(b->hook_id, coco_order_document_key("", 0),
+						  &leader->line_node, &leader->line))
 	{
 		/* waits for the hook's batch before it */
 		active -= b->n;

@@ -5,8 +5,10 @@
  *
  * The delivery engine starts events in commit order.  A delivery of a hook
  * with ordering = 'document' first enters its document's line: a hash
- * entry keyed by the hook and a 64-bit hash of the document id (the JSON
- * text of the primary key).  The first in line is sent (and retried) as
+ * entry keyed by the hook and the document's key, a 64-bit hash of the
+ * document id (the JSON text of the primary key).  The engine hashes it
+ * once per event (coco_order_document_key) and hands the key in, as it
+ * needs it for parked rows too.  The first in line is sent (and retried) as
  * usual; the others wait, in order, until it has succeeded or failed for
  * good, then the next one goes.  Other documents are not held back.
  *
@@ -67,7 +69,7 @@ coco_order_document_key(const char *document_id, int len)
 }
 
 bool
-coco_order_enter(int64 hook_id, const char *document_id, int len,
+coco_order_enter(int64 hook_id, int64 document_key,
 				 dlist_node *node, void **line)
 {
 	LineKey		key;
@@ -76,7 +78,7 @@ coco_order_enter(int64 hook_id, const char *document_id, int len,
 
 	memset(&key, 0, sizeof(key));
 	key.hook_id = hook_id;
-	key.document_hash = (uint64) coco_order_document_key(document_id, len);
+	key.document_hash = (uint64) document_key;
 	l = hash_search(lines, &key, HASH_ENTER, &found);
 	*line = l;
 	if (!found)

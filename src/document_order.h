@@ -18,11 +18,12 @@ extern void coco_order_init(MemoryContext cxt);
 extern int64 coco_order_document_key(const char *document_id, int len);
 
 /*
- * Puts a delivery in its document's line.  Returns true if it is first and
+ * Puts a delivery in its document's line, document_key being
+ * coco_order_document_key() of its id.  Returns true if it is first and
  * may go now; false if it waits (node is appended behind the others).
  * *line is set either way, for coco_order_leave().
  */
-extern bool coco_order_enter(int64 hook_id, const char *document_id, int len,
+extern bool coco_order_enter(int64 hook_id, int64 document_key,
 							 dlist_node *node, void **line);
 
 /*
