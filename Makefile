@@ -49,6 +49,7 @@ OBJS = \
 	src/settings_retirement.o \
 	src/gone_hooks.o \
 	src/http1_wire.o \
+	src/conn_io.o \
 	src/http1_conn.o \
 	src/http2_conn.o \
 	src/tls_protocols.o \

@@ -53,6 +53,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "conn_io.h"
 #include "http1_conn.h"
 #include "network_guard.h"
 
@@ -153,15 +154,8 @@ coco_h1_set_max_conns(CocoH1Pool *pool, int max_conns)
 static void
 watch(CocoH1Pool *pool, CocoH1Conn *conn, uint32 events)
 {
-	struct epoll_event ev = {0};
-
-	if (conn->watching == events)
-		return;
-	ev.events = events;
-	ev.data.u64 = (uint64) (uintptr_t) conn | EVENT_TAG;
-	(void) epoll_ctl(pool->epfd, conn->watching ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-					 conn->fd, &ev);
-	conn->watching = events;
+	coco_conn_watch(pool->epfd, conn->fd, (uint64) (uintptr_t) conn | EVENT_TAG,
+					&conn->watching, events);
 }
 
 /* Takes conn out of the list it is in. */
@@ -283,8 +277,6 @@ coco_h1_adopt(CocoH1Pool *pool, int fd, CURL *easy, const char *origin)
 {
 	CocoH1Conn *conn = MemoryContextAllocZero(TopMemoryContext, sizeof(CocoH1Conn));
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	struct sockaddr_storage peer;
-	socklen_t	peer_len = sizeof(peer);
 
 	initStringInfo(&conn->head);
 	MemoryContextSwitchTo(old);
@@ -303,106 +295,10 @@ coco_h1_adopt(CocoH1Pool *pool, int fd, CURL *easy, const char *origin)
 		}
 		conn->entry->nconns++;
 	}
-	if (getpeername(fd, (struct sockaddr *) &peer, &peer_len) == 0)
-	{
-		conn->family = peer.ss_family;
-		if (peer.ss_family == AF_INET)
-			memcpy(conn->addr, &((struct sockaddr_in *) &peer)->sin_addr, 4);
-		else if (peer.ss_family == AF_INET6)
-			memcpy(conn->addr, &((struct sockaddr_in6 *) &peer)->sin6_addr, 16);
-	}
+	conn->family = coco_conn_peer(fd, conn->addr);
 	pool->nconns++;
 	watch(pool, conn, EPOLLIN);
 	return conn;
-}
-
-/* Writes len bytes of buf, or what the connection takes; -1 on failure. */
-static ssize_t
-conn_write(CocoH1Conn *conn, const struct iovec *iov, int iovcnt)
-{
-	if (conn->easy)
-	{
-		size_t		n = 0;
-		CURLcode	rc = curl_easy_send(conn->easy, iov[0].iov_base, iov[0].iov_len, &n);
-
-		if (rc == CURLE_AGAIN)
-		{
-			errno = EAGAIN;
-			return -1;
-		}
-		if (rc != CURLE_OK)
-		{
-			snprintf(conn->error, sizeof(conn->error), "Send failure: %s",
-					 curl_easy_strerror(rc));
-			errno = EIO;
-			return -1;
-		}
-		return (ssize_t) n;
-	}
-	else
-	{
-		struct msghdr msg = {0};
-		ssize_t		n;
-
-		msg.msg_iov = (struct iovec *) iov;
-		msg.msg_iovlen = iovcnt;
-		n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		{
-			int			err = errno;
-
-			snprintf(conn->error, sizeof(conn->error), "Send failure: %s",
-					 strerror(err));
-			errno = err;
-		}
-		return n;
-	}
-}
-
-/*
- * Reads into buf; returns the bytes read, 0 at the end of the stream, -1
- * when nothing is there yet (EAGAIN) or on failure (conn->error set,
- * errno EIO).
- */
-static ssize_t
-conn_read(CocoH1Conn *conn, char *buf, size_t len)
-{
-	if (conn->easy)
-	{
-		size_t		n = 0;
-		CURLcode	rc = curl_easy_recv(conn->easy, buf, len, &n);
-
-		if (rc == CURLE_AGAIN)
-		{
-			errno = EAGAIN;
-			return -1;
-		}
-		if (rc != CURLE_OK)
-		{
-			snprintf(conn->error, sizeof(conn->error), "Recv failure: %s",
-					 curl_easy_strerror(rc));
-			errno = EIO;
-			return -1;
-		}
-		return (ssize_t) n;
-	}
-	else
-	{
-		ssize_t		n;
-
-		do
-			n = recv(conn->fd, buf, len, 0);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-		{
-			int			err = errno;
-
-			snprintf(conn->error, sizeof(conn->error), "Recv failure: %s",
-					 strerror(err));
-			errno = err;
-		}
-		return n;
-	}
 }
 
 /*
@@ -438,7 +334,7 @@ send_more(CocoH1Pool *pool, CocoH1Conn *conn)
 			iov[0].iov_len = total - conn->sent;
 			iovcnt = 1;
 		}
-		n = conn_write(conn, iov, iovcnt);
+		n = coco_conn_write(conn->fd, conn->easy, iov, iovcnt, conn->error);
 		if (n < 0)
 		{
 			if (errno == EINTR)
@@ -557,7 +453,8 @@ read_answer(CocoH1Pool *pool, CocoH1Conn *conn, TimestampTz now)
 				 false, now);
 			return;
 		}
-		n = conn_read(conn, conn->buf + conn->buf_len, READ_BUFFER - conn->buf_len);
+		n = coco_conn_read(conn->fd, conn->easy, conn->buf + conn->buf_len,
+						   READ_BUFFER - conn->buf_len, conn->error);
 		if (n == 0)
 		{
 			if (conn->answer_bytes == 0)
@@ -621,7 +518,8 @@ coco_h1_event(CocoH1Pool *pool, uint64 data, uint32 events, TimestampTz now)
 		 * Idle: its receiver closed it, or sent what nobody asked for; over
 		 * TLS it may only have been a session ticket, read by libcurl.
 		 */
-		if (conn->easy && conn_read(conn, &byte, 1) < 0 && errno == EAGAIN)
+		if (conn->easy && coco_conn_read(conn->fd, conn->easy, &byte, 1, conn->error) < 0 &&
+			errno == EAGAIN)
 			return;
 		close_conn(pool, conn);
 		return;

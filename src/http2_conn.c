@@ -60,6 +60,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "conn_io.h"
 #include "http2_conn.h"
 #include "network_guard.h"
 
@@ -368,15 +369,8 @@ coco_h2_set_max_conns(CocoH2Pool *pool, int max_conns)
 static void
 watch(CocoH2Pool *pool, CocoH2Conn *conn, uint32 events)
 {
-	struct epoll_event ev = {0};
-
-	if (conn->watching == events)
-		return;
-	ev.events = events;
-	ev.data.u64 = (uint64) (uintptr_t) conn | EVENT_TAG;
-	(void) epoll_ctl(pool->epfd, conn->watching ? EPOLL_CTL_MOD : EPOLL_CTL_ADD,
-					 conn->fd, &ev);
-	conn->watching = events;
+	coco_conn_watch(pool->epfd, conn->fd, (uint64) (uintptr_t) conn | EVENT_TAG,
+					&conn->watching, events);
 }
 
 static void
@@ -445,77 +439,6 @@ coco_h2_conns(CocoH2Pool *pool, const char *origin)
 	return entry ? entry->nconns : 0;
 }
 
-/* Writes what the connection takes; -1 with errno set when it takes nothing. */
-static ssize_t
-conn_write(CocoH2Conn *conn, const char *data, size_t len)
-{
-	if (conn->easy)
-	{
-		size_t		n = 0;
-		CURLcode	rc = curl_easy_send(conn->easy, data, len, &n);
-
-		if (rc == CURLE_AGAIN)
-		{
-			errno = EAGAIN;
-			return -1;
-		}
-		if (rc != CURLE_OK)
-		{
-			snprintf(conn->error, sizeof(conn->error), "Send failure: %s",
-					 curl_easy_strerror(rc));
-			errno = EIO;
-			return -1;
-		}
-		return (ssize_t) n;
-	}
-	else
-	{
-		ssize_t		n = send(conn->fd, data, len, MSG_NOSIGNAL);
-
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			snprintf(conn->error, sizeof(conn->error), "Send failure: %s",
-					 strerror(errno));
-		return n;
-	}
-}
-
-/* Reads into buf: bytes read, 0 at the end, -1 with errno set otherwise. */
-static ssize_t
-conn_read(CocoH2Conn *conn, char *buf, size_t len)
-{
-	if (conn->easy)
-	{
-		size_t		n = 0;
-		CURLcode	rc = curl_easy_recv(conn->easy, buf, len, &n);
-
-		if (rc == CURLE_AGAIN)
-		{
-			errno = EAGAIN;
-			return -1;
-		}
-		if (rc != CURLE_OK)
-		{
-			snprintf(conn->error, sizeof(conn->error), "Recv failure: %s",
-					 curl_easy_strerror(rc));
-			errno = EIO;
-			return -1;
-		}
-		return (ssize_t) n;
-	}
-	else
-	{
-		ssize_t		n;
-
-		do
-			n = recv(conn->fd, buf, len, 0);
-		while (n < 0 && errno == EINTR);
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			snprintf(conn->error, sizeof(conn->error), "Recv failure: %s",
-					 strerror(errno));
-		return n;
-	}
-}
-
 /*
  * Gathers what nghttp2 has to send and writes it, as much as the
  * connection takes.  False on failure, with conn->error set.
@@ -525,6 +448,7 @@ conn_flush(CocoH2Pool *pool, CocoH2Conn *conn)
 {
 	for (;;)
 	{
+		struct iovec iov;
 		ssize_t		n;
 
 		if (conn->out_sent == conn->out.len)
@@ -549,8 +473,9 @@ conn_flush(CocoH2Pool *pool, CocoH2Conn *conn)
 			if (conn->out.len == 0)
 				break;
 		}
-		n = conn_write(conn, conn->out.data + conn->out_sent,
-					   conn->out.len - conn->out_sent);
+		iov.iov_base = conn->out.data + conn->out_sent;
+		iov.iov_len = conn->out.len - conn->out_sent;
+		n = coco_conn_write(conn->fd, conn->easy, &iov, 1, conn->error);
 		if (n < 0)
 		{
 			if (errno == EINTR)
@@ -653,8 +578,6 @@ coco_h2_adopt(CocoH2Pool *pool, int fd, CURL *easy, const char *origin,
 		{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0},
 	};
-	struct sockaddr_storage peer;
-	socklen_t	peer_len = sizeof(peer);
 	MemoryContext old;
 	bool		found;
 
@@ -691,14 +614,7 @@ coco_h2_adopt(CocoH2Pool *pool, int fd, CURL *easy, const char *origin,
 	conn->entry->nconns++;
 	dlist_push_tail(&conn->entry->conns, &conn->origin_node);
 	dlist_push_tail(&pool->conns, &conn->node);
-	if (getpeername(fd, (struct sockaddr *) &peer, &peer_len) == 0)
-	{
-		conn->family = peer.ss_family;
-		if (peer.ss_family == AF_INET)
-			memcpy(conn->addr, &((struct sockaddr_in *) &peer)->sin_addr, 4);
-		else if (peer.ss_family == AF_INET6)
-			memcpy(conn->addr, &((struct sockaddr_in6 *) &peer)->sin6_addr, 16);
-	}
+	conn->family = coco_conn_peer(fd, conn->addr);
 	conn->idle_since = GetCurrentTimestamp();
 	pool->nconns++;
 	watch(pool, conn, EPOLLIN);
@@ -967,7 +883,8 @@ conn_input(CocoH2Pool *pool, CocoH2Conn *conn)
 {
 	for (;;)
 	{
-		ssize_t		n = conn_read(conn, conn->buf, READ_BUFFER);
+		ssize_t		n = coco_conn_read(conn->fd, conn->easy, conn->buf, READ_BUFFER,
+									 conn->error);
 		ssize_t		used;
 
 		if (n == 0)

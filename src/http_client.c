@@ -13,10 +13,10 @@
  * epoll set, told apart by the low bit of their event data): to every
  * http:// receiver, and to https ones that speak HTTP/1.1.  The first
  * connection to an https receiver is a probe offering HTTP/2 too, and
- * requests that come meanwhile wait for it (tls_protocols.c): if ALPN
- * chose HTTP/1.1 the connection is ours, else it is closed and the
- * receiver's requests are libcurl transfers; with cocohooks.http2 = off
- * every https receiver is ours.  libcurl only opens such a connection
+ * requests that come meanwhile wait for it (tls_protocols.c): ALPN's
+ * choice decides whether the connection, and the receiver's later ones,
+ * carry HTTP/1.1 or HTTP/2; with cocohooks.http2 = off every https
+ * receiver gets HTTP/1.1.  libcurl only opens such a connection
  * (CURLOPT_CONNECT_ONLY, on a fresh connection, offering only HTTP/1.1
  * but for a probe), with the same resolution, network guard, TLS checks
  * and timeout as any transfer.  A plain socket is then
@@ -29,13 +29,18 @@
  * is a libcurl transfer.
  *
  * HTTP/2 (cocohooks.http2): an https receiver that offers it by ALPN gets
- * it, and its deliveries are multiplexed as streams over the connections
- * already open to it (libcurl's default of at most 100 streams per
- * connection; a new transfer waits for a new connection's protocol rather
- * than opening another one); http:// receivers get HTTP/1.1 unless asked
- * for HTTP/2 with prior knowledge.  Connections per host and port are
- * capped at cocohooks.max_host_connections inside libcurl too; the origin
- * queue keeps requests within that for HTTP/1.1.
+ * it, framed by the worker too (http2_conn.c, on the connection ALPN
+ * chose it on): its deliveries are streams of the connections open to it,
+ * at most 100 on each (or the receiver's SETTINGS_MAX_CONCURRENT_STREAMS),
+ * and a new connection is opened only when they are full and none is
+ * being opened, up to cocohooks.max_host_connections; meanwhile requests
+ * wait in the receiver's list (tls_protocols.c's entry).  Streams started
+ * in a round are written together: by coco_http_drive(), or by
+ * coco_http_flush() before the worker waits.  http:// receivers get
+ * HTTP/1.1 unless asked for HTTP/2 with prior knowledge, which, like an
+ * https receiver whose ALPN cannot be read, is a libcurl transfer
+ * (libcurl's default of at most 100 streams per connection, its cap of
+ * cocohooks.max_host_connections per host).
  *
  * Every transfer is restricted to http and https, follows no redirect, and
  * keeps only the first kilobyte of the response body, reading at most
