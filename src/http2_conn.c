@@ -14,10 +14,12 @@
  *
  * A stream's request carries a deadline (its hook's timeout): when it
  * passes, the stream is reset (CANCEL) and the request fails as timed
- * out, while its neighbours go on.  A stream the receiver refused
+ * out (unless its answer came whole while its body was still going out),
+ * while its neighbours go on.  A stream the receiver refused
  * (REFUSED_STREAM, or above a GOAWAY's last stream) was not processed: it
- * is sent again on another connection, once; so is one whose kept-alive
- * connection died before any of its answer came.  A stream reset before
+ * is sent again on another connection, once; so is one nghttp2 held back
+ * (the receiver's stream limit) and could not send after a GOAWAY, and
+ * one whose kept-alive connection died before any of its answer came.  A stream reset before
  * its answer was whole fails with the reset's error code; an answer that
  * came whole (ended, or all of the length it announced) stands even when
  * the receiver then resets the stream, before it read our body (an early
@@ -85,6 +87,7 @@ typedef struct H2Stream
 	bool		reused;			/* its connection had finished streams before */
 	bool		refused;		/* not processed by the receiver: send again */
 	bool		finished;		/* in the finished list */
+	bool		unsent;			/* its request never went: nghttp2 has no stream */
 	uint64		answer_bytes;
 	int64		length;			/* the answer's content-length, or -1 */
 	size_t		body_read;
@@ -274,7 +277,7 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
 	CocoH2Conn *conn = (CocoH2Conn *) user_data;
 	H2Stream   *st = nghttp2_session_get_stream_user_data(session, stream_id);
 
-	if (st == NULL || conn->closed)
+	if (st == NULL || conn->closed || st->unsent)
 		return 0;
 	conn->nstreams--;
 	if (st->req == NULL)
@@ -293,6 +296,41 @@ on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code
 					 stream_id, nghttp2_http2_strerror(error_code), error_code);
 	}
 	finish_stream(conn->pool, st);
+	return 0;
+}
+
+/*
+ * A request nghttp2 held back (more streams than the receiver allows at
+ * once) and then could not send: the receiver said GOAWAY meanwhile.  It
+ * never reached the receiver: another connection gets it.
+ */
+static int
+on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame,
+				  int lib_error_code, void *user_data)
+{
+	CocoH2Conn *conn = (CocoH2Conn *) user_data;
+	dlist_iter	iter;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || conn->closed)
+		return 0;
+	conn->draining = true;
+	dlist_foreach(iter, &conn->streams)
+	{
+		H2Stream   *st = dlist_container(H2Stream, conn_node, iter.cur);
+
+		if (st->id != frame->hd.stream_id || st->unsent)
+			continue;
+		st->unsent = true;
+		conn->nstreams--;
+		if (st->req == NULL)
+			free_stream(conn->pool, st);	/* timed out already */
+		else if (!st->finished)
+		{
+			st->refused = true;
+			finish_stream(conn->pool, st);
+		}
+		break;
+	}
 	return 0;
 }
 
@@ -349,6 +387,7 @@ coco_h2_pool_create(int epfd, CocoH1DoneFn done, CocoH1ReconnectFn reconnect,
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(pool->callbacks, on_data_chunk);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(pool->callbacks, on_frame_recv);
 	nghttp2_session_callbacks_set_on_stream_close_callback(pool->callbacks, on_stream_close);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(pool->callbacks, on_frame_not_send);
 	/* until the receiver's SETTINGS say otherwise */
 	nghttp2_option_set_peer_max_concurrent_streams(pool->option, COCO_H2_MAX_STREAMS);
 	old = MemoryContextSwitchTo(TopMemoryContext);
@@ -986,14 +1025,24 @@ coco_h2_expire(CocoH2Pool *pool, TimestampTz now)
 			(void) nghttp2_submit_rst_stream(st->conn->session, NGHTTP2_FLAG_NONE,
 											 st->id, NGHTTP2_CANCEL);
 			mark_dirty(pool, st->conn);
-			snprintf(req->errbuf, CURL_ERROR_SIZE,
-					 "Operation timed out after %ld milliseconds with " UINT64_FORMAT " bytes received",
-					 (long) ((now - req->started) / 1000), st->answer_bytes);
-			result.error = req->errbuf;
-			result.timed_out = true;
 			result.multiplexed = true;
 			result.duration_ms = (now - req->started) / 1000.0;
 			result.response = req->excerpt;
+			if (whole_answer(st))
+			{
+				/* answered early, while its body was still going out */
+				result.status = st->status;
+				result.retry_after_s = st->retry_after_s;
+				result.response_len = (int) Min(st->body_read, (size_t) COCO_RESPONSE_EXCERPT);
+			}
+			else
+			{
+				snprintf(req->errbuf, CURL_ERROR_SIZE,
+						 "Operation timed out after %ld milliseconds with " UINT64_FORMAT " bytes received",
+						 (long) ((now - req->started) / 1000), st->answer_bytes);
+				result.error = req->errbuf;
+				result.timed_out = true;
+			}
 			pool->done(pool->owner, req, &result);
 		}
 	}

@@ -142,7 +142,7 @@ static void h1_reconnect(void *owner, CocoH1Request *h1);
 static void h1_release(void *owner, CURL *easy);
 static void h2_reconnect(void *owner, CocoH1Request *h1);
 static void h2_room(void *owner, const char *origin);
-static long libcurl_timeout_ms(CocoHttp *http);
+static long libcurl_timeout_ms(CocoHttp *http, TimestampTz now);
 
 /*
  * Puts fd in the epoll set with events (none: out of it).  have says what
@@ -1116,13 +1116,13 @@ coco_http_drive(CocoHttp *http)
 		}
 	} while (n == MAX_EPOLL_EVENTS);
 
-	if (libcurl_timeout_ms(http) == 0)
+	if (now == 0)
+		now = GetCurrentTimestamp();
+	if (libcurl_timeout_ms(http, now) == 0)
 	{
 		http->timeout_ms = -1;
 		curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
-	if (now == 0)
-		now = GetCurrentTimestamp();
 	coco_h1_expire(http->h1, now);
 	coco_h2_expire(http->h2, now);
 	collect_finished(http);
@@ -1145,13 +1145,13 @@ coco_http_flush(CocoHttp *http)
 
 /* Milliseconds until libcurl's next timeout is due; -1 when none is set. */
 static long
-libcurl_timeout_ms(CocoHttp *http)
+libcurl_timeout_ms(CocoHttp *http, TimestampTz now)
 {
 	long		elapsed;
 
 	if (http->timeout_ms < 0)
 		return -1;
-	elapsed = (long) ((GetCurrentTimestamp() - http->timer_set_at) / 1000);
+	elapsed = (long) ((now - http->timer_set_at) / 1000);
 	return Max(http->timeout_ms - elapsed, 0);
 }
 
@@ -1160,7 +1160,7 @@ long
 coco_http_timeout_ms(CocoHttp *http)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	long		timeout = libcurl_timeout_ms(http);
+	long		timeout = libcurl_timeout_ms(http, now);
 	long		h1_ms = coco_h1_timeout_ms(http->h1, now);
 	long		h2_ms = coco_h2_timeout_ms(http->h2, now);
 

@@ -363,9 +363,12 @@ take_parked(void)
  * backfill sections.  Halved every GATHER_HALF_LIFE_MS, what came before
  * an idle wait of 200 ms weighs a thousandth; while busy (rounds of 1 to
  * 4 ms) 0.97 to 0.87 a round, about the 0.9 before.
+ *
+ * quiet is set when events come slower than that and nothing is left
+ * behind: then nothing is gathered (see the main loop).
  */
 static bool
-keeping_up(uint64 started)
+keeping_up(uint64 started, bool *quiet)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	long		secs;
@@ -379,13 +382,17 @@ keeping_up(uint64 started)
 	past = pow(0.5, ms / GATHER_HALF_LIFE_MS);
 	gather_events = past * gather_events + started;
 	gather_elapsed_ms = past * gather_elapsed_ms + ms;
-	return started > 0 &&
-		gather_events >= GATHER_BUSY_RATE * gather_elapsed_ms &&
-		!coco_saved_events_waiting() &&
-		coco_engine_room() > 0 &&
-		coco_order_waiting() == 0 &&
-		coco_pace_waiting() == 0 &&
-		!coco_wal_source_behind();
+	if (coco_saved_events_waiting() ||
+		coco_engine_room() == 0 ||
+		coco_order_waiting() > 0 ||
+		coco_pace_waiting() > 0 ||
+		coco_wal_source_behind())
+	{
+		*quiet = false;
+		return false;
+	}
+	*quiet = gather_events < GATHER_BUSY_RATE * gather_elapsed_ms;
+	return started > 0 && !*quiet;
 }
 
 /*
@@ -532,6 +539,8 @@ cocohooks_worker_main(Datum main_arg)
 		uint64		started_after;
 		uint64		released;
 		bool		busy;
+		bool		quiet;
+		bool		gather;
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
@@ -604,7 +613,10 @@ cocohooks_worker_main(Datum main_arg)
 		 * at their receiver, each answer frees one: the gathering wait ends
 		 * at the first answer.  (Kept-alive HTTP/1.1 to nginx takes 13 us
 		 * of ours a delivery: a tick of 1 ms per 32 answers made a backlog
-		 * drain at 23,000 events/s with the worker a third busy.)
+		 * drain at 23,000 events/s with the worker a third busy.)  A quiet
+		 * stream (slower than GATHER_BUSY_RATE, nothing left behind) is
+		 * not gathered: a wake-up per event and per answer costs little
+		 * there, and the tick would wait on both sides of each round trip.
 		 */
 		coco_engine_send_posted();
 		timeout = coco_engine_timeout_ms();
@@ -632,21 +644,23 @@ cocohooks_worker_main(Datum main_arg)
 				timeout = prune_ms;
 		}
 		coco_engine_event_counts(&started_after, &released);
-		busy = keeping_up(started_after - started_before);
+		busy = keeping_up(started_after - started_before, &quiet);
 		if (coco_engine_room() > 0 &&
 			(coco_saved_events_waiting() ||
 			 (!busy && !coco_ring_is_empty() && !coco_wal_merge_holds_popped())))
 			timeout = 0;
-		if (took)
+		/* a quiet stream is not gathered: the next event or answer wakes us */
+		gather = took && !quiet;
+		if (gather)
 		{
-			long		gather = busy ? GATHER_BUSY_MS : GATHER_MS;
+			long		gather_ms = busy ? GATHER_BUSY_MS : GATHER_MS;
 
-			if (timeout < 0 || timeout > gather)
-				timeout = gather;
+			if (timeout < 0 || timeout > gather_ms)
+				timeout = gather_ms;
 		}
-		if (!took)
+		if (!gather)
 			report_waiting();
-		(void) WaitEventSetWait(!took ? wes :
+		(void) WaitEventSetWait(!gather ? wes :
 								coco_engine_waiting_for_turn() > 0 ? gather_answers_wes :
 								gather_wes,
 								timeout,
