@@ -145,6 +145,7 @@ struct CocoH2Pool
 	nghttp2_session_callbacks *callbacks;
 	nghttp2_option *option;
 	StringInfoData scratch;		/* a request's header names and values */
+	StringInfoData room_due;	/* origins that lost a connection, each ending in \0 */
 	nghttp2_nv *nva;
 	int			nva_size;
 	CocoH1DoneFn done;
@@ -392,6 +393,7 @@ coco_h2_pool_create(int epfd, CocoH1DoneFn done, CocoH1ReconnectFn reconnect,
 	nghttp2_option_set_peer_max_concurrent_streams(pool->option, COCO_H2_MAX_STREAMS);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	initStringInfo(&pool->scratch);
+	initStringInfo(&pool->room_due);
 	MemoryContextSwitchTo(old);
 	pool->nva_size = 32;
 	pool->nva = MemoryContextAlloc(TopMemoryContext, pool->nva_size * sizeof(nghttp2_nv));
@@ -578,6 +580,13 @@ close_conn(CocoH2Pool *pool, CocoH2Conn *conn, const char *why)
 	if (conn->dirty)
 		dlist_delete(&conn->dirty_node);
 	conn->dirty = false;
+	/* requests waiting for room at its receiver may get a new connection */
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		appendBinaryStringInfo(&pool->room_due, conn->origin, strlen(conn->origin) + 1);
+		MemoryContextSwitchTo(old);
+	}
 	dlist_delete(&conn->origin_node);
 	if (--conn->entry->nconns == 0)
 		(void) hash_search(pool->origins, conn->origin, HASH_REMOVE, NULL);
@@ -908,6 +917,18 @@ tell_finished(CocoH2Pool *pool, TimestampTz now)
 		pool->done(pool->owner, req, &result);
 		pool->room(pool->owner, origin);
 	}
+	if (pool->room_due.len > 0)
+	{
+		/* connections closed since: the callbacks may close more, told next time */
+		int			len = pool->room_due.len;
+		char	   *due = palloc(len);
+
+		memcpy(due, pool->room_due.data, len);
+		resetStringInfo(&pool->room_due);
+		for (int off = 0; off < len; off += strlen(due + off) + 1)
+			pool->room(pool->owner, due + off);
+		pfree(due);
+	}
 }
 
 bool
@@ -976,7 +997,7 @@ coco_h2_event(CocoH2Pool *pool, uint64 data, uint32 events, TimestampTz now)
 long
 coco_h2_timeout_ms(CocoH2Pool *pool, TimestampTz now)
 {
-	if (!dlist_is_empty(&pool->finished))
+	if (!dlist_is_empty(&pool->finished) || pool->room_due.len > 0)
 		return 0;
 	if (pool->next_deadline == 0)
 		return -1;
@@ -1051,8 +1072,10 @@ coco_h2_expire(CocoH2Pool *pool, TimestampTz now)
 	{
 		CocoH2Conn *conn = dlist_container(CocoH2Conn, node, iter.cur);
 
+		/* a connection said GOAWAY on whose last stream timed out goes too */
 		if (conn->nstreams == 0 &&
-			(now - conn->idle_since > IDLE_MAX_USEC || pool->nconns > pool->max_conns))
+			(conn->draining || now - conn->idle_since > IDLE_MAX_USEC ||
+			 pool->nconns > pool->max_conns))
 			close_conn(pool, conn, "idle");
 	}
 }
